@@ -1,0 +1,1 @@
+"""Concrete systems that autosys can tune; each registers through pyproject entry points."""
