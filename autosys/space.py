@@ -502,6 +502,19 @@ class Space:
                 raise InvalidConfig(f"config violates constraint {constraint.name!r}{why}")
         return clean
 
+    def complete(self, config: Mapping[str, Any]) -> Config:
+        """Fill in the defaults of active parameters that `config` leaves out, then validate."""
+        filled: Config = {}
+        for name, param in self.params.items():
+            cond = param.condition
+            if cond is not None and not (cond.parent in filled and filled[cond.parent] in cond.values):
+                continue
+            filled[name] = config[name] if name in config else param.default_value()
+        unknown = [k for k in config if k not in self.params]
+        if unknown:
+            raise InvalidConfig(self._unknown_message(unknown[0]))
+        return self.validate(filled)
+
     def is_valid(self, config: Mapping[str, Any]) -> bool:
         try:
             self.validate(config)

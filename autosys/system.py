@@ -10,6 +10,7 @@ A system describes its knobs (`space`), its out-of-the-box setting
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping, Sequence
@@ -115,6 +116,8 @@ class System(ABC):
     name: str = "system"
     #: a system whose trials must not run concurrently on one host (e.g. a DB benchmark)
     exclusive: bool = False
+    #: where the system may keep files (a study sets it to DIR/work before `setup`)
+    workdir: Path | None = None
 
     @abstractmethod
     def space(self) -> Space:

@@ -121,6 +121,7 @@ class Tuner(ABC):
             "rng": self.rng.bit_generator.state,
             "next_number": self._next_number,
             "queue": [[c, s] for c, s in self._queue],
+            "pending": [{"number": t.number, "config": t.config, "source": t.source} for t in self.pending.values()],
             "history": [
                 [
                     {"number": t.number, "config": t.config, "source": t.source},
@@ -145,6 +146,8 @@ class Tuner(ABC):
             result = Result(TrialState(r["state"]), r["value"], r["metrics"], r["error"])
             replay.append((trial, result))
         self._restore(replay, state.get("extra", {}))
+        for t in state.get("pending", []):
+            self.pending[t["number"]] = Trial(number=t["number"], config=t["config"], source=t["source"])
 
     def _extra_state(self) -> dict:
         """Subclass state beyond history and RNG (JSON-able)."""

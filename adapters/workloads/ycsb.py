@@ -1,0 +1,161 @@
+"""YCSB-style key-value workloads: seeded, deterministic operation streams.
+
+A `Workload` says how many records to load, the operation mix, and how keys
+are chosen (zipfian, uniform, latest). `operations(workload, seed)` returns
+the same stream for the same seed in every process (no `hash()`), so every
+system and every trial replays identical requests.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+OPS = ("read", "update", "insert", "scan", "rmw", "delete")
+READ, UPDATE, INSERT, SCAN, RMW, DELETE = range(len(OPS))
+DISTRIBUTIONS = ("zipfian", "uniform", "latest")
+
+
+@dataclass(frozen=True)
+class Workload:
+    """An operation mix over `records` preloaded keys. Weights need not sum to one."""
+
+    name: str = "custom"
+    records: int = 5_000
+    operations: int = 5_000
+    mix: Mapping[str, float] = field(default_factory=lambda: {"read": 0.5, "update": 0.5})
+    distribution: str = "zipfian"
+    zipf_constant: float = 0.99
+    value_size: int = 100
+    scan_length: int = 50
+    concurrency: int = 1
+
+    def __post_init__(self):
+        unknown = set(self.mix) - set(OPS)
+        if unknown:
+            raise ValueError(f"workload {self.name!r}: unknown operation {sorted(unknown)[0]!r}; known: {', '.join(OPS)}")
+        if not self.mix or any(w < 0 for w in self.mix.values()) or sum(self.mix.values()) <= 0:
+            raise ValueError(f"workload {self.name!r}: operation weights must be non-negative and not all zero")
+        if self.distribution not in DISTRIBUTIONS:
+            raise ValueError(
+                f"workload {self.name!r}: distribution {self.distribution!r} is not one of {', '.join(DISTRIBUTIONS)}"
+            )
+        for name in ("records", "operations", "value_size", "scan_length", "concurrency"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"workload {self.name!r}: {name} must be at least 1")
+        if not 0 < self.zipf_constant < 10:
+            raise ValueError(f"workload {self.name!r}: zipf_constant must be in (0, 10)")
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["mix"] = dict(self.mix)
+        return data
+
+
+PRESETS: dict[str, Workload] = {
+    "ycsb-a": Workload("ycsb-a", mix={"read": 0.5, "update": 0.5}),
+    "ycsb-b": Workload("ycsb-b", mix={"read": 0.95, "update": 0.05}),
+    "ycsb-c": Workload("ycsb-c", mix={"read": 1.0}),
+    "ycsb-d": Workload("ycsb-d", mix={"read": 0.95, "insert": 0.05}, distribution="latest"),
+    "ycsb-e": Workload("ycsb-e", mix={"scan": 0.95, "insert": 0.05}, operations=1_000),
+    "ycsb-f": Workload("ycsb-f", mix={"read": 0.5, "rmw": 0.5}),
+}
+
+
+def load_workload(spec: str | Mapping[str, Any] | Workload, **overrides: Any) -> Workload:
+    """A preset name, a JSON/TOML file path, a mapping, or a Workload; `overrides` win."""
+    if isinstance(spec, Workload):
+        base = spec.to_json()
+    elif isinstance(spec, Mapping):
+        base = dict(spec)
+    elif spec in PRESETS:
+        base = PRESETS[spec].to_json()
+    else:
+        path = Path(spec)
+        if not path.is_file():
+            raise ValueError(f"workload {spec!r} is neither a preset ({', '.join(PRESETS)}) nor a file")
+        base = _read_file(path)
+        base.setdefault("name", path.stem)
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    known = {f.name for f in fields(Workload)}
+    unknown = set(base) - known
+    if unknown:
+        raise ValueError(f"workload {base.get('name', spec)!r}: unknown setting {sorted(unknown)[0]!r}; known: {', '.join(sorted(known))}")
+    try:
+        return Workload(**base)
+    except TypeError as exc:
+        raise ValueError(f"workload {base.get('name', spec)!r}: {exc}") from None
+
+
+def _read_file(path: Path) -> dict:
+    text = path.read_text()
+    try:
+        if path.suffix == ".toml":
+            import tomllib
+
+            return tomllib.loads(text)
+        return json.loads(text)
+    except Exception as exc:  # json.JSONDecodeError, tomllib.TOMLDecodeError
+        raise ValueError(f"cannot parse workload file {path}: {exc}") from None
+
+
+def zipfian_ranks(rng: np.random.Generator, n_items: int, size: int, theta: float) -> np.ndarray:
+    """Ranks in [0, n_items) with P(rank=i) proportional to 1/(i+1)^theta."""
+    weights = 1.0 / np.arange(1, n_items + 1, dtype=float) ** theta
+    cdf = np.cumsum(weights)
+    cdf /= cdf[-1]
+    return np.minimum(np.searchsorted(cdf, rng.random(size), side="right"), n_items - 1)
+
+
+@dataclass
+class OperationStream:
+    """Parallel arrays: op code (see OPS), key index, and a value seed for writes."""
+
+    ops: np.ndarray
+    keys: np.ndarray
+    workload: Workload
+
+    def __len__(self) -> int:
+        return len(self.ops)
+
+    def counts(self) -> dict[str, int]:
+        return {OPS[i]: int(c) for i, c in enumerate(np.bincount(self.ops, minlength=len(OPS))) if c}
+
+
+def operations(workload: Workload, seed: int = 0) -> OperationStream:
+    """The deterministic operation stream of `workload` under `seed`."""
+    rng = np.random.default_rng([seed, 0x5C5B])
+    names = list(workload.mix)
+    weights = np.array([workload.mix[n] for n in names], dtype=float)
+    op_codes = np.array([OPS.index(n) for n in names])
+    ops = op_codes[rng.choice(len(names), size=workload.operations, p=weights / weights.sum())]
+    n = workload.records
+    if workload.distribution == "uniform":
+        chosen = rng.integers(0, n, size=workload.operations)
+    else:
+        ranks = zipfian_ranks(rng, n, workload.operations, workload.zipf_constant)
+        if workload.distribution == "zipfian":
+            chosen = rng.permutation(n)[ranks]  # scrambled: hot keys spread over the key space
+        else:
+            chosen = ranks  # "latest": rank 0 is the newest key, fixed up below
+    keys = np.empty(workload.operations, dtype=np.int64)
+    next_new = n
+    for i, op in enumerate(ops):
+        if op == INSERT:
+            keys[i] = next_new
+            next_new += 1
+        elif workload.distribution == "latest":
+            keys[i] = max(next_new - 1 - int(chosen[i]), 0)
+        else:
+            keys[i] = chosen[i]
+    return OperationStream(ops=ops.astype(np.int8), keys=keys, workload=workload)
+
+
+def value_for(key: int, size: int, version: int = 0) -> bytes:
+    """A deterministic value of `size` bytes for a key (cheap, no RNG state)."""
+    stem = f"{key}:{version}:".encode()
+    return (stem * (size // len(stem) + 1))[:size]

@@ -1,0 +1,3 @@
+from autosys.cli import main
+
+main()
