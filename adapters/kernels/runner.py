@@ -1,0 +1,71 @@
+"""Run a kernel measurement in a child process with a deadline.
+
+A crash (segfault, abort), a compile error or a wrong result raises
+`KernelFailed`; a child that runs past its deadline is killed with its whole
+process group and raises `KernelTimeout`. The tuning process never dies with
+a bad kernel.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+_REPO = str(Path(__file__).resolve().parents[2])
+
+
+class KernelFailed(RuntimeError):
+    """The kernel did not compile, crashed, or computed a wrong result."""
+
+
+class KernelTimeout(TimeoutError):
+    """The kernel (or its compilation) ran past the trial's deadline."""
+
+
+def run_spec(spec: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
+    """Run `adapters.kernels.worker` on `spec`; return its parsed report or raise."""
+    threads = str(int(spec.get("threads", 1)))
+    env = dict(os.environ)
+    env.update(
+        OMP_NUM_THREADS=threads,
+        OPENBLAS_NUM_THREADS=threads,
+        MKL_NUM_THREADS=threads,
+        PYTHONPATH=os.pathsep.join(p for p in (_REPO, env.get("PYTHONPATH", "")) if p),
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "adapters.kernels.worker"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,  # its own process group: the compiler dies with it
+    )
+    try:
+        out, err = proc.communicate(json.dumps(spec), timeout=timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.communicate()
+        raise KernelTimeout(f"kernel trial ran past its {timeout:g} s deadline and was killed") from None
+    if proc.returncode < 0:
+        name = signal.Signals(-proc.returncode).name
+        raise KernelFailed(f"kernel process died with {name}{_tail(err)}")
+    if proc.returncode != 0 or not out.strip():
+        raise KernelFailed(f"kernel process exited with status {proc.returncode}{_tail(err)}")
+    report = json.loads(out.strip().splitlines()[-1])
+    if "error" in report:
+        raise KernelFailed(report["error"])
+    return report
+
+
+def _tail(text: str) -> str:
+    text = (text or "").strip()
+    return f": {text[-500:]}" if text else ""
