@@ -214,7 +214,7 @@ def tune(
         except KeyboardInterrupt:
             err_console.print(f"interrupted; continue with: autosys tune --resume {study.directory}")
             raise typer.Exit(130)
-        except (SystemUnavailable, StorageError) as exc:
+        except (SystemUnavailable, StorageError, InvalidConfig) as exc:
             _fail(str(exc))
 
     summary = study.summary()

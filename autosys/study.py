@@ -103,6 +103,12 @@ class Study:
         if fixed:
             fixed_clean = {k: v for k, v in space.subspace(fixed).default().items() if k in fixed}
         tuner_space = space.subspace(fixed_clean) if fixed_clean else space
+        if fixed_clean:
+            try:
+                space.complete(fixed_clean)
+            except InvalidConfig as exc:
+                pinned = ", ".join(f"{k}={v}" for k, v in fixed_clean.items())
+                raise InvalidConfig(f"pinning {pinned} leaves no valid config: {exc}") from None
         tuner_obj = make_tuner(
             tuner, tuner_space, direction=system_obj.objective.direction, seed=seed, **dict(tuner_options or {})
         )
