@@ -1,0 +1,298 @@
+"""numba kernels for the compiled lookup path (import only through `compiled.kernels()`).
+
+Mirrors the numpy routing in `models` / `rmi` / `pgm` operation for operation,
+so a key is routed to the same leaf it was fitted in. All uint64 arithmetic is
+kept in uint64 explicitly: numba turns uint64-with-int64 mixes into floats.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from adapters.learned_index.pgm import cone_segments_py
+
+GROUP = 16  # queries searched in lock-step, so their cache misses overlap
+LINEAR_MAX = 64
+_SIGN = np.uint64(2**63)
+_ONE = np.uint64(1)
+_S51 = np.uint64(51)
+_TWO51 = float(2**51)
+
+
+@njit(cache=True, inline="always")
+def _float_bits(x):
+    ax = abs(x)
+    mag = np.uint64(0)
+    if ax != 0.0:
+        m, e = math.frexp(ax)
+        mant = math.floor((m * 2.0 - 1.0) * _TWO51)
+        mant = min(max(mant, 0.0), _TWO51 - 1.0)
+        mag = (np.uint64(max(e + 1075, 0)) << _S51) | np.uint64(mant)
+    if x >= 0.0:
+        return _SIGN + mag
+    return _SIGN - _ONE - mag
+
+
+@njit(cache=True, inline="always")
+def _clip_index(pred, nf, count):
+    if count <= 1:
+        return np.int64(0)
+    if pred != pred:
+        pred = 0.0
+    t = min(max(pred, 0.0), nf) * (count / nf)
+    return min(np.int64(t), np.int64(count - 1))
+
+
+@njit(cache=True, inline="always")
+def _less(v, q, right):
+    if right:
+        return v <= q
+    return v < q
+
+
+@njit(cache=True)
+def _gallop(arr, q, r, right):
+    """Exact searchsorted(arr, q) by galloping out from r (used to repair and for exponential)."""
+    n = arr.shape[0]
+    if r < 0:
+        r = 0
+    if r > n:
+        r = n
+    if r == 0 or _less(arr[r - 1], q, right):
+        lo = r
+        hi = n
+        step = 1
+        while True:
+            probe = r + step - 1
+            if probe >= n:
+                break
+            if not _less(arr[probe], q, right):
+                hi = probe
+                break
+            lo = probe + 1
+            step *= 2
+    else:
+        lo = 0
+        hi = r - 1
+        step = 1
+        while True:
+            probe = r - step
+            if probe < 0:
+                break
+            if _less(arr[probe], q, right):
+                lo = probe + 1
+                break
+            hi = probe
+            step *= 2
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if _less(arr[mid], q, right):
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(cache=True, inline="always")
+def _is_answer(arr, q, r, right):
+    n = arr.shape[0]
+    if r > 0 and not _less(arr[r - 1], q, right):
+        return False
+    if r < n and _less(arr[r], q, right):
+        return False
+    return True
+
+
+@njit(cache=True, inline="always")
+def _linear(arr, q, lo, hi, right):
+    r = lo
+    while r < hi and _less(arr[r], q, right):
+        r += 1
+    return r
+
+
+@njit(cache=True)
+def _window_search(keys, qs, los, his, guesses, cnt, search, out, base, lens):
+    """Search each query's window; binary windows in lock-step. Returns #repairs."""
+    repairs = 0
+    if search == 0:
+        # branch-free lock-step binary search: base advances by half while key < q
+        for k in range(cnt):
+            lens[k] = his[k] - los[k]
+        more = True
+        while more:
+            more = False
+            for k in range(cnt):
+                ln = lens[k]
+                if ln > 1:
+                    half = ln >> 1
+                    lo = los[k]
+                    los[k] = lo + half if keys[lo + half - 1] < qs[k] else lo
+                    lens[k] = ln - half
+                    more = True
+        for k in range(cnt):
+            r = los[k]
+            if lens[k] == 1 and keys[r] < qs[k]:
+                r += 1
+            guesses[k] = r
+    elif search == 1:
+        for k in range(cnt):
+            if his[k] - los[k] <= LINEAR_MAX:
+                guesses[k] = _linear(keys, qs[k], los[k], his[k], False)
+            else:
+                lo = los[k]
+                hi = his[k]
+                while lo < hi:
+                    mid = (lo + hi) >> 1
+                    if keys[mid] < qs[k]:
+                        lo = mid + 1
+                    else:
+                        hi = mid
+                guesses[k] = lo
+    else:
+        for k in range(cnt):
+            guesses[k] = _gallop(keys, qs[k], guesses[k], False)
+    for k in range(cnt):
+        r = guesses[k]
+        if not _is_answer(keys, qs[k], r, False):
+            r = _gallop(keys, qs[k], r, False)
+            repairs += 1
+        out[base + k] = r
+    return repairs
+
+
+@njit(cache=True)
+def rmi_lookup(keys, queries, out, key_is_uint, root_radix, log_transform, xmin, rp, radix_min, radix_shift,
+               n_mid, mid, n_leaves, leaf, errors, search):
+    n = keys.shape[0]
+    nf = float(n)
+    m = queries.shape[0]
+    first_count = n_mid if n_mid > 0 else n_leaves
+    per_leaf = errors.shape[0] > 1
+    cubic = leaf.shape[1] == 6
+    los = np.empty(GROUP, dtype=np.int64)
+    his = np.empty(GROUP, dtype=np.int64)
+    guesses = np.empty(GROUP, dtype=np.int64)
+    lens = np.empty(GROUP, dtype=np.int64)
+    qs = np.empty(GROUP, dtype=keys.dtype)
+    repairs = 0
+    for base in range(0, m, GROUP):
+        cnt = min(GROUP, m - base)
+        for k in range(cnt):
+            q = queries[base + k]
+            qs[k] = q
+            x = float(q)
+            # --- root
+            if root_radix:
+                if key_is_uint and not log_transform:
+                    bits = np.uint64(q)
+                else:
+                    bits = _float_bits(x)
+                if bits < radix_min:
+                    j = np.int64(0)
+                else:
+                    j = np.int64(min((bits - radix_min) >> radix_shift, np.uint64(first_count - 1)))
+            else:
+                u = x
+                if log_transform:
+                    u = math.log1p(max(x - xmin, 0.0))
+                t = (u - rp[0]) * rp[1]
+                j = _clip_index(rp[2] + t * (rp[3] + t * (rp[4] + t * rp[5])), nf, first_count)
+            # --- middle stage
+            if n_mid > 0:
+                j = _clip_index(mid[j, 1] + mid[j, 2] * (x - mid[j, 0]), nf, n_leaves)
+            # --- leaf
+            if cubic:
+                t = (x - leaf[j, 0]) * leaf[j, 1]
+                pred = leaf[j, 2] + t * (leaf[j, 3] + t * (leaf[j, 4] + t * leaf[j, 5]))
+            else:
+                pred = leaf[j, 1] + leaf[j, 2] * (x - leaf[j, 0])
+            if pred != pred:
+                pred = 0.0
+            guess = int(min(max(pred, 0.0), nf))
+            guesses[k] = guess
+            if search != 2:
+                e = j if per_leaf else 0
+                lo = min(max(guess + errors[e, 0], 0), n)
+                hi = min(max(guess + errors[e, 1] + 1, 0), n)
+                los[k] = min(lo, hi)
+                his[k] = hi
+        repairs += _window_search(keys, qs, los, his, guesses, cnt, search, out, base, lens)
+    return repairs
+
+
+@njit(cache=True)
+def pgm_lookup(keys, queries, out, seg_keys, seg_p0, seg_slope, offsets, eps, eps_rec, search):
+    n = keys.shape[0]
+    m = queries.shape[0]
+    levels = offsets.shape[0] - 1
+    los = np.empty(GROUP, dtype=np.int64)
+    his = np.empty(GROUP, dtype=np.int64)
+    guesses = np.empty(GROUP, dtype=np.int64)
+    lens = np.empty(GROUP, dtype=np.int64)
+    qs = np.empty(GROUP, dtype=keys.dtype)
+    repairs = 0
+    for base in range(0, m, GROUP):
+        cnt = min(GROUP, m - base)
+        for k in range(cnt):
+            q = queries[base + k]
+            qs[k] = q
+            x = float(q)
+            s = 0
+            for lev in range(levels - 1, 0, -1):
+                seg = offsets[lev] + s
+                child = offsets[lev - 1]
+                size = offsets[lev] - child
+                pred = seg_p0[seg] + seg_slope[seg] * (x - float(seg_keys[seg]))
+                guess = int(min(max(pred, 0.0), float(size)))
+                lo = min(max(guess - eps_rec - 1, 0), size)
+                hi = min(max(guess + eps_rec + 2, 0), size)
+                u = lo
+                while u < hi and seg_keys[child + u] <= q:
+                    u += 1
+                ok = (u == 0 or seg_keys[child + u - 1] <= q) and (u == size or seg_keys[child + u] > q)
+                if not ok:
+                    lo2 = 0
+                    hi2 = size
+                    while lo2 < hi2:
+                        mid = (lo2 + hi2) >> 1
+                        if seg_keys[child + mid] <= q:
+                            lo2 = mid + 1
+                        else:
+                            hi2 = mid
+                    u = lo2
+                s = max(u - 1, 0)
+            seg = offsets[0] + s
+            pred = seg_p0[seg] + seg_slope[seg] * (x - float(seg_keys[seg]))
+            guess = int(min(max(pred, 0.0), float(n)))
+            guesses[k] = guess
+            lo = min(max(guess - eps - 1, 0), n)
+            hi = min(max(guess + eps + 2, 0), n)
+            los[k] = lo
+            his[k] = hi
+        repairs += _window_search(keys, qs, los, his, guesses, cnt, search, out, base, lens)
+    return repairs
+
+
+@njit(cache=True)
+def full_binary(keys, queries, out):
+    n = keys.shape[0]
+    m = queries.shape[0]
+    los = np.zeros(GROUP, dtype=np.int64)
+    his = np.full(GROUP, n, dtype=np.int64)
+    guesses = np.empty(GROUP, dtype=np.int64)
+    lens = np.empty(GROUP, dtype=np.int64)
+    qs = np.empty(GROUP, dtype=keys.dtype)
+    for base in range(0, m, GROUP):
+        cnt = min(GROUP, m - base)
+        for k in range(cnt):
+            qs[k] = queries[base + k]
+            los[k] = 0
+            his[k] = n
+        _window_search(keys, qs, los, his, guesses, cnt, 0, out, base, lens)
+
+
+cone_segments = njit(cache=True)(cone_segments_py)

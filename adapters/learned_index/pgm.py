@@ -1,0 +1,168 @@
+"""A piecewise-linear index with a guaranteed error bound epsilon (PGM-style).
+
+Segments come from the greedy shrinking-cone algorithm: each segment keeps
+every one of its points within +-epsilon of its line (the PGM-index's optimal
+algorithm makes fewer segments; the guarantee is the same). Levels are built
+recursively over the segments' first keys (with `epsilon_recursive`) until one
+segment remains, as in the PGM-index. The lowest level is fitted on the
+distinct keys and the position of their first occurrence, so duplicates do
+not break the bound; the last-mile search then looks in
+[guess - epsilon - 1, guess + epsilon + 2) and `repair` fixes what a long run
+of duplicates pushes outside it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from adapters.learned_index import compiled, search
+from adapters.learned_index.rmi import _check_keys, _check_queries
+
+
+@dataclass(frozen=True)
+class PGMConfig:
+    epsilon: int = 64
+    epsilon_recursive: int = 4
+    search: str = "binary"
+
+    def __post_init__(self):
+        if self.epsilon < 1 or self.epsilon_recursive < 1:
+            raise ValueError("epsilon and epsilon_recursive must be >= 1")
+        if self.search not in search.SEARCHES:
+            raise ValueError(f"search must be one of {search.SEARCHES}, not {self.search!r}")
+
+
+def cone_segments_py(x: np.ndarray, y: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy shrinking cone: (start index, slope) of segments keeping |line - y| <= eps.
+
+    Plain Python so numba can compile the very same function (see _kernels).
+    """
+    n = x.shape[0]
+    starts = np.empty(n, dtype=np.int64)
+    slopes = np.empty(n, dtype=np.float64)
+    k = 0
+    i = 0
+    while i < n:
+        x0 = x[i]
+        y0 = y[i]
+        lo = 0.0
+        hi = math.inf
+        j = i + 1
+        while j < n:
+            dx = x[j] - x0
+            dy = y[j] - y0
+            if dx == 0.0:
+                if abs(dy) > eps:
+                    break
+                j += 1
+                continue
+            a = (dy - eps) / dx
+            b = (dy + eps) / dx
+            new_lo = max(lo, a)
+            new_hi = min(hi, b)
+            if new_lo > new_hi:
+                break
+            lo = new_lo
+            hi = new_hi
+            j += 1
+        starts[k] = i
+        slopes[k] = lo if hi == math.inf else 0.5 * (lo + hi)
+        k += 1
+        i = j
+    return starts[:k], slopes[:k]
+
+
+class PGM:
+    """Build with `PGM(keys, config)`; `lookup(queries)` equals numpy.searchsorted(keys, queries)."""
+
+    def __init__(self, keys: np.ndarray, config: PGMConfig | None = None, backend: str = "auto"):
+        self.config = config or PGMConfig()
+        self.keys = _check_keys(keys)
+        self.backend = compiled.resolve_backend(backend)
+        self.n = int(self.keys.size)
+        started = time.perf_counter()
+        self._build()
+        self.build_seconds = time.perf_counter() - started
+        self.last_repairs = 0
+
+    def _segments(self, x: np.ndarray, y: np.ndarray, eps: int):
+        if self.backend == "numba":
+            return compiled.cone_segments(x, y, float(eps))
+        return cone_segments_py(x, y, float(eps))
+
+    def _build(self) -> None:
+        cfg, keys = self.config, self.keys
+        levels_keys, levels_p0, levels_slope = [], [], []
+        if self.n:
+            first = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]]))
+            level_keys = keys[first]
+            y = first.astype(np.float64)
+            eps = cfg.epsilon
+            while True:
+                x = level_keys.astype(np.float64)
+                starts, slopes = self._segments(x, y, eps)
+                levels_keys.append(level_keys[starts])
+                levels_p0.append(y[starts])
+                levels_slope.append(slopes)
+                if starts.size == 1:
+                    break
+                level_keys = level_keys[starts]
+                y = np.arange(starts.size, dtype=np.float64)
+                eps = cfg.epsilon_recursive
+        self.level_offsets = np.concatenate([[0], np.cumsum([a.size for a in levels_keys])]).astype(np.int64)
+        self.seg_keys = np.concatenate(levels_keys) if levels_keys else keys[:0]
+        self.seg_p0 = np.concatenate(levels_p0) if levels_p0 else np.zeros(0)
+        self.seg_slope = np.concatenate(levels_slope) if levels_slope else np.zeros(0)
+
+    @property
+    def levels(self) -> int:
+        return self.level_offsets.size - 1
+
+    @property
+    def segments(self) -> int:
+        return int(self.level_offsets[1] - self.level_offsets[0]) if self.levels else 0
+
+    @property
+    def size_bytes(self) -> int:
+        """Bytes of all segments (key, intercept, slope) and level offsets; keys not counted."""
+        return int(self.seg_keys.nbytes + self.seg_p0.nbytes + self.seg_slope.nbytes + self.level_offsets.nbytes)
+
+    def describe(self) -> dict:
+        return {**asdict(self.config), "segments": self.segments, "levels": self.levels, "bytes": self.size_bytes}
+
+    def lookup(self, queries: np.ndarray) -> np.ndarray:
+        q = _check_queries(queries, self.keys)
+        if self.n == 0:
+            return np.zeros(q.size, dtype=np.int64)
+        if self.backend == "numba":
+            out, repairs = compiled.pgm_lookup(self, q)
+        else:
+            out, repairs = self._lookup_numpy(q)
+        self.last_repairs = repairs
+        return out
+
+    def _predict(self, seg: np.ndarray, x: np.ndarray, size: int) -> np.ndarray:
+        pred = self.seg_p0[seg] + self.seg_slope[seg] * (x - self.seg_keys[seg].astype(np.float64))
+        return np.clip(pred, 0.0, float(size)).astype(np.int64)
+
+    def _lookup_numpy(self, q: np.ndarray) -> tuple[np.ndarray, int]:
+        cfg, off = self.config, self.level_offsets
+        x = q.astype(np.float64)
+        s = np.zeros(q.size, dtype=np.int64)
+        for lev in range(self.levels - 1, 0, -1):
+            child = self.seg_keys[off[lev - 1] : off[lev]]
+            guess = self._predict(off[lev] + s, x, child.size)
+            lo = np.clip(guess - cfg.epsilon_recursive - 1, 0, child.size)
+            hi = np.clip(guess + cfg.epsilon_recursive + 2, 0, child.size)
+            u = search.bounded_binary(child, q, lo, hi, side="right")
+            u, _ = search.repair(child, q, u, side="right")
+            s = np.maximum(u - 1, 0)
+        guess = self._predict(off[0] + s, x, self.n)
+        lo = np.clip(guess - cfg.epsilon - 1, 0, self.n)
+        hi = np.clip(guess + cfg.epsilon + 2, 0, self.n)
+        r = search.last_mile(cfg.search, self.keys, q, guess, lo, hi)
+        return search.repair(self.keys, q, r)
