@@ -1,0 +1,175 @@
+"""Key-value workloads: the shared YCSB generator plus what key-value selection needs.
+
+A `KVWorkload` is a YCSB `Workload` (adapters.workloads.ycsb) plus the fraction
+of reads that ask for absent keys, and optional memory and disk caps that a
+workload file may carry. `KV_PRESETS` adds scan-heavy, insert-heavy,
+absent-key and delete-heavy mixes to YCSB A-F, all at a size where one
+evaluation takes a fraction of a second.
+
+`prepare(workload, seed)` turns the seeded operation stream into bytes keys and
+values once, so the timed replay does nothing but call the engine.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from adapters.workloads.ycsb import INSERT, PRESETS, READ, RMW, UPDATE, Workload, load_workload, operations, value_for
+
+KV_FIELDS = ("absent_fraction", "memory_cap_mb", "disk_cap_mb")
+DEFAULT_RECORDS = 20_000
+DEFAULT_OPERATIONS = 20_000
+
+
+@dataclass(frozen=True)
+class KVWorkload:
+    """A YCSB workload, the share of reads aimed at absent keys, and optional caps (MB, 0 = none)."""
+
+    base: Workload
+    absent_fraction: float = 0.0
+    memory_cap_mb: float = 0.0
+    disk_cap_mb: float = 0.0
+
+    def __post_init__(self):
+        if not 0.0 <= self.absent_fraction <= 1.0:
+            raise ValueError(f"workload {self.name!r}: absent_fraction must be in [0, 1], not {self.absent_fraction}")
+        for cap in ("memory_cap_mb", "disk_cap_mb"):
+            if getattr(self, cap) < 0:
+                raise ValueError(f"workload {self.name!r}: {cap} must be >= 0 (0 means no cap)")
+
+    @property
+    def name(self) -> str:
+        return self.base.name
+
+    def to_json(self) -> dict:
+        data = self.base.to_json()
+        data.update(absent_fraction=self.absent_fraction, memory_cap_mb=self.memory_cap_mb, disk_cap_mb=self.disk_cap_mb)
+        return data
+
+
+def _preset(name: str, mix: Mapping[str, float], **kw: Any) -> KVWorkload:
+    kv = {k: kw.pop(k) for k in KV_FIELDS if k in kw}
+    kw.setdefault("records", DEFAULT_RECORDS)
+    kw.setdefault("operations", DEFAULT_OPERATIONS)
+    return KVWorkload(Workload(name, mix=dict(mix), **kw), **kv)
+
+
+def _ycsb(name: str, **kw: Any) -> KVWorkload:
+    base = PRESETS[name].to_json()
+    base.pop("records"), base.pop("operations"), base.pop("name")
+    return _preset(name, base.pop("mix"), **{**base, **kw})
+
+
+KV_PRESETS: dict[str, KVWorkload] = {
+    w.name: w
+    for w in (
+        _ycsb("ycsb-a"),
+        _ycsb("ycsb-b"),
+        _ycsb("ycsb-c"),
+        _ycsb("ycsb-d"),
+        _ycsb("ycsb-e", operations=2_000),
+        _ycsb("ycsb-f"),
+        _preset("scan-heavy", {"scan": 0.5, "read": 0.3, "update": 0.2}, scan_length=20, operations=4_000),
+        _preset("insert-heavy", {"insert": 0.8, "read": 0.2}, distribution="latest"),
+        _preset("absent-reads", {"read": 0.95, "update": 0.05}, distribution="uniform", absent_fraction=0.8),
+        _preset("delete-heavy", {"delete": 0.3, "insert": 0.3, "read": 0.4}, distribution="uniform"),
+    )
+}
+
+
+def load_kv_workload(spec: str | Mapping[str, Any] | KVWorkload, **overrides: Any) -> KVWorkload:
+    """A preset name, a JSON/TOML file, or a mapping; `overrides` (None or 0 = keep) win."""
+    if isinstance(spec, KVWorkload):
+        data = spec.to_json()
+    elif isinstance(spec, Mapping):
+        data = dict(spec)
+    elif spec in KV_PRESETS:
+        data = KV_PRESETS[spec].to_json()
+    else:
+        path = Path(spec)
+        if not path.is_file():
+            raise ValueError(f"workload {spec!r} is neither a preset ({', '.join(KV_PRESETS)}) nor a file")
+        data = _read(path)
+        data.setdefault("name", path.stem)
+    data.update({k: v for k, v in overrides.items() if v})
+    kv = {k: float(data.pop(k)) for k in KV_FIELDS if k in data}
+    return KVWorkload(load_workload(data), **kv)
+
+
+def _read(path: Path) -> dict:
+    text = path.read_text()
+    try:
+        if path.suffix == ".toml":
+            import tomllib
+
+            return tomllib.loads(text)
+        return json.loads(text)
+    except Exception as exc:  # json.JSONDecodeError, tomllib.TOMLDecodeError
+        raise ValueError(f"cannot parse workload file {path}: {exc}") from None
+
+
+def key_bytes(index: int) -> bytes:
+    """The stored key of record `index` (fixed width, so byte order is index order)."""
+    return b"k%011d" % index
+
+
+def absent_key(index: int) -> bytes:
+    """A key that is never stored, sorting right after record `index`."""
+    return key_bytes(index) + b"~"
+
+
+@dataclass
+class PreparedWorkload:
+    """Everything the timed replay needs, computed before the clock starts."""
+
+    workload: KVWorkload
+    load_items: list[tuple[bytes, bytes]]
+    ops: list[int]
+    keys: list[bytes]
+    values: list[bytes | None]
+
+    def __len__(self) -> int:
+        return len(self.ops)
+
+
+def prepare(workload: KVWorkload, seed: int = 0) -> PreparedWorkload:
+    """Bytes keys and values for the load phase and for every operation of the seeded stream."""
+    w = workload.base
+    stream = operations(w, seed)
+    ops = stream.ops.tolist()
+    index = stream.keys.tolist()
+    rng = np.random.default_rng([seed, 0xAB5E])
+    absent = rng.random(len(ops)) < workload.absent_fraction
+    keys = [absent_key(k) if (op == READ and miss) else key_bytes(k) for op, k, miss in zip(ops, index, absent)]
+    writes = (UPDATE, INSERT, RMW)
+    values = [value_for(k, w.value_size, i + 1) if op in writes else None for i, (op, k) in enumerate(zip(ops, index))]
+    load_items = [(key_bytes(k), value_for(k, w.value_size)) for k in range(w.records)]
+    return PreparedWorkload(workload, load_items, ops, keys, values)
+
+
+def with_size(workload: KVWorkload, records: int = 0, operations_: int = 0, value_size: int = 0) -> KVWorkload:
+    """The same workload at another size (0 keeps a setting)."""
+    base = replace(
+        workload.base,
+        records=records or workload.base.records,
+        operations=operations_ or workload.base.operations,
+        value_size=value_size or workload.base.value_size,
+    )
+    return replace(workload, base=base)
+
+
+__all__ = [
+    "KV_PRESETS",
+    "KVWorkload",
+    "PreparedWorkload",
+    "absent_key",
+    "key_bytes",
+    "load_kv_workload",
+    "prepare",
+    "with_size",
+]
