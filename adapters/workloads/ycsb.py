@@ -15,6 +15,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from adapters.workloads.base import TYPES, Benchmark
+
 OPS = ("read", "update", "insert", "scan", "rmw", "delete")
 READ, UPDATE, INSERT, SCAN, RMW, DELETE = range(len(OPS))
 DISTRIBUTIONS = ("zipfian", "uniform", "latest")
@@ -159,3 +161,82 @@ def value_for(key: int, size: int, version: int = 0) -> bytes:
     """A deterministic value of `size` bytes for a key (cheap, no RNG state)."""
     stem = f"{key}:{version}:".encode()
     return (stem * (size // len(stem) + 1))[:size]
+
+
+class YCSBBenchmark(Benchmark):
+    """A YCSB `Workload` as a `Benchmark` (see adapters.workloads.base) for SQL servers.
+
+    Table `usertable(ycsb_key, ycsb_value)`: `key` is a reserved word in MySQL.
+    Each operation is one transaction, as in YCSB; read-modify-write is two
+    statements in one explicit transaction.
+    """
+
+    def __init__(self, workload: Workload):
+        self.workload = workload
+        self.name = workload.name
+        self.concurrency = int(workload.concurrency)
+
+    def signature(self) -> str:
+        w = self.workload
+        return f"ycsb-{w.records}r-{w.value_size}b"
+
+    def tables(self) -> list[str]:
+        return ["usertable"]
+
+    def schema(self, dialect: str) -> list[str]:
+        t = TYPES[dialect]
+        return [f"CREATE TABLE usertable (ycsb_key {t['bigint']} PRIMARY KEY, ycsb_value {t['blob']} NOT NULL)"]
+
+    def load(self, session) -> None:
+        w = self.workload
+        session.executemany(
+            "INSERT INTO usertable (ycsb_key, ycsb_value) VALUES (?, ?)",
+            ((k, value_for(k, w.value_size)) for k in range(w.records)),
+        )
+
+    def reset(self, session) -> None:
+        session.execute("DELETE FROM usertable WHERE ycsb_key >= ?", (self.workload.records,))
+
+    def stream(self, seed: int) -> list[tuple]:
+        ops = operations(self.workload, seed)
+        return [(OPS[op], key) for op, key in zip(ops.ops.tolist(), ops.keys.tolist())]
+
+    def execute(self, session, item: tuple, index: int) -> None:
+        kind, key = item
+        size = self.workload.value_size
+        if kind == "read":
+            session.one("SELECT ycsb_value FROM usertable WHERE ycsb_key = ?", (key,))
+        elif kind == "update":
+            session.execute("UPDATE usertable SET ycsb_value = ? WHERE ycsb_key = ?", (value_for(key, size, index), key))
+        elif kind == "insert":
+            value = value_for(key, size)
+            if session.dialect == "postgres":
+                session.execute(
+                    "INSERT INTO usertable VALUES (?, ?) ON CONFLICT (ycsb_key) DO UPDATE SET ycsb_value = EXCLUDED.ycsb_value",
+                    (key, value),
+                )
+            elif session.dialect == "mysql":
+                session.execute("REPLACE INTO usertable VALUES (?, ?)", (key, value))
+            else:
+                session.execute("INSERT OR REPLACE INTO usertable VALUES (?, ?)", (key, value))
+        elif kind == "scan":
+            session.all(
+                "SELECT ycsb_key, ycsb_value FROM usertable WHERE ycsb_key >= ? ORDER BY ycsb_key LIMIT ?",
+                (key, self.workload.scan_length),
+            )
+        elif kind == "rmw":
+            session.begin()
+            try:
+                session.one("SELECT ycsb_value FROM usertable WHERE ycsb_key = ?", (key,))
+                session.execute("UPDATE usertable SET ycsb_value = ? WHERE ycsb_key = ?", (value_for(key, size, index), key))
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+        elif kind == "delete":
+            session.execute("DELETE FROM usertable WHERE ycsb_key = ?", (key,))
+        else:
+            raise ValueError(f"unknown YCSB operation {kind!r}")
+
+    def to_json(self) -> dict:
+        return {"kind": "ycsb", **self.workload.to_json()}

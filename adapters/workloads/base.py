@@ -1,0 +1,139 @@
+"""What every database workload offers, and a thin session over three DB-API drivers.
+
+A `Benchmark` creates its tables, loads deterministic rows, produces a seeded
+stream of operations (each a whole transaction), and executes one operation
+through a `Session`. The same benchmark then runs unchanged on SQLite
+(stdlib `sqlite3`), PostgreSQL (psycopg 3) and MariaDB/MySQL (pymysql): the
+session converts `?` placeholders and names the per-dialect column types.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from functools import lru_cache
+from typing import Any, Iterable, Sequence
+
+DIALECTS = ("sqlite", "postgres", "mysql")
+
+#: column types per dialect, used as {blob}, {float}, {bigint} in schema strings
+TYPES = {
+    "sqlite": {"blob": "BLOB", "float": "REAL", "bigint": "INTEGER"},
+    "postgres": {"blob": "BYTEA", "float": "DOUBLE PRECISION", "bigint": "BIGINT"},
+    "mysql": {"blob": "LONGBLOB", "float": "DOUBLE", "bigint": "BIGINT"},
+}
+
+
+@lru_cache(maxsize=512)
+def _format_placeholders(sql: str) -> str:
+    return sql.replace("?", "%s")
+
+
+class Session:
+    """One client connection in one dialect: execute with `?` placeholders, begin/commit/rollback.
+
+    `sqlite3` connections must be opened with `isolation_level=None`, psycopg
+    ones with `autocommit=True` and pymysql ones with `autocommit=True`, so
+    that BEGIN/COMMIT here are the only transaction boundaries.
+    """
+
+    def __init__(self, conn: Any, dialect: str):
+        if dialect not in DIALECTS:
+            raise ValueError(f"unknown SQL dialect {dialect!r}; known: {', '.join(DIALECTS)}")
+        self.conn = conn
+        self.dialect = dialect
+        self._cursor = conn.cursor() if dialect == "mysql" else None
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        if self.dialect == "sqlite":
+            return self.conn.execute(sql, params)
+        sql = _format_placeholders(sql)
+        if self.dialect == "postgres":
+            return self.conn.execute(sql, params)
+        self._cursor.execute(sql, params)
+        return self._cursor
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        if self.dialect == "sqlite":
+            self.conn.executemany(sql, rows)
+            return
+        sql = _format_placeholders(sql)
+        if self.dialect == "postgres":
+            with self.conn.cursor() as cur:
+                cur.executemany(sql, list(rows))
+        else:
+            self._cursor.executemany(sql, list(rows))
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.execute(sql, params).fetchone()
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list:
+        return list(self.execute(sql, params).fetchall())
+
+    def begin(self, write: bool = True) -> None:
+        # SQLite: take the write lock up front, so two writers never deadlock on an upgrade
+        self.execute("BEGIN IMMEDIATE" if self.dialect == "sqlite" and write else "BEGIN")
+
+    def commit(self) -> None:
+        self.execute("COMMIT")
+
+    def rollback(self) -> None:
+        try:
+            self.execute("ROLLBACK")
+        except Exception:  # no transaction open, or the connection is gone: nothing to undo
+            pass
+
+    def types(self) -> dict[str, str]:
+        return TYPES[self.dialect]
+
+
+class Benchmark(ABC):
+    """A deterministic database workload: schema, initial rows, and a stream of transactions."""
+
+    name: str = "benchmark"
+    concurrency: int = 1
+
+    @abstractmethod
+    def signature(self) -> str:
+        """A short string that changes whenever the loaded data would (cache key for base files)."""
+
+    @abstractmethod
+    def schema(self, dialect: str) -> list[str]:
+        """CREATE TABLE / CREATE INDEX statements."""
+
+    @abstractmethod
+    def tables(self) -> list[str]:
+        """The tables `schema` creates (for dropping)."""
+
+    @abstractmethod
+    def load(self, session: Session) -> None:
+        """Insert the initial rows (tables exist; the caller commits)."""
+
+    @abstractmethod
+    def stream(self, seed: int) -> list[tuple]:
+        """The operation stream; item[0] is the operation's kind (a str)."""
+
+    @abstractmethod
+    def execute(self, session: Session, item: tuple, index: int) -> None:
+        """Run one operation as its own transaction(s); `index` is its position in the stream."""
+
+    def create(self, session: Session) -> None:
+        """Create the tables and load them in one transaction."""
+        for statement in self.schema(session.dialect):
+            session.execute(statement)
+        session.begin()
+        try:
+            self.load(session)
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+    def reset(self, session: Session) -> None:
+        """Undo what earlier runs added (rows beyond the initial load), so trials stay comparable."""
+
+    def drop(self, session: Session) -> None:
+        for table in self.tables():
+            session.execute(f"DROP TABLE IF EXISTS {table}")
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "concurrency": self.concurrency}
