@@ -42,8 +42,14 @@ from autosys.space import Bool, Categorical, Condition, Config, Float, Int, Ordi
 Item = tuple[bytes, bytes]
 
 
+MAX_KEY_BYTES = 511  # LMDB's default limit; the contract for every engine
+
+
 class KVEngine(ABC):
-    """A key-value store over bytes keys and values. Use `open` / `close` (or `with`)."""
+    """A key-value store over bytes keys and values. Use `open` / `close` (or `with`).
+
+    Keys are non-empty, at most `MAX_KEY_BYTES` long; a scan may start at b"".
+    """
 
     name: str = "engine"
 
@@ -349,7 +355,7 @@ class LMDBEngine(KVEngine):
             return []
         with self._env.begin() as txn:
             cursor = txn.cursor()
-            if not cursor.set_range(start):
+            if not (cursor.set_range(start) if start else cursor.first()):
                 return []
             return list(islice(cursor.iternext(keys=True, values=True), limit))
 

@@ -1,0 +1,129 @@
+"""The kv system: conditional space, real evaluations, caps as limits, workloads, the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from adapters.kv.engines import ENGINES
+from adapters.kv.workloads import KV_PRESETS, load_kv_workload, prepare
+from adapters.kv_select import KVSelect
+from autosys.space import InvalidConfig
+
+SMALL = dict(records=600, operations=600, seconds=5.0)
+
+
+def test_conditional_knobs_appear_only_with_their_engine():
+    system = KVSelect(**SMALL)
+    space = system.space()
+    rng = np.random.default_rng(1)
+    seen = set()
+    for _ in range(200):
+        config = space.sample(rng)
+        engine = config["engine"]
+        seen.add(engine)
+        for name in config:
+            if name != "engine":
+                assert name.startswith(engine + "_"), (engine, name)
+        assert space.validate(config) == config
+    assert seen == set(system.engines)
+    # a knob of another engine is dropped by validation, never applied
+    clean = space.validate({"engine": "dict", "rocksdb_bloom_bits": 10} | {})
+    assert clean == {"engine": "dict"}
+    if "rocksdb" in system.engines:
+        level = space.complete({"engine": "rocksdb", "rocksdb_compaction": "level"})
+        universal = space.complete({"engine": "rocksdb", "rocksdb_compaction": "universal"})
+        assert "rocksdb_level_multiplier" in level and "rocksdb_level_multiplier" not in universal
+    if "lmdb" in system.engines:
+        assert "lmdb_map_async" not in space.complete({"engine": "lmdb", "lmdb_writemap": False})
+        assert "lmdb_map_async" in space.complete({"engine": "lmdb", "lmdb_writemap": True})
+
+
+def test_bad_knob_value_is_invalid_config():
+    space = KVSelect(**SMALL).space()
+    with pytest.raises(InvalidConfig, match="sqlite_page_size"):
+        space.validate(space.complete({"engine": "sqlite", "sqlite_page_size": 3000}))
+
+
+@pytest.mark.parametrize("workload", ["ycsb-a", "ycsb-e", "absent-reads", "delete-heavy"])
+def test_every_engine_reads_the_same_data(workload, tmp_path):
+    """The same stream gives the same read hits on every engine: they store the same thing."""
+    system = KVSelect(workload=workload, **SMALL)
+    system.workdir = tmp_path
+    space = system.space()
+    hits = {}
+    for engine in system.engines:
+        config = space.complete({"engine": engine})
+        if engine == "sqlite":
+            config["sqlite_synchronous"] = "off"
+        if engine == "lmdb":
+            config["lmdb_sync"] = False
+        m = system.evaluate(config)
+        assert m.metrics["throughput"] > 0
+        assert m.metrics["operations_done"] == 600
+        assert m.metrics["p95_latency_us"] > 0
+        assert m.metrics["memory_bytes"] >= 0 and m.metrics["disk_bytes"] >= 0
+        hits[engine] = m.metrics["read_hits"]
+    assert len(set(hits.values())) == 1, hits
+    assert list(tmp_path.iterdir()) == []  # every store is removed after its run
+
+
+def test_absent_reads_miss_and_caps_become_limits(tmp_path):
+    system = KVSelect(workload="absent-reads", memory_cap_mb=1.5, disk_cap_mb=20, **SMALL)
+    limits = {limit.metric: limit.max for limit in system.objective.limits}
+    assert limits == {"memory_bytes": 1.5 * 2**20, "disk_bytes": 20 * 2**20}
+    prepared = system.prepared()
+    reads = sum(1 for op in prepared.ops if op == 0)
+    system.workdir = tmp_path
+    hits = system.evaluate({"engine": "dict"}).metrics["read_hits"]
+    assert 0.1 * reads < hits < 0.35 * reads  # 80% of reads aim at absent keys
+    assert KVSelect(**SMALL).objective.limits == ()
+
+
+def test_workload_file_with_kv_settings(tmp_path):
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps({"mix": {"scan": 1}, "records": 300, "operations": 50, "memory_cap_mb": 2,
+                                "absent_fraction": 0.5}))
+    w = load_kv_workload(str(path))
+    assert (w.name, w.base.records, w.memory_cap_mb, w.absent_fraction) == ("mine", 300, 2.0, 0.5)
+    assert load_kv_workload(str(path), memory_cap_mb=5).memory_cap_mb == 5.0  # the option wins
+    with pytest.raises(ValueError, match="unknown setting 'colour'"):
+        load_kv_workload({"colour": "red"})
+    with pytest.raises(ValueError, match="absent_fraction"):
+        load_kv_workload({"absent_fraction": 2})
+    with pytest.raises(ValueError, match="neither a preset"):
+        KVSelect(workload="no-such-workload")
+
+
+def test_prepared_stream_is_deterministic():
+    w = load_kv_workload("ycsb-d", records=500, operations=400)
+    a, b = prepare(w, seed=3), prepare(w, seed=3)
+    assert a.keys == b.keys and a.values == b.values and a.ops == b.ops
+    assert prepare(w, seed=4).keys != a.keys
+    assert len(KV_PRESETS) >= 8
+
+
+def test_engines_option_restricts_the_space():
+    system = KVSelect(engines="dict,sqlite", **SMALL)
+    assert system.space()["engine"].choices == ("dict", "sqlite")
+    with pytest.raises(ValueError, match="unknown engine"):
+        KVSelect(engines="dict,btree")
+
+
+def test_cli_tune_kv_writes_json(tmp_path):
+    workload = tmp_path / "w.json"
+    workload.write_text(json.dumps({"mix": {"read": 0.5, "update": 0.5}, "records": 400, "operations": 400}))
+    out = tmp_path / "out.json"
+    cmd = [sys.executable, "-m", "autosys.cli", "tune", "kv", "--workload", str(workload), "--budget", "4",
+           "--dir", str(tmp_path / "study"), "--json", str(out), "--quiet", "--seconds", "2"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(out.read_text())
+    assert summary["system"] == "kv"
+    assert summary["trials"]["complete"] + summary["trials"]["failed"] == 4
+    assert summary["best"]["metrics"]["throughput"] > 0
+    assert summary["best"]["config"]["engine"] in ENGINES
