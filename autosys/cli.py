@@ -283,6 +283,22 @@ def show(directory: Path = typer.Argument(..., help="A study directory.")) -> No
     storage.close()
 
 
+@app.command()
+def report(
+    directories: list[Path] = typer.Argument(..., help="One or more study directories."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder [default: DIR/report]."),
+) -> None:
+    """Write an HTML report with plots for one study, or a comparison of several."""
+    from autosys.report import write_report
+
+    try:
+        page = write_report(directories, out)
+    except (StorageError, ValueError) as exc:
+        _fail(str(exc))
+        return
+    console.print(f"report written to {page}", highlight=False)
+
+
 def _mount_command_groups() -> None:
     """Add command groups that packages contribute through the `autosys.commands` entry points."""
     existing = {group.name for group in app.registered_groups}
