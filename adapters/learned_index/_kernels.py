@@ -18,22 +18,16 @@ GROUP = 16  # queries searched in lock-step, so their cache misses overlap
 LINEAR_MAX = 64
 _SIGN = np.uint64(2**63)
 _ONE = np.uint64(1)
-_S51 = np.uint64(51)
-_TWO51 = float(2**51)
 
 
 @njit(cache=True, inline="always")
-def _float_bits(x):
-    ax = abs(x)
-    mag = np.uint64(0)
-    if ax != 0.0:
-        m, e = math.frexp(ax)
-        mant = math.floor((m * 2.0 - 1.0) * _TWO51)
-        mant = min(max(mant, 0.0), _TWO51 - 1.0)
-        mag = (np.uint64(max(e + 1075, 0)) << _S51) | np.uint64(mant)
-    if x >= 0.0:
-        return _SIGN + mag
-    return _SIGN - _ONE - mag
+def _float_bits(x, fbuf, ubuf):
+    """Order-preserving uint64 image of a float64 (as models.float_bits); fbuf/ubuf share memory."""
+    fbuf[0] = x + 0.0  # -0.0 -> +0.0
+    b = ubuf[0]
+    if b & _SIGN:
+        return ~b
+    return b | _SIGN
 
 
 @njit(cache=True, inline="always")
@@ -164,6 +158,110 @@ def _window_search(keys, qs, los, his, guesses, cnt, search, out, base, lens):
     return repairs
 
 
+@njit(cache=True, inline="always")
+def _route(q, x, key_is_uint, root_radix, log_transform, xmin, rp, radix_min, radix_shift,
+           n_mid, mid, n_leaves, nf, first_count, fbuf, ubuf):
+    """The model number a key is routed to (the root alone when n_mid == 0 and first_count == n_leaves)."""
+    if root_radix:
+        if key_is_uint and not log_transform:
+            bits = np.uint64(q)
+        else:
+            bits = _float_bits(x, fbuf, ubuf)
+        if bits < radix_min:
+            j = np.int64(0)
+        else:
+            j = np.int64(min((bits - radix_min) >> radix_shift, np.uint64(first_count - 1)))
+    else:
+        u = x
+        if log_transform:
+            u = math.log1p(max(x - xmin, 0.0))
+        t = (u - rp[0]) * rp[1]
+        j = _clip_index(rp[2] + t * (rp[3] + t * (rp[4] + t * rp[5])), nf, first_count)
+    if n_mid > 0:
+        j = _clip_index(mid[j, 1] + mid[j, 2] * (x - mid[j, 0]), nf, n_leaves)
+    return j
+
+
+@njit(cache=True, inline="always")
+def _leaf_guess(leaf, j, x, nf):
+    if leaf.shape[1] == 6:
+        t = (x - leaf[j, 0]) * leaf[j, 1]
+        pred = leaf[j, 2] + t * (leaf[j, 3] + t * (leaf[j, 4] + t * leaf[j, 5]))
+    else:
+        pred = leaf[j, 1] + leaf[j, 2] * (x - leaf[j, 0])
+    if pred != pred:
+        pred = 0.0
+    return np.int64(min(max(pred, 0.0), nf))
+
+
+@njit(cache=True)
+def rmi_route(keys, out, key_is_uint, root_radix, log_transform, xmin, rp, radix_min, radix_shift,
+              n_mid, mid, n_leaves):
+    """Route every key (build time), with exactly the arithmetic of `rmi_lookup`."""
+    nf = float(keys.shape[0])
+    first_count = n_mid if n_mid > 0 else n_leaves
+    fbuf = np.empty(1, dtype=np.float64)
+    ubuf = fbuf.view(np.uint64)
+    for i in range(keys.shape[0]):
+        q = keys[i]
+        out[i] = _route(q, float(q), key_is_uint, root_radix, log_transform, xmin, rp, radix_min, radix_shift,
+                        n_mid, mid, n_leaves, nf, first_count, fbuf, ubuf)
+
+
+@njit(cache=True)
+def fit_linear_sorted(keys, g, count, out):
+    """Least-squares line per group for non-decreasing g; empty groups predict their start."""
+    n = keys.shape[0]
+    i = 0
+    for j in range(count):
+        start = i
+        while i < n and g[i] == j:
+            i += 1
+        size = i - start
+        if size == 0:
+            out[j, 0] = 0.0
+            out[j, 1] = float(start)
+            out[j, 2] = 0.0
+            continue
+        x0 = float(keys[start])
+        mx = 0.0
+        my = 0.0
+        for k in range(start, i):
+            mx += float(keys[k]) - x0
+            my += float(k - start)
+        mx /= size
+        my /= size
+        sxx = 0.0
+        sxy = 0.0
+        for k in range(start, i):
+            cx = float(keys[k]) - x0 - mx
+            sxx += cx * cx
+            sxy += cx * (float(k - start) - my)
+        slope = sxy / sxx if sxx > 0.0 else 0.0
+        out[j, 0] = x0
+        out[j, 1] = float(start) + my - slope * mx
+        out[j, 2] = slope
+
+
+@njit(cache=True)
+def leaf_errors(keys, g, leaf, count, lo, hi):
+    """Per-leaf min and max of (position - guess), with exactly the lookup's guess arithmetic."""
+    nf = float(keys.shape[0])
+    seen = np.zeros(count, dtype=np.bool_)
+    for i in range(keys.shape[0]):
+        j = g[i]
+        e = i - _leaf_guess(leaf, j, float(keys[i]), nf)
+        if not seen[j]:
+            seen[j] = True
+            lo[j] = e
+            hi[j] = e
+        else:
+            if e < lo[j]:
+                lo[j] = e
+            if e > hi[j]:
+                hi[j] = e
+
+
 @njit(cache=True)
 def rmi_lookup(keys, queries, out, key_is_uint, root_radix, log_transform, xmin, rp, radix_min, radix_shift,
                n_mid, mid, n_leaves, leaf, errors, search):
@@ -171,8 +269,9 @@ def rmi_lookup(keys, queries, out, key_is_uint, root_radix, log_transform, xmin,
     nf = float(n)
     m = queries.shape[0]
     first_count = n_mid if n_mid > 0 else n_leaves
+    fbuf = np.empty(1, dtype=np.float64)
+    ubuf = fbuf.view(np.uint64)
     per_leaf = errors.shape[0] > 1
-    cubic = leaf.shape[1] == 6
     los = np.empty(GROUP, dtype=np.int64)
     his = np.empty(GROUP, dtype=np.int64)
     guesses = np.empty(GROUP, dtype=np.int64)
@@ -185,34 +284,9 @@ def rmi_lookup(keys, queries, out, key_is_uint, root_radix, log_transform, xmin,
             q = queries[base + k]
             qs[k] = q
             x = float(q)
-            # --- root
-            if root_radix:
-                if key_is_uint and not log_transform:
-                    bits = np.uint64(q)
-                else:
-                    bits = _float_bits(x)
-                if bits < radix_min:
-                    j = np.int64(0)
-                else:
-                    j = np.int64(min((bits - radix_min) >> radix_shift, np.uint64(first_count - 1)))
-            else:
-                u = x
-                if log_transform:
-                    u = math.log1p(max(x - xmin, 0.0))
-                t = (u - rp[0]) * rp[1]
-                j = _clip_index(rp[2] + t * (rp[3] + t * (rp[4] + t * rp[5])), nf, first_count)
-            # --- middle stage
-            if n_mid > 0:
-                j = _clip_index(mid[j, 1] + mid[j, 2] * (x - mid[j, 0]), nf, n_leaves)
-            # --- leaf
-            if cubic:
-                t = (x - leaf[j, 0]) * leaf[j, 1]
-                pred = leaf[j, 2] + t * (leaf[j, 3] + t * (leaf[j, 4] + t * leaf[j, 5]))
-            else:
-                pred = leaf[j, 1] + leaf[j, 2] * (x - leaf[j, 0])
-            if pred != pred:
-                pred = 0.0
-            guess = int(min(max(pred, 0.0), nf))
+            j = _route(q, x, key_is_uint, root_radix, log_transform, xmin, rp, radix_min, radix_shift,
+                       n_mid, mid, n_leaves, nf, first_count, fbuf, ubuf)
+            guess = _leaf_guess(leaf, j, x, nf)
             guesses[k] = guess
             if search != 2:
                 e = j if per_leaf else 0

@@ -55,13 +55,7 @@ def rmi_lookup(index, q: np.ndarray) -> tuple[np.ndarray, int]:
         index.keys,
         q,
         out,
-        index.keys.dtype.kind == "u",
-        1 if cfg.root == "radix" else 0,
-        1 if cfg.transform == "log" else 0,
-        index.xmin,
-        index.root_params,
-        np.uint64(index.radix_min),
-        np.uint64(index.radix_shift),
+        *_root_args(index),
         index.n_mid,
         index.mid_params,
         index.n_leaves,
@@ -70,6 +64,39 @@ def rmi_lookup(index, q: np.ndarray) -> tuple[np.ndarray, int]:
         SEARCH_CODES[cfg.search],
     )
     return out, int(repairs)
+
+
+def _root_args(index) -> tuple:
+    cfg = index.config
+    return (
+        index.keys.dtype.kind == "u",
+        1 if cfg.root == "radix" else 0,
+        1 if cfg.transform == "log" else 0,
+        index.xmin,
+        index.root_params,
+        np.uint64(index.radix_min),
+        np.uint64(index.radix_shift),
+    )
+
+
+def rmi_route(index, n_mid: int, mid: np.ndarray, n_leaves: int) -> np.ndarray:
+    """Model numbers of every key (the root's alone with n_mid=0), as the lookup kernel routes them."""
+    out = np.empty(index.keys.size, dtype=np.int64)
+    kernels().rmi_route(index.keys, out, *_root_args(index), n_mid, mid, n_leaves)
+    return out
+
+
+def fit_linear_sorted(keys: np.ndarray, g: np.ndarray, count: int) -> np.ndarray:
+    out = np.empty((count, 3), dtype=np.float64)
+    kernels().fit_linear_sorted(keys, g, count, out)
+    return out
+
+
+def leaf_errors(keys: np.ndarray, g: np.ndarray, leaf: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    lo = np.zeros(count, dtype=np.int64)
+    hi = np.zeros(count, dtype=np.int64)
+    kernels().leaf_errors(keys, g, leaf, count, lo, hi)
+    return lo, hi
 
 
 def pgm_lookup(index, q: np.ndarray) -> tuple[np.ndarray, int]:

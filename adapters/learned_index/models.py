@@ -20,19 +20,13 @@ LEAF_KINDS = ("linear", "linear_spline", "cubic")
 ROOT_KINDS = ("linear", "linear_spline", "cubic", "radix")
 TRANSFORMS = ("identity", "log")
 
-_TWO51 = float(2**51)
 _SIGN = np.uint64(2**63)
 
 
 def float_bits(x: np.ndarray) -> np.ndarray:
-    """An order-preserving uint64 image of float64 values (a 51-bit-mantissa IEEE layout)."""
-    x = np.asarray(x, dtype=np.float64)
-    m, e = np.frexp(np.abs(x))
-    mag = (np.maximum(e + 1075, 0).astype(np.uint64) << np.uint64(51)) | np.floor((m * 2.0 - 1.0) * _TWO51).clip(
-        0, _TWO51 - 1
-    ).astype(np.uint64)
-    mag = np.where(x == 0, np.uint64(0), mag)
-    return np.where(x >= 0, _SIGN + mag, _SIGN - np.uint64(1) - mag)
+    """An order-preserving uint64 image of float64 values (IEEE bits, sign folded)."""
+    b = (np.asarray(x, dtype=np.float64) + 0.0).view(np.uint64)  # + 0.0 turns -0.0 into +0.0
+    return np.where(b & _SIGN, ~b, b | _SIGN)
 
 
 def radix_bits(keys: np.ndarray, transform: str) -> np.ndarray:

@@ -100,51 +100,56 @@ class RMI:
 
     def _build(self) -> None:
         cfg, keys, n = self.config, self.keys, self.n
+        fast = self.backend == "numba"
         x = keys.astype(np.float64)
-        y = np.arange(n, dtype=np.float64)
         self.xmin = float(x[0]) if n else 0.0
         first_count = cfg.leaves if cfg.stages == 2 else cfg.mid_models
         self.radix_min = np.uint64(0)
         self.radix_shift = 0
         self.root_params = np.array([0.0, 1.0, 0.0, 0.0, 0.0, 0.0])
         if cfg.root == "radix":
-            bits = models.radix_bits(keys, cfg.transform)
             if n:
-                self.radix_min = bits[0]
-                self.radix_shift = models.radix_shift(int(bits[0]), int(bits[-1]), first_count)
-                first_count = (int(bits[-1] - bits[0]) >> self.radix_shift) + 1
+                ends = models.radix_bits(keys[[0, -1]], cfg.transform)
+                self.radix_min = ends[0]
+                self.radix_shift = models.radix_shift(int(ends[0]), int(ends[1]), first_count)
+                first_count = (int(ends[1] - ends[0]) >> self.radix_shift) + 1
             else:
                 first_count = 1
         else:
-            u = models.root_input(x, cfg.transform, self.xmin)
-            self.root_params = models.fit_root(cfg.root, u, y)
-        if cfg.stages == 2:
-            self.n_leaves, self.n_mid = first_count, 0
-            self.mid_params = np.zeros((0, 3))
+            y = np.linspace(0.0, n - 1.0, n) if n else np.zeros(0)
+            self.root_params = models.fit_root(cfg.root, models.root_input(x, cfg.transform, self.xmin), y)
+        self.n_mid, self.n_leaves = 0, first_count
+        self.mid_params = np.zeros((0, 3))
+        if cfg.stages == 3:
+            g = compiled.rmi_route(self, 0, self.mid_params, first_count) if fast else self._route_root(keys, x, first_count)
+            self.mid_params = self._fit("linear", x, g, first_count)
+            self.n_mid, self.n_leaves = first_count, cfg.leaves
+        g = compiled.rmi_route(self, self.n_mid, self.mid_params, self.n_leaves) if fast else self._route(keys, x)
+        self.leaf_params = self._fit(cfg.leaf, x, g, self.n_leaves)
+        if fast:
+            lo, hi = compiled.leaf_errors(keys, g, self.leaf_params, self.n_leaves)
         else:
-            self.n_mid = first_count
-            self.n_leaves = cfg.leaves
-            g = self._route_root(keys, x, self.n_mid)
+            with np.errstate(over="ignore", invalid="ignore"):
+                pred = models.eval_groups(self.leaf_params, x, g)
+            err = np.arange(n, dtype=np.int64) - _floor_pos(pred, n)
             order = _sort_groups(g)
-            if order is None:
-                self.mid_params = models.fit_groups("linear", x, y, g, self.n_mid)
-            else:
-                self.mid_params = models.fit_groups("linear", x[order], y[order], g[order], self.n_mid)
-        g = self._route(keys, x)
-        order = _sort_groups(g)
-        if order is not None:
-            x, y, g = x[order], y[order], g[order]
-        self.leaf_params = models.fit_groups(cfg.leaf, x, y, g, self.n_leaves)
-        with np.errstate(over="ignore", invalid="ignore"):
-            pred = models.eval_groups(self.leaf_params, x, g)
-        err = y.astype(np.int64) - _floor_pos(pred, n)
-        lo, hi = _group_min_max(err, g, self.n_leaves)
+            lo, hi = _group_min_max(err if order is None else err[order], g if order is None else g[order], self.n_leaves)
         if cfg.search == "exponential":
             self.errors = np.zeros((0, 2), dtype=np.int32)
         elif cfg.bounds == "leaf":
             self.errors = np.column_stack([lo, hi]).astype(np.int32)
         else:
             self.errors = np.array([[lo.min() if lo.size else 0, hi.max() if hi.size else 0]], dtype=np.int32)
+
+    def _fit(self, kind: str, x: np.ndarray, g: np.ndarray, count: int) -> np.ndarray:
+        """One model per group of keys; groups need not be contiguous (a cubic root may interleave)."""
+        order = _sort_groups(g)
+        if order is None and kind == "linear" and self.backend == "numba":
+            return compiled.fit_linear_sorted(self.keys, g, count)
+        y = np.arange(self.n, dtype=np.float64)
+        if order is None:
+            return models.fit_groups(kind, x, y, g, count)
+        return models.fit_groups(kind, x[order], y[order], g[order], count)
 
     # --- size and lookups
     @property
