@@ -200,19 +200,28 @@ class SQLiteKnobs(System):
 
 
 def apply_pragmas(conn: sqlite3.Connection, config: Config) -> None:
-    """Set the per-connection PRAGMAs from a validated config (values come from the space)."""
-    journal = config["journal_mode"]
-    if journal not in JOURNAL_MODES or config["synchronous"] not in SYNCHRONOUS:
+    """Set the PRAGMAs named in a validated config (values come from the space, never raw input).
+
+    Only the knobs present are set, so a live service can apply its subset.
+    """
+    if config.get("journal_mode", "delete") not in JOURNAL_MODES or config.get("synchronous", "full") not in SYNCHRONOUS:
         raise ValueError("config was not validated against the space")
-    conn.execute(f"PRAGMA locking_mode={config['locking_mode']}")
-    got = conn.execute(f"PRAGMA journal_mode={journal}").fetchone()[0]
-    if got != journal:
-        raise RuntimeError(f"SQLite refused journal_mode={journal} (it stayed {got})")
-    conn.execute(f"PRAGMA synchronous={config['synchronous']}")
-    conn.execute(f"PRAGMA cache_size={-int(config['cache_size_kib'])}")
-    conn.execute(f"PRAGMA mmap_size={int(config['mmap_size_mib']) * 1024 * 1024}")
-    conn.execute(f"PRAGMA temp_store={config['temp_store']}")
-    if journal == "wal":
+    if "locking_mode" in config:
+        conn.execute(f"PRAGMA locking_mode={config['locking_mode']}")
+    journal = config.get("journal_mode")
+    if journal is not None:
+        got = conn.execute(f"PRAGMA journal_mode={journal}").fetchone()[0]
+        if got != journal:
+            raise RuntimeError(f"SQLite refused journal_mode={journal} (it stayed {got})")
+    if "synchronous" in config:
+        conn.execute(f"PRAGMA synchronous={config['synchronous']}")
+    if "cache_size_kib" in config:
+        conn.execute(f"PRAGMA cache_size={-int(config['cache_size_kib'])}")
+    if "mmap_size_mib" in config:
+        conn.execute(f"PRAGMA mmap_size={int(config['mmap_size_mib']) * 1024 * 1024}")
+    if "temp_store" in config:
+        conn.execute(f"PRAGMA temp_store={config['temp_store']}")
+    if journal == "wal" and "wal_autocheckpoint" in config:
         conn.execute(f"PRAGMA wal_autocheckpoint={int(config['wal_autocheckpoint'])}")
 
 
