@@ -566,7 +566,7 @@ def _per_op(counters: list[dict[str, float]], runs: list[RunStats]) -> dict[str,
 
 def _differs(a: Any, b: Any) -> bool:
     if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
-        return not math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
+        return not math.isclose(float(a), float(b), rel_tol=1e-5, abs_tol=1e-9)
     return str(a).lower() != str(b).lower()
 
 
