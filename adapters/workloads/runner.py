@@ -154,3 +154,26 @@ def _close(session: Session | None) -> None:
         session.conn.close()
     except Exception:  # already gone
         pass
+
+
+def run_serial(session: Session, bench: Benchmark, items: list[tuple], seconds: float) -> dict[str, float]:
+    """Run `items` in order on one session until done or `seconds` pass (the embedded-database loop)."""
+    latencies = np.empty(len(items), dtype=float)
+    clock = time.perf_counter
+    start = clock()
+    deadline = start + seconds
+    done = 0
+    for i, item in enumerate(items):
+        t0 = clock()
+        bench.execute(session, item, i)
+        t1 = clock()
+        latencies[i] = t1 - t0
+        done += 1
+        if t1 >= deadline:
+            break
+    elapsed = clock() - start
+    return {
+        "throughput": done / elapsed,
+        "p95_latency_ms": float(np.percentile(latencies[:done], 95) * 1e3) if done else float("nan"),
+        "done": done,
+    }
