@@ -1,14 +1,28 @@
-"""A study: a budget, a tuner, a system and a storage, run as an ask/tell loop.
+"""A study: a budget, a tuner, a system, an executor and a storage, run as an ask/tell loop.
 
 Every trial is stored before it runs (with the tuner's state, in one
-transaction) and again when it ends, so `Study.resume(directory)` after a
-crash or SIGKILL continues to the full budget without repeating a finished
-trial; a trial that was running when the process died is recorded as failed
-("interrupted").
+transaction) and again when it ends (with the tuner's state after it was
+told), so `Study.resume(directory)` after a crash or SIGKILL continues to
+the full budget without repeating a finished trial; a trial that was running
+when its process died is recorded as failed ("interrupted").
+
+Trials run on an executor (`autosys.executors`): inline, isolated
+subprocesses with timeouts, a local pool, or Dask. With N workers the study
+asks the tuner for a trial whenever a worker is free, so up to N trials are
+pending in the tuner at once (model-based tuners treat them as fantasies).
+
+Several processes may run one study (`autosys tune --resume DIR` twice, or
+on several hosts): every ask and tell happens inside one storage
+transaction that first brings this process's tuner up to date (reloading the
+shared tuner state when another process saved a newer one), trial numbers
+and the budget are counted in storage, heartbeats show which trials are
+alive, and trials whose process died are failed (and optionally retried).
 """
 
 from __future__ import annotations
 
+import concurrent.futures as cf
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +30,8 @@ from typing import Any, Callable, Mapping
 
 import pandas as pd
 
-from autosys.evaluation import Outcome, evaluate_config
+from autosys.evaluation import Outcome
+from autosys.executors import Executor, InlineExecutor, SystemRef, TrialTimeout, WorkerLost, make_executor, run_trial
 from autosys.registry import make_system
 from autosys.space import InvalidConfig
 from autosys.storage import SQLiteStorage, Storage, StorageError
@@ -70,6 +85,9 @@ class Study:
         self.budget = budget
         self.spec = dict(spec)
         self.directory = directory
+        #: the stored tuner-state revision this process's tuner corresponds to
+        self._tuner_revision = storage.tuner_revision() if hasattr(storage, "tuner_revision") else 0
+        self._in_flight: dict[int, Trial] = {}
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -90,7 +108,12 @@ class Study:
         """Start a new study in `directory` (which must not hold one already)."""
         directory = Path(directory)
         if (directory / SQLiteStorage.FILENAME).exists():
-            raise StudyError(f"{directory} already holds a study; use resume, or choose another --dir")
+            existing = SQLiteStorage(directory, create=False)
+            try:
+                if existing.load_spec() is not None or existing.count():
+                    raise StudyError(f"{directory} already holds a study; use resume, or choose another --dir")
+            finally:
+                existing.close()
         budget_ = Budget(budget, seconds)
         if isinstance(system, str):
             system_name, system_obj = system, make_system(system, system_options)
@@ -126,8 +149,9 @@ class Study:
             "created_at": time.time(),
         }
         storage = SQLiteStorage(directory)
-        storage.save_spec(spec)
-        storage.save_tuner_state(tuner_obj.state_dict())
+        with storage.transaction():  # a study exists with its spec and tuner state, or not at all
+            storage.save_spec(spec)
+            storage.save_tuner_state(tuner_obj.state_dict())
         return cls(system_obj, tuner_obj, storage, budget=budget_, spec=spec, directory=directory)
 
     @classmethod
@@ -138,8 +162,15 @@ class Study:
         system: System | None = None,
         budget: int | None = None,
         seconds: float | None = None,
+        grace: float | None = None,
     ) -> "Study":
-        """Reopen a study; trials left running by a dead process become failed ("interrupted")."""
+        """Reopen a study; trials left running by a dead process become failed ("interrupted").
+
+        A trial is dead when its process on this host is gone, or (for other
+        hosts) when its heartbeat is older than `grace` seconds (default
+        `Study.GRACE`). Trials of live processes are left to them: several
+        processes may resume and run one study at the same time.
+        """
         directory = Path(directory)
         if not (directory / SQLiteStorage.FILENAME).exists():
             raise StudyError(f"no study to resume in {directory} (expected {SQLiteStorage.FILENAME})")
@@ -158,93 +189,207 @@ class Study:
             seed=spec["seed"],
             **spec["tuner_options"],
         )
-        state = storage.load_tuner_state()
-        if state is not None:
-            tuner.load_state_dict(state)
-        storage.mark_interrupted()
-        # tell the tuner what finished while its saved state still listed it as pending
-        for stored in storage.trials(FINISHED):
-            number = stored.info.get("tuner_number")
-            if number is not None and number in tuner.pending:
-                tuner.tell(tuner.pending[number], _result_of(stored))
+        storage.reap(cls.GRACE if grace is None else grace)
         stored_budget = spec["budget"]
         budget_ = Budget(
             budget if budget is not None else stored_budget["trials"],
             seconds if seconds is not None else stored_budget["seconds"],
         )
-        spec["budget"] = {"trials": budget_.trials, "seconds": budget_.seconds}
-        storage.save_spec(spec)
-        return cls(system, tuner, storage, budget=budget_, spec=spec, directory=directory)
+        if budget_.trials != stored_budget["trials"] or budget_.seconds != stored_budget["seconds"]:
+            spec["budget"] = {"trials": budget_.trials, "seconds": budget_.seconds}
+            storage.save_spec(spec)
+        study = cls(system, tuner, storage, budget=budget_, spec=spec, directory=directory)
+        study._tuner_revision = -1  # load the stored state and tell what finished while it was pending
+        with storage.transaction():
+            study._sync_tuner()
+        return study
 
     # ------------------------------------------------------------------ running
+    #: seconds between heartbeats of this process's running trials (and checks for dead ones)
+    HEARTBEAT = 2.0
+    #: a running trial whose heartbeat is older than this (s) is declared dead; on this host a
+    #: trial whose process is gone is declared dead at once
+    GRACE = 30.0
+
     @property
     def objective(self) -> Objective:
         return self.system.objective
 
     def n_finished(self) -> int:
-        return len(self.storage.trials(FINISHED))
+        return self.storage.count(FINISHED)
 
     def remaining(self) -> int | None:
+        """Trials still to finish before the trial budget is spent (None without a trial budget)."""
         if self.budget.trials is None:
             return None
         return max(self.budget.trials - self.n_finished(), 0)
 
-    def run(self, callback: Callback | None = None) -> "Study":
-        """Run trials until the budget is spent; safe to call again after a crash via `resume`."""
+    def run(
+        self,
+        callback: Callback | None = None,
+        *,
+        executor: Executor | str | None = None,
+        workers: int | None = None,
+        timeout: float | None = None,
+        retries: int = 0,
+        heartbeat: float | None = None,
+        grace: float | None = None,
+    ) -> "Study":
+        """Run trials until the budget is spent (counting trials of other processes on this study).
+
+        executor: an `Executor`, or a name ("inline", "subprocess", "pool",
+            "dask") built here with `workers` and `timeout` and shut down at
+            the end; the default is inline, or subprocess when a timeout is given.
+        retries: how many more times a trial whose worker died is run: in
+            place when an executor lost its worker, as a new trial of the same
+            config when a process working on this study died.
+        heartbeat, grace: seconds between heartbeats, and without one before a
+            trial of another host is declared dead (defaults HEARTBEAT, GRACE).
+        """
+        if retries < 0:
+            raise ValueError(f"retries must be 0 or more, not {retries}")
+        owned = not isinstance(executor, Executor)
+        if owned:
+            kind = executor or ("subprocess" if timeout is not None else "inline")
+            executor = make_executor(str(kind), workers=workers, timeout=timeout)
+        assert isinstance(executor, Executor)
+        heartbeat = heartbeat or self.HEARTBEAT
+        grace = self.GRACE if grace is None else grace
         start = time.monotonic()
         if self.system.workdir is None and self.directory is not None:
             self.system.workdir = self.directory / "work"
             self.system.workdir.mkdir(parents=True, exist_ok=True)
-        self.system.setup()
+        in_process = executor.in_process
+        target: System | SystemRef = self.system if in_process else SystemRef.of(self.system, self.system.workdir)
+        slots = 1 if (self.system.exclusive and executor.local) else max(1, executor.workers)
+        futures: dict[cf.Future, Trial] = {}
+        attempts: dict[int, int] = {}
+        beat = _Heartbeat(self.storage, self._in_flight, heartbeat)
+        failed = False
+        if in_process:
+            self.system.setup()
         try:
-            if self.spec.get("evaluate_default", True) and not self._has_default():
-                if self.remaining() != 0:
-                    self._run_default(callback)
-            while self.remaining() != 0:
-                if self.budget.seconds is not None and time.monotonic() - start >= self.budget.seconds:
+            beat.start()
+            last_check = time.monotonic()
+            while True:
+                if time.monotonic() - last_check >= heartbeat:
+                    self._reap(grace, retries)
+                    last_check = time.monotonic()
+                while len(futures) < slots and not self._out_of_time(start):
+                    record = self._claim()
+                    if record is None:
+                        break
+                    self._in_flight[record.number] = record
+                    futures[executor.submit(run_trial, target, record.config)] = record
+                if not futures:
                     break
-                self._run_one(callback)
+                done, _ = cf.wait(list(futures), timeout=heartbeat, return_when=cf.FIRST_COMPLETED)
+                for future in done:
+                    record = futures.pop(future)
+                    outcome, lost = _outcome_of(future)
+                    tries = attempts.get(record.number, 1)
+                    if lost and tries <= retries:
+                        attempts[record.number] = tries + 1
+                        self.storage.set_attempts(record.number, tries + 1)
+                        record.info["attempts"] = tries + 1
+                        futures[executor.submit(run_trial, target, record.config)] = record
+                        continue
+                    self._in_flight.pop(record.number, None)
+                    self._finish(record, outcome, callback)
+        except BaseException as exc:
+            failed = True
+            if isinstance(exc, KeyboardInterrupt):
+                reason = "interrupted by the user (Ctrl-C)"
+            else:
+                reason = f"interrupted: the study stopped on {type(exc).__name__}: {exc}"
+            for future in futures:
+                future.cancel()
+            for record in list(self._in_flight.values()):
+                record.state, record.error = TrialState.FAILED, reason
+                try:
+                    self._finish(record, Outcome(TrialState.FAILED, error=reason), None)
+                except Exception:
+                    pass  # the storage itself may be what failed; resume will mark the trial
+            raise
         finally:
-            self.system.teardown()
+            beat.stop()
+            self._in_flight.clear()
+            if owned:
+                executor.shutdown(wait=not failed, cancel_futures=True)
+            if in_process:
+                self.system.teardown()
         return self
+
+    def _out_of_time(self, start: float) -> bool:
+        return self.budget.seconds is not None and time.monotonic() - start >= self.budget.seconds
 
     def _has_default(self) -> bool:
         return any(t.source == "default" for t in self.storage.trials())
 
-    def _run_default(self, callback: Callback | None) -> None:
-        config = self.system.default()
-        trial = self.storage.add_trial(Trial(number=-1, config=config, source="default"))
-        outcome = self._evaluate(trial)
-        self._finish(trial, outcome, callback)
-        try:
-            self.tuner.space.validate(config)
-        except InvalidConfig:
-            return  # outside the --set subspace: a baseline only, nothing for the tuner
-        self.tuner.warm_start([(config, outcome.result)])
-        self.storage.save_tuner_state(self.tuner.state_dict())
+    def _claim(self) -> Trial | None:
+        """Record the next trial as running (the default first); None when the trial budget is taken."""
+        with self.storage.transaction():
+            if self.budget.trials is not None and self.storage.count() >= self.budget.trials:
+                return None
+            self._sync_tuner()
+            if self.spec.get("evaluate_default", True) and not self._has_default():
+                return self.storage.claim_trial(Trial(number=-1, config=self.system.default(), source="default"))
+            proposal = self.tuner.ask()
+            record = Trial(
+                number=-1,
+                config=proposal.config,
+                source=proposal.source,
+                seed=self.spec["seed"],
+                info={"tuner_number": proposal.number},
+            )
+            self.storage.claim_trial(record, tuner_state=self.tuner.state_dict())
+            self._tuner_revision = self.storage.tuner_revision()
+            return record
 
-    def _run_one(self, callback: Callback | None) -> None:
-        proposal = self.tuner.ask()
-        record = Trial(
-            number=-1,
-            config=proposal.config,
-            source=proposal.source,
-            seed=self.spec["seed"],
-            info={"tuner_number": proposal.number},
-        )
-        self.storage.add_trial(record, tuner_state=self.tuner.state_dict())
-        outcome = self._evaluate(record)
-        self._finish(record, outcome, callback)
-        self.tuner.tell(proposal, outcome.result)
-        self.storage.save_tuner_state(self.tuner.state_dict())
+    def _sync_tuner(self) -> bool:
+        """Bring this process's tuner up to date with the study (inside a storage transaction).
 
-    def _evaluate(self, trial: Trial) -> Outcome:
-        try:
-            return evaluate_config(self.system, trial.config)
-        except KeyboardInterrupt:
-            trial.state, trial.error = TrialState.FAILED, "interrupted by the user (Ctrl-C)"
-            self.storage.finish_trial(trial)
-            raise
+        Reloads the stored tuner state when another process saved a newer one,
+        then tells the tuner every finished trial it has not been told (a
+        trial finished by another process, or failed because its process died).
+        """
+        revision = self.storage.tuner_revision()
+        if revision != self._tuner_revision:
+            state = self.storage.load_tuner_state()
+            if state is not None:
+                self.tuner.load_state_dict(state)
+            self._tuner_revision = revision
+        told = {t.number for t, _ in self.tuner.history}
+        changed = False
+        for stored in self.storage.finished_for_tuner(told):
+            number = stored.info["tuner_number"]
+            trial = self.tuner.pending.get(number) or Trial(number=number, config=stored.config, source=stored.source)
+            self.tuner.tell(trial, _result_of(stored))
+            changed = True
+        if changed:
+            self._tuner_revision = self.storage.save_tuner_state(self.tuner.state_dict())
+        return changed
+
+    def _reap(self, grace: float, retries: int) -> None:
+        """Fail trials whose process died; with retries, queue their configs to run again."""
+        with self.storage.transaction():
+            dead = self.storage.reap(grace)
+            if not dead:
+                return
+            self._sync_tuner()
+            if retries:
+                queued = False
+                failures = [t for t in self.storage.trials((TrialState.FAILED,)) if (t.error or "").startswith("interrupted")]
+                for trial in dead:
+                    tries = sum(t.config == trial.config for t in failures)
+                    if tries <= retries:
+                        try:
+                            self.tuner.enqueue(trial.config, source="retry")
+                            queued = True
+                        except InvalidConfig:
+                            pass  # e.g. the default outside a --set subspace
+                if queued:
+                    self._tuner_revision = self.storage.save_tuner_state(self.tuner.state_dict())
 
     def _finish(self, trial: Trial, outcome: Outcome, callback: Callback | None) -> None:
         trial.state = outcome.state
@@ -252,7 +397,21 @@ class Study:
         trial.metrics = outcome.metrics
         trial.error = outcome.error or outcome.info.get("infeasible")
         trial.info = {**trial.info, **outcome.info, "seconds": outcome.seconds}
-        self.storage.finish_trial(trial)
+        with self.storage.transaction():
+            self._sync_tuner()
+            if self.storage.finish_trial(trial):
+                number = trial.info.get("tuner_number")
+                if number is not None:
+                    proposal = self.tuner.pending.get(number) or Trial(number=number, config=trial.config, source=trial.source)
+                    self.tuner.tell(proposal, outcome.result)
+                else:
+                    try:
+                        self.tuner.space.validate(trial.config)
+                    except InvalidConfig:
+                        pass  # outside the --set subspace: a baseline only, nothing for the tuner
+                    else:
+                        self.tuner.warm_start([(trial.config, outcome.result)])
+                self._tuner_revision = self.storage.save_tuner_state(self.tuner.state_dict())
         if callback is not None:
             callback(self, trial)
 
@@ -333,6 +492,57 @@ class Study:
 
     def close(self) -> None:
         self.storage.close()
+
+
+def _outcome_of(future: cf.Future) -> tuple[Outcome, bool]:
+    """What a finished future means for its trial, and whether its worker was lost (retryable)."""
+    try:
+        outcome = future.result()
+    except TrialTimeout as exc:
+        return Outcome(TrialState.TIMED_OUT, error=str(exc)), False
+    except WorkerLost as exc:
+        return Outcome(TrialState.FAILED, error=f"worker lost: {exc}"), True
+    except cf.CancelledError:
+        return Outcome(TrialState.FAILED, error="cancelled before it ran"), False
+    except Exception as exc:  # e.g. distributed.KilledWorker, a pickling error
+        name = type(exc).__name__
+        lost = name == "KilledWorker"
+        return Outcome(TrialState.FAILED, error=f"{'worker lost: ' if lost else ''}{name}: {exc}"), lost
+    if not isinstance(outcome, Outcome):
+        return Outcome(TrialState.FAILED, error=f"the executor returned {type(outcome).__name__}, not an Outcome"), False
+    return outcome, False
+
+
+class _Heartbeat:
+    """A thread that stamps this process's running trials every `interval` s, on its own connection."""
+
+    def __init__(self, storage: Storage, running: Mapping[int, Trial], interval: float):
+        self.storage, self.running, self.interval = storage, running, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="autosys-heartbeat", daemon=True)
+
+    def start(self) -> None:
+        if hasattr(self.storage, "clone"):
+            self._thread.start()
+
+    def _loop(self) -> None:
+        try:
+            storage = self.storage.clone()
+        except Exception:
+            return
+        try:
+            while not self._stop.wait(self.interval):
+                try:
+                    storage.heartbeat(list(self.running))
+                except Exception:
+                    pass  # a busy or broken file: the study's own writes will report it
+        finally:
+            storage.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
 
 
 def _result_of(trial: Trial) -> Result:
