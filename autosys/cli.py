@@ -152,12 +152,24 @@ def tune(
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the result summary as JSON here."),
     set_: list[str] = typer.Option([], "--set", help="Pin a knob: --set journal_mode=wal (repeatable)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    executor_kind: Optional[str] = typer.Option(
+        None, "--executor", help="Where trials run: inline, subprocess, pool or dask [default: inline, subprocess with --trial-timeout]."
+    ),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Parallel trials (pool, subprocess, local dask cluster)."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address tcp://HOST:PORT."),
+    trial_timeout: Optional[float] = typer.Option(None, "--trial-timeout", help="Kill a trial (and its children) after S seconds."),
 ) -> None:
     """Tune SYSTEM (or resume a study) and print the default vs the best config."""
+    from autosys.executors import make_executor
     from autosys.registry import make_system
     from autosys.study import Study, StudyError
 
+    executor = None
     try:
+        kind = executor_kind or ("dask" if scheduler else "subprocess" if trial_timeout is not None else "inline")
+        if kind == "inline" and workers not in (None, 1):
+            raise UsageError("--workers needs --executor pool, subprocess or dask")
+        executor = make_executor(kind, workers=workers, scheduler=scheduler, timeout=trial_timeout)
         extra = parse_extra_flags(list(ctx.args))
         if resume is not None:
             if system is not None or extra or set_:
@@ -183,7 +195,9 @@ def tune(
                 fixed=fixed,
             )
             study.spec["system"] = system
-    except (UsageError, InvalidConfig, UnknownSystem, StudyError, StorageError, SystemUnavailable, ValueError) as exc:
+    except (UsageError, InvalidConfig, UnknownSystem, StudyError, StorageError, SystemUnavailable, ValueError, OSError) as exc:
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
         _fail(str(exc))
         return
 
@@ -210,12 +224,15 @@ def tune(
             progress.update(task, advance=1, description=f"tuning ({best_text})")
 
         try:
-            study.run(callback=on_trial)
+            study.run(callback=on_trial, executor=executor)
         except KeyboardInterrupt:
+            executor.shutdown(wait=False, cancel_futures=True)
             err_console.print(f"interrupted; continue with: autosys tune --resume {study.directory}")
             raise typer.Exit(130)
         except (SystemUnavailable, StorageError, InvalidConfig) as exc:
+            executor.shutdown(wait=False, cancel_futures=True)
             _fail(str(exc))
+        executor.shutdown()
 
     summary = study.summary()
     summary["study_dir"] = str(study.directory)
