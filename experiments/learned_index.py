@@ -1,0 +1,207 @@
+"""Tuned learned indexes vs numpy.searchsorted on SOSD-style key sets.
+
+For each distribution: generate N keys (10M by default), run a Study of
+`--budget` trials (random search by default; the default config first) on
+the learned-index system, then rebuild the best index under the size cap and
+time it side by side with `numpy.searchsorted` and a compiled binary search
+(same interleaving kernel as the index, no model) on the same random-order
+queries, interleaved, median of repeats, thread CPU time. Also measures what
+numba's compilation costs: a cold compile into an empty cache vs loading the
+cached kernels.
+
+Prints a table and writes experiments/results/learned_index.csv,
+learned_index_trials.csv, learned_index_speedup.png and one Pareto plot per
+distribution.
+
+    .venv/bin/python experiments/learned_index.py            # 10M keys x 6 distributions x 40 trials
+    .venv/bin/python experiments/learned_index.py --quick    # 1M keys, 2 distributions, 15 trials
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from adapters.learned_index import compiled  # noqa: E402
+from adapters.learned_index.keys import GENERATORS  # noqa: E402
+from adapters.learned_index.pareto import plot_pareto  # noqa: E402
+from adapters.learned_index_system import LearnedIndexSystem, build_index  # noqa: E402
+from autosys.study import Study  # noqa: E402
+
+RESULTS = ROOT / "experiments" / "results"
+TARGETS = {"lognormal": 5.0, "osm": 3.0}
+
+
+def thread_ns(fn) -> int:
+    start = time.thread_time_ns()
+    fn()
+    return time.thread_time_ns() - start
+
+
+def compile_cost() -> dict[str, float]:
+    """Seconds for the first RMI lookup in a fresh process: empty numba cache vs the warm one."""
+    code = (
+        "import time, numpy as np; t=time.perf_counter();"
+        "from adapters.learned_index import RMI, RMIConfig;"
+        "k=np.arange(1000, dtype=np.uint64); RMI(k, RMIConfig(), backend='numba').lookup(k);"
+        "print(time.perf_counter()-t)"
+    )
+    out = {}
+    with tempfile.TemporaryDirectory() as cold:
+        for label, env in (("cold_compile_s", {"NUMBA_CACHE_DIR": cold}), ("cached_s", {})):
+            run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                                 timeout=300, env={**os.environ, **env})
+            out[label] = float(run.stdout.strip()) if run.returncode == 0 else float("nan")
+    return out
+
+
+def side_by_side(system: LearnedIndexSystem, config: dict, repeats: int) -> dict[str, float]:
+    """Index vs searchsorted vs compiled binary search, interleaved on the same queries."""
+    keys, queries = system.keys, system.queries
+    index = build_index(keys, config, system.backend)
+    assert np.array_equal(index.lookup(queries), np.searchsorted(keys, queries))
+    runs: dict[str, list[float]] = {"index": [], "searchsorted": [], "binary": []}
+    compiled.binary_search(keys, queries[:16])
+    for _ in range(repeats):
+        runs["index"].append(thread_ns(lambda: index.lookup(queries)) / queries.size)
+        runs["searchsorted"].append(thread_ns(lambda: np.searchsorted(keys, queries)) / queries.size)
+        runs["binary"].append(thread_ns(lambda: compiled.binary_search(keys, queries)) / queries.size)
+    med = {k: float(np.median(v)) for k, v in runs.items()}
+    return {
+        "ns_index": med["index"],
+        "ns_searchsorted": med["searchsorted"],
+        "ns_compiled_binary": med["binary"],
+        "speedup": med["searchsorted"] / med["index"],
+        "speedup_vs_compiled_binary": med["binary"] / med["index"],
+        "index_pct_of_data": 100.0 * index.size_bytes / keys.nbytes,
+        "build_s": index.build_seconds,
+    }
+
+
+def short(config: dict) -> str:
+    if config["kind"] == "pgm":
+        return f"pgm eps={config['epsilon']}/{config['epsilon_recursive']} {config['search']}"
+    mid = f"-{config['mid_models']}" if config.get("stages") == 3 else ""
+    return (f"rmi{config['stages']} {config['root']}/{config['transform']}{mid} -> {config['leaves']} "
+            f"{config['leaf']} {config['bounds']} {config['search']}")
+
+
+def run_distribution(name: str, args, workdir: Path) -> tuple[dict, pd.DataFrame]:
+    system = LearnedIndexSystem(distribution=name, n_keys=args.n_keys, queries=args.queries,
+                                repeats=args.repeats, seed=args.seed, size_cap=args.size_cap)
+    started = time.perf_counter()
+    system.setup()
+    data_s = time.perf_counter() - started
+    study = Study.create(workdir / name, system, tuner=args.tuner, budget=args.budget, seed=args.seed)
+    started = time.perf_counter()
+    study.run()
+    tuning_s = time.perf_counter() - started
+    df = study.dataframe()
+    best, default = study.best, study.default_trial
+    row = {"distribution": name, "n_keys": args.n_keys, "trials": len(df), "tuning_wall_s": tuning_s,
+           "data_s": data_s}
+    if best is None:
+        row["best_config"] = "none feasible"
+        return row, df
+    row["best_config"] = short(best.config)
+    row["best_trial"] = best.number
+    target = TARGETS.get(name)
+    speedups = df["metrics.speedup"].where(df["feasible"])
+    row["first_trial_meeting_target"] = (
+        int(df["number"][speedups >= target].min()) if target and (speedups >= target).any() else None
+    )
+    row["default_speedup"] = default.metrics.get("speedup") if default else None
+    row.update(side_by_side(system, best.config, args.final_repeats))
+    row["target_speedup"] = target
+    row["target_met"] = bool(target is None or row["speedup"] >= target) and row["index_pct_of_data"] <= 100 * args.size_cap
+    plot_pareto(df, RESULTS / f"learned_index_pareto_{name}.png", cap_bytes=system.cap_bytes,
+                baseline_ns=row["ns_searchsorted"], title=f"{name}, {args.n_keys:,} keys")
+    df.insert(0, "distribution", name)
+    study.close()
+    return row, df
+
+
+def plot_speedups(table: pd.DataFrame, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    x = np.arange(len(table))
+    ax.bar(x - 0.2, table["speedup"], 0.4, label="tuned index vs numpy.searchsorted")
+    ax.bar(x + 0.2, table["speedup_vs_compiled_binary"], 0.4, label="tuned index vs compiled binary search")
+    for i, name in enumerate(table["distribution"]):
+        if name in TARGETS:
+            ax.hlines(TARGETS[name], i - 0.4, i + 0.4, color="tab:red", linestyles="--")
+    ax.axhline(1.0, color="grey", linewidth=0.8)
+    ax.set_xticks(x, table["distribution"], rotation=15)
+    ax.set_ylabel("speedup (x)")
+    ax.set_title(f"learned index, {int(table['n_keys'].iloc[0]):,} keys (dashed: targets)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="1M keys, lognormal and osm, 15 trials")
+    parser.add_argument("--n-keys", type=int, default=10_000_000)
+    parser.add_argument("--distributions", default=",".join(GENERATORS))
+    parser.add_argument("--budget", type=int, default=40)
+    parser.add_argument("--tuner", default="random")
+    parser.add_argument("--queries", type=int, default=300_000)
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per trial")
+    parser.add_argument("--final-repeats", type=int, default=7, help="interleaved runs in the final comparison")
+    parser.add_argument("--size-cap", type=float, default=0.01)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.n_keys, args.budget, args.distributions = 1_000_000, 15, "lognormal,osm"
+        args.queries, args.final_repeats = 100_000, 5
+    if not compiled.available():
+        print("note: numba is not installed; timing the numpy path")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    compile_info = compile_cost() if compiled.available() else {}
+    rows, trials = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.distributions.split(","):
+            row, df = run_distribution(name.strip(), args, Path(tmp))
+            row.update(compile_info)
+            rows.append(row)
+            trials.append(df)
+            print(f"  {name}: {row.get('speedup', float('nan')):.2f}x in {row['tuning_wall_s']:.0f}s "
+                  f"({row['best_config']})", flush=True)
+    table = pd.DataFrame(rows)
+    suffix = "_quick" if args.quick else ""
+    table.to_csv(RESULTS / f"learned_index{suffix}.csv", index=False)
+    pd.concat(trials, ignore_index=True).to_csv(RESULTS / f"learned_index_trials{suffix}.csv", index=False)
+    if "speedup" in table:
+        plot_speedups(table.dropna(subset=["speedup"]), RESULTS / f"learned_index_speedup{suffix}.png")
+    cols = ["distribution", "trials", "tuning_wall_s", "ns_index", "ns_searchsorted", "speedup",
+            "ns_compiled_binary", "speedup_vs_compiled_binary", "index_pct_of_data", "build_s",
+            "first_trial_meeting_target", "target_met", "best_config"]
+    with pd.option_context("display.width", 250, "display.max_columns", 30, "display.max_colwidth", 60):
+        print(table[[c for c in cols if c in table]].round(2).to_string(index=False))
+    if compile_info:
+        print(f"numba: first lookup in a fresh process {compile_info['cold_compile_s']:.1f}s with an empty cache, "
+              f"{compile_info['cached_s']:.1f}s with cache=True's cache")
+    missed = table[table.get("target_met", pd.Series(dtype=bool)) == False]  # noqa: E712
+    print("targets:", "all met" if missed.empty else f"missed on {', '.join(missed['distribution'])}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
