@@ -1,0 +1,1 @@
+"""The shared training/inference loop: datasets from storage, one model interface, retraining."""
