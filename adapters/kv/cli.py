@@ -1,0 +1,72 @@
+"""`autosys recommend kv --workload FILE`: an engine and knobs for a workload, with no trial runs.
+
+Mounted by the core CLI through the `autosys.commands` entry point
+`recommend = "adapters.kv.cli:recommend_app"`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+recommend_app = typer.Typer(help="Recommend a configuration from learned models, without running trials.", no_args_is_help=True)
+
+DEFAULT_TRAINING = Path("experiments/results/kv_select_training.csv")
+
+
+@recommend_app.callback()
+def _group() -> None:
+    """Recommend a configuration from learned models, without running trials."""
+
+
+@recommend_app.command("kv")
+def kv(
+    workload: str = typer.Option(..., "--workload", help="A workload preset name or a JSON/TOML workload file."),
+    training: List[Path] = typer.Option(
+        [], "--training", help=f"Training CSV or a directory of stored kv studies (repeatable) [default: {DEFAULT_TRAINING}]."
+    ),
+    memory_cap_mb: float = typer.Option(0.0, "--memory-cap-mb", help="Memory cap in MB (0 = the workload's own or none)."),
+    disk_cap_mb: float = typer.Option(0.0, "--disk-cap-mb", help="Disk cap in MB (0 = the workload's own or none)."),
+    top: int = typer.Option(3, "--top", help="How many configs to list."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the recommendations as JSON here."),
+    seed: int = typer.Option(0, "--seed", help="Seeds the workload stream and the candidate sampling."),
+) -> None:
+    """Recommend an engine and its knobs for WORKLOAD from its features alone."""
+    from adapters.kv.recommender import fit_from
+    from adapters.kv_select import KVSelect
+
+    sources = list(training) or [DEFAULT_TRAINING]
+    try:
+        system = KVSelect(workload=workload, memory_cap_mb=memory_cap_mb, disk_cap_mb=disk_cap_mb, seed=seed)
+        for path in sources:
+            if not path.exists():
+                raise ValueError(
+                    f"no training data at {path}: run experiments/kv_training_data.py (or experiments/kv_select.py) first,"
+                    " or pass --training"
+                )
+        model = fit_from(sources, random_state=seed)
+        recs = model.recommend(system.kv_workload, system.space(), k=top, seed=seed)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2)
+    w = system.kv_workload
+    typer.echo(f"workload {w.name}: {dict(w.base.mix)}, {w.base.records} records, caps: memory "
+               f"{w.memory_cap_mb or 'none'} MB, disk {w.disk_cap_mb or 'none'} MB")
+    if system.missing_engines:
+        typer.echo("left out: " + "; ".join(f"{k} ({v})" for k, v in system.missing_engines.items()))
+    for i, rec in enumerate(recs, 1):
+        p = rec["predicted"]
+        flag = "" if rec["feasible"] else "  (predicted over a cap: nothing predicted feasible)"
+        typer.echo(
+            f"{i}. predicted {p['throughput']:,.0f} ops/s, memory {p['memory_bytes'] / 2**20:.1f} MB, "
+            f"disk {p['disk_bytes'] / 2**20:.1f} MB{flag}\n   {json.dumps(rec['config'])}"
+        )
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps({"workload": w.to_json(), "recommendations": recs}, indent=2))
+
+
+__all__ = ["recommend_app"]

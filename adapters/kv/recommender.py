@@ -1,0 +1,244 @@
+"""Learned engine selection: predict throughput, memory and disk from (workload, config).
+
+Training rows come from studies stored by autosys (`rows_from_studies`): every
+completed trial of a `kv` study gives (workload features, config features) ->
+measured throughput, memory_bytes, disk_bytes. Three random forests learn log
+throughput and the log of memory and disk per byte of data. `recommend` then
+scores candidate configs (every config seen in training plus random samples of
+the space) for a new workload from its features alone, drops those predicted
+to break the workload's caps, and returns the best: no trial is run.
+`seed_tuner` enqueues the top recommendations so a short study starts there.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from adapters.kv.features import config_features, workload_features
+from adapters.kv.workloads import KVWorkload, load_kv_workload
+from autosys.space import Config, InvalidConfig, Space
+
+MB = 1 << 20
+CONFIG_PREFIX = "config."
+
+
+# ----------------------------------------------------------------------------- training data
+
+
+def rows_from_studies(root: str | Path, system_name: str = "kv") -> pd.DataFrame:
+    """One row per completed trial of every `kv` study under `root` (searched recursively).
+
+    Columns: study, workload, the `wf_*` workload features, `config.*` (the
+    config), throughput, memory_bytes, disk_bytes, feasible.
+    """
+    from autosys.storage import SQLiteStorage
+    from autosys.study import open_study
+    from autosys.trial import TrialState
+
+    rows: list[dict[str, Any]] = []
+    for file in sorted(Path(root).rglob(SQLiteStorage.FILENAME)):
+        storage, spec = open_study(file.parent)
+        try:
+            if spec.get("system") not in (system_name, "adapters.kv_select:KVSelect", "KVSelect"):
+                continue
+            workload = workload_from_options(spec.get("system_options", {}))
+            feats = workload_features(workload, int(spec.get("system_options", {}).get("seed", 0)))
+            for trial in storage.trials((TrialState.COMPLETE,)):
+                m = trial.metrics
+                if not all(k in m for k in ("throughput", "memory_bytes", "disk_bytes")):
+                    continue
+                row: dict[str, Any] = {"study": str(file.parent), "workload": workload.name, **feats}
+                row.update({CONFIG_PREFIX + k: v for k, v in trial.config.items()})
+                row.update(
+                    throughput=m["throughput"],
+                    memory_bytes=m["memory_bytes"],
+                    disk_bytes=m["disk_bytes"],
+                    feasible="infeasible" not in trial.info,
+                )
+                rows.append(row)
+        finally:
+            storage.close()
+    return pd.DataFrame(rows)
+
+
+def workload_from_options(options: Mapping[str, Any]) -> KVWorkload:
+    """Rebuild the KVWorkload a KVSelect was constructed with."""
+    return load_kv_workload(
+        options.get("workload", "ycsb-a"),
+        records=options.get("records", 0),
+        operations=options.get("operations", 0),
+        value_size=options.get("value_size", 0),
+        memory_cap_mb=options.get("memory_cap_mb", 0.0),
+        disk_cap_mb=options.get("disk_cap_mb", 0.0),
+    )
+
+
+def configs_of(frame: pd.DataFrame) -> list[Config]:
+    """The config of each row (NaN / missing columns dropped)."""
+    cols = [c for c in frame.columns if c.startswith(CONFIG_PREFIX)]
+    out = []
+    for record in frame[cols].to_dict("records"):
+        config = {}
+        for key, value in record.items():
+            if value is None or (isinstance(value, float) and math.isnan(value)):
+                continue
+            if isinstance(value, (np.integer,)):
+                value = int(value)
+            elif isinstance(value, (np.floating,)):
+                value = float(value)
+            elif isinstance(value, (np.bool_,)):
+                value = bool(value)
+            config[key[len(CONFIG_PREFIX):]] = value
+        out.append(config)
+    return out
+
+
+# ----------------------------------------------------------------------------- the model
+
+
+class KVRecommender:
+    """Random forests over (workload features, config features); recommends with no trial runs."""
+
+    def __init__(self, n_estimators: int = 200, n_candidates: int = 400, cap_margin: float = 0.9, random_state: int = 0):
+        if not 0 < cap_margin <= 1:
+            raise ValueError("cap_margin must be in (0, 1]: the share of a cap a prediction may use")
+        self.n_estimators = n_estimators
+        self.n_candidates = n_candidates
+        self.cap_margin = cap_margin
+        self.random_state = random_state
+        self._models: dict[str, Any] = {}
+        self._seen: list[Config] = []
+        self._columns: list[str] = []
+
+    # --- fitting
+    def fit(self, rows: pd.DataFrame) -> "KVRecommender":
+        """Learn from training rows (see `rows_from_studies`)."""
+        from sklearn.ensemble import RandomForestRegressor
+
+        if rows.empty:
+            raise ValueError("no training rows: run some kv studies first (experiments/kv_training_data.py)")
+        configs = configs_of(rows)
+        wf_cols = [c for c in rows.columns if c.startswith("wf_")]
+        X = self._matrix(rows[wf_cols].to_dict("records"), configs)
+        data_bytes = 10 ** rows["wf_log_data_bytes"].to_numpy()
+        targets = {
+            "throughput": np.log(rows["throughput"].to_numpy()),
+            "memory": np.log1p(rows["memory_bytes"].to_numpy() / data_bytes),
+            "disk": np.log1p(rows["disk_bytes"].to_numpy() / data_bytes),
+        }
+        for name, y in targets.items():
+            model = RandomForestRegressor(
+                n_estimators=self.n_estimators, min_samples_leaf=2, random_state=self.random_state, n_jobs=1
+            )
+            self._models[name] = model.fit(X, y)
+        unique = {json.dumps(c, sort_keys=True, default=str): c for c in configs}
+        self._seen = list(unique.values())
+        return self
+
+    def _matrix(self, workload_rows: list[Mapping[str, float]], configs: list[Config]) -> np.ndarray:
+        records = [{**w, **config_features(c)} for w, c in zip(workload_rows, configs)]
+        if not self._columns:
+            self._columns = sorted(records[0])
+        return np.array([[r.get(col, 0.0) for col in self._columns] for r in records], dtype=float)
+
+    # --- predicting
+    def predict(self, workload: KVWorkload, configs: list[Config], seed: int = 0) -> pd.DataFrame:
+        """Predicted throughput, memory_bytes and disk_bytes of each config on `workload`."""
+        if not self._models:
+            raise RuntimeError("fit the recommender before predicting")
+        feats = workload_features(workload, seed)
+        X = self._matrix([feats] * len(configs), configs)
+        data_bytes = 10 ** feats["wf_log_data_bytes"]
+        return pd.DataFrame(
+            {
+                "throughput": np.exp(self._models["throughput"].predict(X)),
+                "memory_bytes": np.expm1(self._models["memory"].predict(X)) * data_bytes,
+                "disk_bytes": np.expm1(self._models["disk"].predict(X)) * data_bytes,
+            }
+        )
+
+    def candidates(self, space: Space) -> list[Config]:
+        """Configs seen in training that fit `space`, plus random samples of it."""
+        out = []
+        for config in self._seen:
+            try:
+                out.append(space.validate(config))
+            except InvalidConfig:
+                continue  # an engine not installed here, or a knob that no longer exists
+        rng = np.random.default_rng(self.random_state)
+        out.extend(space.sample(rng) for _ in range(self.n_candidates))
+        return out
+
+    def rank(self, workload: KVWorkload, space: Space, seed: int = 0) -> pd.DataFrame:
+        """Every candidate with its predictions, feasible ones first, best throughput first."""
+        configs = self.candidates(space)
+        table = self.predict(workload, configs, seed)
+        table["config"] = configs
+        over = np.zeros(len(table))
+        if workload.memory_cap_mb > 0:
+            over = np.maximum(over, table["memory_bytes"] / (workload.memory_cap_mb * MB * self.cap_margin))
+        if workload.disk_cap_mb > 0:
+            over = np.maximum(over, table["disk_bytes"] / (workload.disk_cap_mb * MB * self.cap_margin))
+        table["cap_use"] = over
+        table["feasible"] = over <= 1.0
+        # infeasible candidates only as a last resort, least over their cap first
+        table["_order"] = np.where(table["feasible"], -table["throughput"], over * 1e18)
+        return table.sort_values("_order", kind="stable").drop(columns="_order").reset_index(drop=True)
+
+    def recommend(self, workload: KVWorkload, space: Space, k: int = 1, seed: int = 0) -> list[dict[str, Any]]:
+        """The top `k` configs for `workload`, each with its predicted metrics."""
+        table = self.rank(workload, space, seed)
+        out, keys = [], set()
+        for row in table.itertuples(index=False):
+            key = space.config_key(row.config)
+            if key in keys:
+                continue
+            keys.add(key)
+            out.append(
+                {
+                    "config": row.config,
+                    "predicted": {
+                        "throughput": float(row.throughput),
+                        "memory_bytes": float(row.memory_bytes),
+                        "disk_bytes": float(row.disk_bytes),
+                    },
+                    "feasible": bool(row.feasible),
+                }
+            )
+            if len(out) == k:
+                break
+        return out
+
+    def seed_tuner(self, tuner, workload: KVWorkload, k: int = 3, seed: int = 0) -> list[Config]:
+        """Enqueue the top `k` recommendations in `tuner` (its space decides what fits)."""
+        configs = [r["config"] for r in self.recommend(workload, tuner.space, k=k, seed=seed)]
+        for config in configs:
+            tuner.enqueue(config, source="recommended")
+        return configs
+
+
+def fit_from(training: str | Path | pd.DataFrame | Iterable[str | Path], **kwargs: Any) -> KVRecommender:
+    """A recommender fitted on a CSV file, a DataFrame, or study directories."""
+    if isinstance(training, pd.DataFrame):
+        rows = training
+    else:
+        paths = [training] if isinstance(training, (str, Path)) else list(training)
+        frames = []
+        for path in map(Path, paths):
+            if path.is_dir():
+                frames.append(rows_from_studies(path))
+            elif path.is_file():
+                frames.append(pd.read_csv(path))
+            else:
+                raise ValueError(f"training data {path} is neither a CSV file nor a directory of studies")
+        rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return KVRecommender(**kwargs).fit(rows)
+
+
+__all__ = ["KVRecommender", "configs_of", "fit_from", "rows_from_studies", "workload_from_options"]

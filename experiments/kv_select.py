@@ -1,0 +1,254 @@
+"""Key-value engine selection: oracle vs tuner (30 trials) vs learned recommender (no trials).
+
+For each workload this runs, as stored autosys studies:
+  * the oracle: one study per engine with the engine pinned (its knobs tuned);
+  * the tuner: a random-search study over the whole conditional space, 30 trials;
+  * a short study seeded with the recommender's top configs (10 trials).
+The training rows for the recommender are read back from those stored studies
+(`rows_from_studies`, the same code as experiments/kv_training_data.py), and
+the recommender is evaluated leave-one-out: for each workload it is fitted on
+the other workloads' rows only and picks a config from the workload's
+features, with no trial on it.
+
+Noise: the best of many noisy trials is biased upward, so the final numbers
+re-measure the candidates (each engine's best, the tuner's best, the
+recommendation, the seeded study's best) in interleaved rounds on fresh stores
+and take medians. The oracle is the best re-measured feasible candidate, and
+every other column is a throughput ratio to it, measured in the same run.
+
+    .venv/bin/python experiments/kv_select.py            # 13 workloads, ~10 min
+    .venv/bin/python experiments/kv_select.py --quick    # 8 workloads, smaller oracle budgets
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from adapters.kv.recommender import KVRecommender, rows_from_studies  # noqa: E402
+from adapters.kv.workloads import load_kv_workload  # noqa: E402
+from adapters.kv_select import KVSelect  # noqa: E402
+from autosys.study import Study  # noqa: E402
+
+# label -> KVSelect options (beyond the common ones)
+WORKLOADS: dict[str, dict] = {
+    "ycsb-a": {"workload": "ycsb-a"},
+    "ycsb-b": {"workload": "ycsb-b"},
+    "ycsb-c": {"workload": "ycsb-c"},
+    "ycsb-d": {"workload": "ycsb-d"},
+    "ycsb-e": {"workload": "ycsb-e"},
+    "ycsb-f": {"workload": "ycsb-f"},
+    "scan-heavy": {"workload": "scan-heavy"},
+    "insert-heavy": {"workload": "insert-heavy"},
+    "absent-reads": {"workload": "absent-reads"},
+    "delete-heavy": {"workload": "delete-heavy"},
+    "ycsb-b@mem3": {"workload": "ycsb-b", "memory_cap_mb": 3.0},
+    "scan-heavy@mem3": {"workload": "scan-heavy", "memory_cap_mb": 3.0},
+    "insert-heavy@mem4": {"workload": "insert-heavy", "memory_cap_mb": 4.0},
+}
+QUICK = ["ycsb-a", "ycsb-c", "ycsb-e", "scan-heavy", "insert-heavy", "absent-reads", "ycsb-b@mem3", "scan-heavy@mem3"]
+ORACLE_BUDGET = {"dict": 1, "sorteddict": 5, "sqlite": 10, "lmdb": 10, "rocksdb": 16}
+QUICK_ORACLE_BUDGET = {"dict": 1, "sorteddict": 3, "sqlite": 6, "lmdb": 6, "rocksdb": 8}
+
+
+def make_system(label: str, args) -> KVSelect:
+    return KVSelect(**WORKLOADS[label], seconds=args.seconds, seed=args.seed)
+
+
+def run_studies(label: str, root: Path, args) -> None:
+    """The oracle's per-engine studies and the tuner's study for one workload."""
+    budgets = QUICK_ORACLE_BUDGET if args.quick else ORACLE_BUDGET
+    system = make_system(label, args)
+    for engine in system.engines:
+        Study.create(
+            root / label / f"oracle-{engine}", make_system(label, args), tuner="random", budget=budgets[engine],
+            seed=args.seed, fixed={"engine": engine}, evaluate_default=False,
+        ).run().close()
+    Study.create(root / label / "tuner", make_system(label, args), tuner="random", budget=args.budget, seed=args.seed).run().close()
+
+
+def best_configs(rows: pd.DataFrame, label: str) -> dict[str, dict]:
+    """Per source (oracle-<engine>, tuner, seeded) the best feasible stored config."""
+    from adapters.kv.recommender import configs_of
+
+    out = {}
+    mine = rows[rows["label"] == label]
+    for source, group in mine.groupby("source"):
+        feasible = group[group["feasible"]]
+        if feasible.empty:
+            continue
+        best = feasible.loc[[feasible["throughput"].idxmax()]]
+        out[source] = configs_of(best)[0]
+    return out
+
+
+def remeasure(label: str, candidates: dict[str, dict], args) -> dict[str, dict]:
+    """Interleaved rounds on fresh stores; median throughput, worst-case memory and disk."""
+    system = make_system(label, args)
+    system.setup()
+    samples: dict[str, list] = {name: [] for name in candidates}
+    try:
+        for _ in range(args.rounds):
+            for name, config in candidates.items():
+                try:
+                    samples[name].append(system.evaluate(config).metrics)
+                except Exception as exc:  # a recommended config may fail for real: record it
+                    samples[name].append({"error": f"{type(exc).__name__}: {exc}"})
+    finally:
+        system.teardown()
+    out = {}
+    limits = system.objective.limits
+    for name, runs in samples.items():
+        ok = [r for r in runs if "error" not in r]
+        if not ok:
+            out[name] = {"throughput": 0.0, "feasible": False, "error": runs[0]["error"]}
+            continue
+        worst = {"memory_bytes": max(r["memory_bytes"] for r in ok), "disk_bytes": max(r["disk_bytes"] for r in ok)}
+        feasible = all(limit.violated_by({**ok[0], **worst}) is None for limit in limits)
+        out[name] = {"throughput": statistics.median(r["throughput"] for r in ok), "feasible": feasible, **worst}
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="8 workloads, smaller oracle budgets, 3 rounds")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--budget", type=int, default=30, help="trials of the tuner's study (default's included)")
+    parser.add_argument("--seconds", type=float, default=0.5, help="cap on each timed replay")
+    parser.add_argument("--rounds", type=int, default=None, help="re-measurement rounds (default 5, quick 3)")
+    parser.add_argument("--out", type=Path, default=ROOT / "experiments" / "results")
+    parser.add_argument("--reuse", action="store_true", help="reuse stored studies from an earlier run")
+    args = parser.parse_args()
+    args.rounds = args.rounds or (3 if args.quick else 5)
+    labels = QUICK if args.quick else list(WORKLOADS)
+    args.out.mkdir(parents=True, exist_ok=True)
+    root = args.out / ("kv_studies_quick" if args.quick else "kv_studies")
+    tag = "kv_select_quick" if args.quick else "kv_select"
+    start = time.time()
+
+    # 1. studies: oracle per engine and the tuner
+    if not args.reuse:
+        shutil.rmtree(root, ignore_errors=True)
+    for i, label in enumerate(labels):
+        if args.reuse and (root / label / "tuner").exists():
+            continue
+        t0 = time.time()
+        run_studies(label, root, args)
+        print(f"[{i + 1}/{len(labels)}] {label}: studies done in {time.time() - t0:.0f}s", flush=True)
+
+    # 2. training rows, read back from the stored studies
+    rows = rows_from_studies(root)
+    rows["label"] = [Path(s).parent.name for s in rows["study"]]
+    rows["source"] = [Path(s).name for s in rows["study"]]
+    rows.to_csv(args.out / f"{tag}_training.csv", index=False)
+
+    # 3. leave-one-out recommendations, and a short study seeded by them
+    recs: dict[str, dict] = {}
+    for label in labels:
+        train = rows[(rows["label"] != label) & (rows["source"] != "seeded")]
+        model = KVRecommender(random_state=args.seed).fit(train)
+        system = make_system(label, args)
+        top = model.recommend(system.kv_workload, system.space(), k=3, seed=args.seed)
+        recs[label] = top[0]
+        seeded_dir = root / label / "seeded"
+        if not (args.reuse and seeded_dir.exists()):
+            shutil.rmtree(seeded_dir, ignore_errors=True)
+            study = Study.create(seeded_dir, system, tuner="random", budget=10, seed=args.seed, evaluate_default=False)
+            for r in top:
+                study.tuner.enqueue(r["config"], source="recommended")
+            study.run().close()
+    rows = rows_from_studies(root)
+    rows["label"] = [Path(s).parent.name for s in rows["study"]]
+    rows["source"] = [Path(s).name for s in rows["study"]]
+
+    # 4. re-measure the candidates side by side; ratios to the oracle
+    table = []
+    for label in labels:
+        best = best_configs(rows, label)
+        candidates = {k: v for k, v in best.items()}
+        candidates["recommended"] = recs[label]["config"]
+        measured = remeasure(label, candidates, args)
+        oracle_name = max(
+            (n for n in measured if measured[n]["feasible"]), key=lambda n: measured[n]["throughput"], default=None
+        )
+        oracle = measured[oracle_name]["throughput"] if oracle_name else float("nan")
+
+        def ratio(name: str) -> float:
+            m = measured.get(name)
+            if m is None or not m["feasible"]:
+                return 0.0
+            return m["throughput"] / oracle
+
+        oracle_config = candidates[oracle_name] if oracle_name else {}
+        table.append(
+            {
+                "workload": label,
+                "oracle_engine": oracle_config.get("engine"),
+                "oracle_ops_s": oracle,
+                "tuner_engine": candidates.get("tuner", {}).get("engine"),
+                "tuner_ratio": ratio("tuner"),
+                "recommended_engine": recs[label]["config"]["engine"],
+                "recommended_ratio": ratio("recommended"),
+                "seeded10_ratio": ratio("seeded"),
+                "default_engine_ops_s": None,
+                "per_engine": json.dumps({n: round(m["throughput"]) for n, m in measured.items() if m["feasible"]}),
+                "oracle_config": json.dumps(oracle_config),
+                "recommended_config": json.dumps(recs[label]["config"]),
+            }
+        )
+        print(f"  {label}: oracle {oracle_name} {oracle:,.0f} ops/s; tuner {ratio('tuner'):.2f}; "
+              f"recommended {recs[label]['config']['engine']} {ratio('recommended'):.2f}", flush=True)
+    frame = pd.DataFrame(table).drop(columns=["default_engine_ops_s"])
+    frame.to_csv(args.out / f"{tag}.csv", index=False)
+
+    # 5. the table, the targets, a plot
+    pd.set_option("display.width", 200)
+    print()
+    print(frame[["workload", "oracle_engine", "oracle_ops_s", "tuner_engine", "tuner_ratio", "recommended_engine",
+                 "recommended_ratio", "seeded10_ratio"]].to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
+    tuner_ok = (frame["tuner_ratio"] >= 0.9).all()
+    rec_share = float((frame["recommended_ratio"] >= 0.8).mean())
+    print(f"\ntuner within 10% of the oracle on every workload: {tuner_ok} "
+          f"(worst {frame['tuner_ratio'].min():.2f})")
+    print(f"recommender within 20% of the oracle on {rec_share:.0%} of held-out workloads (target >= 75%): "
+          f"{rec_share >= 0.75}")
+    print(f"{len(labels)} workloads, {len(rows)} stored trials, {time.time() - start:.0f}s")
+    _plot(frame, args.out / f"{tag}.png")
+    return 0
+
+
+def _plot(frame: pd.DataFrame, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = np.arange(len(frame))
+    fig, ax = plt.subplots(figsize=(max(8, len(frame) * 0.8), 4))
+    ax.bar(x - 0.27, frame["tuner_ratio"], 0.27, label="tuner, 30 trials")
+    ax.bar(x, frame["recommended_ratio"], 0.27, label="recommender, no trials (leave-one-out)")
+    ax.bar(x + 0.27, frame["seeded10_ratio"], 0.27, label="recommender-seeded, 10 trials")
+    ax.axhline(0.9, color="k", lw=0.8, ls="--")
+    ax.axhline(0.8, color="grey", lw=0.8, ls=":")
+    ax.set_xticks(x, [f"{w}\n({e})" for w, e in zip(frame["workload"], frame["oracle_engine"])], fontsize=7)
+    ax.set_ylabel("throughput / oracle")
+    ax.set_ylim(0, 1.15)
+    ax.legend(fontsize=7, loc="lower left")
+    ax.set_title("key-value engine selection (oracle engine in brackets)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
