@@ -30,13 +30,17 @@ class KernelTimeout(TimeoutError):
 def run_spec(spec: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
     """Run `adapters.kernels.worker` on `spec`; return its parsed report or raise."""
     threads = str(int(spec.get("threads", 1)))
+    # BLAS gets the thread count only when numpy is what is being timed: idle OpenBLAS workers
+    # spin for a while after each call and would steal the cores of the OpenMP kernel under test
+    blas = threads if any(k.get("kind") == "numpy" for k in spec.get("kernels", [])) else "1"
     env = dict(os.environ)
     env.update(
         OMP_NUM_THREADS=threads,
-        OPENBLAS_NUM_THREADS=threads,
-        MKL_NUM_THREADS=threads,
+        OPENBLAS_NUM_THREADS=blas,
+        MKL_NUM_THREADS=blas,
         PYTHONPATH=os.pathsep.join(p for p in (_REPO, env.get("PYTHONPATH", "")) if p),
     )
+    env.update({str(k): str(v) for k, v in (spec.get("env") or {}).items()})
     proc = subprocess.Popen(
         [sys.executable, "-m", "adapters.kernels.worker"],
         stdin=subprocess.PIPE,

@@ -6,7 +6,8 @@ a segfault, a kernel that never returns — takes down only this process; the
 parent (`adapters.kernels.runner`) turns it into a failed or timed-out trial.
 
 Spec keys: op ("matmul" | "conv2d"), shape, threads, repeats, warmup,
-min_sample_s, seed, cache_dir, flags, check (bool), and kernels: a list of
+min_sample_s, max_seconds (timing budget per kernel, which cuts the rounds of
+slow kernels), seed, cache_dir, flags, check (bool), and kernels: a list of
 {"name", "kind": "c" | "numpy", "source"} measured interleaved in rounds, so
 ratios between them come from the same run.
 """
@@ -102,6 +103,8 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     results: dict[str, dict[str, Any]] = {}
     calls: dict[str, Callable[[], None]] = {}
     reps: dict[str, int] = {}
+    rounds: dict[str, int] = {}
+    max_seconds = float(spec.get("max_seconds", 3.0))
     for kernel in spec["kernels"]:
         name = kernel["name"]
         fn, info = _runner(kernel, op, a, b, c, spec)
@@ -116,13 +119,18 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
                 )
                 results[name] = info
                 continue
-        for _ in range(warmup):
-            fn()
+        if first * (warmup + repeats) <= max_seconds:  # a slow kernel is not worth a warm-up
+            for _ in range(warmup):
+                fn()
         calls[name] = fn
         reps[name] = max(1, int(min_sample / max(first, 1e-7)))
+        # a slow kernel gets fewer rounds (at least 2): the tuner needs its rank, not its third digit
+        rounds[name] = max(min(2, repeats), min(repeats, int(max_seconds / max(first, 1e-9))))
         results[name] = info | {"samples": []}
-    for _ in range(repeats):  # interleaved rounds: every kernel sees the same background load
+    for round_ in range(repeats):  # interleaved rounds: every kernel sees the same background load
         for name, fn in calls.items():
+            if round_ >= rounds[name]:
+                continue
             n = reps[name]
             t0 = clock()
             for _ in range(n):
