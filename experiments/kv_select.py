@@ -75,7 +75,7 @@ def run_studies(label: str, root: Path, args) -> None:
             root / label / f"oracle-{engine}", make_system(label, args), tuner="random", budget=budgets[engine],
             seed=args.seed, fixed={"engine": engine}, evaluate_default=False,
         ).run().close()
-    Study.create(root / label / "tuner", make_system(label, args), tuner="random", budget=args.budget, seed=args.seed).run().close()
+    Study.create(root / label / "tuner", make_system(label, args), tuner=args.tuner, budget=args.budget, seed=args.seed).run().close()
 
 
 def best_configs(rows: pd.DataFrame, label: str) -> dict[str, dict]:
@@ -97,19 +97,23 @@ def remeasure(label: str, candidates: dict[str, dict], args) -> dict[str, dict]:
     """Interleaved rounds on fresh stores; median throughput, worst-case memory and disk."""
     system = make_system(label, args)
     system.setup()
-    samples: dict[str, list] = {name: [] for name in candidates}
+    space = system.space()
+    unique = {space.config_key(c): c for c in candidates.values()}  # one config is measured once
+    samples: dict[str, list] = {key: [] for key in unique}
     try:
+        system.evaluate({"engine": "dict"})  # warm-up: the first run of a process is slow
         for _ in range(args.rounds):
-            for name, config in candidates.items():
+            for key, config in unique.items():
                 try:
-                    samples[name].append(system.evaluate(config).metrics)
+                    samples[key].append(system.evaluate(config).metrics)
                 except Exception as exc:  # a recommended config may fail for real: record it
-                    samples[name].append({"error": f"{type(exc).__name__}: {exc}"})
+                    samples[key].append({"error": f"{type(exc).__name__}: {exc}"})
     finally:
         system.teardown()
     out = {}
     limits = system.objective.limits
-    for name, runs in samples.items():
+    for name, config in candidates.items():
+        runs = samples[space.config_key(config)]
         ok = [r for r in runs if "error" not in r]
         if not ok:
             out[name] = {"throughput": 0.0, "feasible": False, "error": runs[0]["error"]}
@@ -122,15 +126,16 @@ def remeasure(label: str, candidates: dict[str, dict], args) -> dict[str, dict]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="8 workloads, smaller oracle budgets, 3 rounds")
+    parser.add_argument("--quick", action="store_true", help="8 workloads, smaller oracle budgets")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--budget", type=int, default=30, help="trials of the tuner's study (default's included)")
+    parser.add_argument("--tuner", default="random", help="the tuner of the 30-trial study (see `autosys list`)")
     parser.add_argument("--seconds", type=float, default=0.5, help="cap on each timed replay")
-    parser.add_argument("--rounds", type=int, default=None, help="re-measurement rounds (default 5, quick 3)")
+    parser.add_argument("--rounds", type=int, default=None, help="re-measurement rounds (default 5)")
     parser.add_argument("--out", type=Path, default=ROOT / "experiments" / "results")
     parser.add_argument("--reuse", action="store_true", help="reuse stored studies from an earlier run")
     args = parser.parse_args()
-    args.rounds = args.rounds or (3 if args.quick else 5)
+    args.rounds = args.rounds or 5
     labels = QUICK if args.quick else list(WORKLOADS)
     args.out.mkdir(parents=True, exist_ok=True)
     root = args.out / ("kv_studies_quick" if args.quick else "kv_studies")
@@ -223,7 +228,7 @@ def main() -> int:
           f"(worst {frame['tuner_ratio'].min():.2f})")
     print(f"recommender within 20% of the oracle on {rec_share:.0%} of held-out workloads (target >= 75%): "
           f"{rec_share >= 0.75}")
-    print(f"{len(labels)} workloads, {len(rows)} stored trials, {time.time() - start:.0f}s")
+    print(f"{len(labels)} workloads, {len(rows)} stored trials, tuner {args.tuner}, {time.time() - start:.0f}s")
     _plot(frame, args.out / f"{tag}.png")
     return 0
 

@@ -53,7 +53,7 @@ def test_recommend_without_trials_and_seed_a_study(studies, tmp_path):
     for r in recs:
         space.validate(r["config"])
         assert r["predicted"]["throughput"] > 0
-    preds = [r["predicted"]["throughput"] for r in recs]
+    preds = [r["predicted"]["share_of_best"] for r in recs]
     assert preds == sorted(preds, reverse=True)
     # a cap far below any measured footprint: nothing is predicted feasible, and it says so
     tight = load_kv_workload("ycsb-b", records=400, operations=400, memory_cap_mb=1e-6)

@@ -2,8 +2,10 @@
 
 Training rows come from studies stored by autosys (`rows_from_studies`): every
 completed trial of a `kv` study gives (workload features, config features) ->
-measured throughput, memory_bytes, disk_bytes. Three random forests learn log
-throughput and the log of memory and disk per byte of data. `recommend` then
+measured throughput, memory_bytes, disk_bytes. Random forests learn log
+throughput relative to the best measured on the same workload (what ranks
+configs), log throughput itself (what is shown), and the log of memory and
+disk per byte of data (what is checked against caps). `recommend` then
 scores candidate configs (every config seen in training plus random samples of
 the space) for a new workload from its features alone, drops those predicted
 to break the workload's caps, and returns the best: no trial is run.
@@ -127,8 +129,14 @@ class KVRecommender:
         wf_cols = [c for c in rows.columns if c.startswith("wf_")]
         X = self._matrix(rows[wf_cols].to_dict("records"), configs)
         data_bytes = 10 ** rows["wf_log_data_bytes"].to_numpy()
+        log_tp = np.log(rows["throughput"].to_numpy())
+        # ranking target: log throughput relative to the best measured on the same workload,
+        # so the forest learns which config wins where, not how fast each workload is overall
+        workload_key = rows[wf_cols].round(9).astype(str).agg("|".join, axis=1)
+        best = pd.Series(log_tp).groupby(workload_key.to_numpy()).transform("max").to_numpy()
         targets = {
-            "throughput": np.log(rows["throughput"].to_numpy()),
+            "relative": log_tp - best,
+            "throughput": log_tp,
             "memory": np.log1p(rows["memory_bytes"].to_numpy() / data_bytes),
             "disk": np.log1p(rows["disk_bytes"].to_numpy() / data_bytes),
         }
@@ -157,6 +165,7 @@ class KVRecommender:
         data_bytes = 10 ** feats["wf_log_data_bytes"]
         return pd.DataFrame(
             {
+                "relative": np.exp(self._models["relative"].predict(X)),
                 "throughput": np.exp(self._models["throughput"].predict(X)),
                 "memory_bytes": np.expm1(self._models["memory"].predict(X)) * data_bytes,
                 "disk_bytes": np.expm1(self._models["disk"].predict(X)) * data_bytes,
@@ -188,7 +197,7 @@ class KVRecommender:
         table["cap_use"] = over
         table["feasible"] = over <= 1.0
         # infeasible candidates only as a last resort, least over their cap first
-        table["_order"] = np.where(table["feasible"], -table["throughput"], over * 1e18)
+        table["_order"] = np.where(table["feasible"], -table["relative"], over * 1e18)
         return table.sort_values("_order", kind="stable").drop(columns="_order").reset_index(drop=True)
 
     def recommend(self, workload: KVWorkload, space: Space, k: int = 1, seed: int = 0) -> list[dict[str, Any]]:
@@ -205,6 +214,7 @@ class KVRecommender:
                     "config": row.config,
                     "predicted": {
                         "throughput": float(row.throughput),
+                        "share_of_best": float(row.relative),
                         "memory_bytes": float(row.memory_bytes),
                         "disk_bytes": float(row.disk_bytes),
                     },
