@@ -270,16 +270,7 @@ def list_() -> None:
     console.print("tuners: " + ", ".join(TUNERS), highlight=False)
 
 
-@app.command()
-def show(directory: Path = typer.Argument(..., help="A study directory.")) -> None:
-    """Show a study's spec and every trial."""
-    from autosys.study import open_study
-
-    try:
-        storage, spec = open_study(directory)
-    except StorageError as exc:
-        _fail(str(exc))
-        return
+def _show_trials(storage, spec: dict) -> None:
     trials = storage.trials()
     objective = spec["objective"]
     console.print(
@@ -297,7 +288,96 @@ def show(directory: Path = typer.Argument(..., help="A study directory.")) -> No
             _fmt(t.duration) if t.duration else "-", detail,
         )
     console.print(table)
+
+
+@app.command()
+def show(directory: Path = typer.Argument(..., help="A study directory.")) -> None:
+    """Show a study's spec and every trial."""
+    from autosys.storage import SQLiteStorage
+
+    try:
+        storage = SQLiteStorage(directory, create=False)
+    except StorageError as exc:
+        _fail(str(exc))
+        return
+    spec = storage.load_spec()
+    if spec is not None:
+        _show_trials(storage, spec)
+    events = storage.events("agent")
+    if events:
+        timeline = Table(title="agent timeline")
+        for column in ("time", "window", "action", "value", "reason"):
+            timeline.add_column(column, overflow="fold")
+        for t, _, body in events:
+            value = body.get("value")
+            timeline.add_row(time.strftime("%H:%M:%S", time.localtime(t)), str(body.get("window")), body.get("action", ""),
+                             _fmt(value) if value is not None else "-", body.get("reason", ""))
+        console.print(timeline)
     storage.close()
+
+
+def _read_config_file(path: Path) -> dict:
+    """A JSON or TOML file, parsed safely, with a clear error naming the file."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        if path.suffix == ".toml":
+            import tomllib
+
+            return tomllib.loads(text)
+        return json.loads(text)
+    except Exception as exc:  # JSONDecodeError / TOMLDecodeError
+        raise UsageError(f"{path} is not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {exc}") from None
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def agent(
+    ctx: typer.Context,
+    system: str = typer.Argument(..., help="System to keep tuned (it must support apply/current and monitors)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="JSON/TOML: window, duration, tuner, guardrails, tries_per_regime."),
+    directory: Path = typer.Option(Path("studies/agent"), "--dir", help="Where decisions are logged (resumes from it)."),
+    duration: Optional[float] = typer.Option(None, "--duration", help="Stop after this many seconds [default: run until Ctrl-C]."),
+) -> None:
+    """Run the agent as a sidecar: watch SYSTEM, try candidates, keep wins, roll back losses."""
+    from autosys.agent import Agent, Guardrails, TunerPolicy
+    from autosys.registry import make_system
+    from autosys.storage import SQLiteStorage
+
+    try:
+        settings = _read_config_file(config) if config else {}
+        known = {"window", "duration", "tuner", "guardrails", "tries_per_regime", "seed"}
+        unknown = set(settings) - known
+        if unknown:
+            raise UsageError(f"{config}: unknown setting {sorted(unknown)[0]!r}; known: {', '.join(sorted(known))}")
+        factory = system_factory(system)
+        system_obj = make_system(system, convert_options(factory, parse_extra_flags(list(ctx.args))))
+        system_obj.setup()
+        guard_settings = settings.get("guardrails", {})
+        allowed = {"change_budget", "budget_seconds", "noise_sigmas", "min_relative_gain"}
+        if set(guard_settings) - allowed:
+            raise UsageError(f"unknown guardrail {sorted(set(guard_settings) - allowed)[0]!r}; known: {', '.join(sorted(allowed))}")
+        policy = TunerPolicy(system_obj.space(), system_obj.objective.direction, tuner=settings.get("tuner", "random"),
+                             seed=int(settings.get("seed", 0)), tries_per_regime=int(settings.get("tries_per_regime", 8)))
+        runner = Agent(system_obj, policy, guardrails=Guardrails(**guard_settings), window=float(settings.get("window", 1.0)),
+                       storage=SQLiteStorage(directory))
+    except (UsageError, InvalidConfig, UnknownSystem, SystemUnavailable, ValueError, StorageError) as exc:
+        _fail(str(exc))
+        return
+    limit = duration if duration is not None else settings.get("duration")
+    err_console.print(f"agent on {system}: logging to {directory}; Ctrl-C to stop", highlight=False)
+    runner.start()
+    try:
+        deadline = None if limit is None else time.monotonic() + float(limit)
+        while deadline is None or time.monotonic() < deadline:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        runner.stop()
+        system_obj.teardown()
+    console.print(f"decisions: {runner.counts()}  incumbent: {runner.incumbent}", highlight=False)
 
 
 @app.command()
