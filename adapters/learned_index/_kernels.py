@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import intrinsic
 
 from adapters.learned_index.pgm import cone_segments_py
 
@@ -20,11 +21,22 @@ _SIGN = np.uint64(2**63)
 _ONE = np.uint64(1)
 
 
+@intrinsic
+def _bitcast_u64(typingctx, x):
+    """Reinterpret a float64's bits as uint64 (an LLVM bitcast, no memory round trip)."""
+    if x != types.float64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.uint64))
+
+    return types.uint64(types.float64), codegen
+
+
 @njit(cache=True, inline="always")
-def _float_bits(x, fbuf, ubuf):
-    """Order-preserving uint64 image of a float64 (as models.float_bits); fbuf/ubuf share memory."""
-    fbuf[0] = x + 0.0  # -0.0 -> +0.0
-    b = ubuf[0]
+def _float_bits(x):
+    """Order-preserving uint64 image of a float64, as models.float_bits."""
+    b = _bitcast_u64(x + 0.0)  # -0.0 -> +0.0
     if b & _SIGN:
         return ~b
     return b | _SIGN
@@ -160,13 +172,13 @@ def _window_search(keys, qs, los, his, guesses, cnt, search, out, base, lens):
 
 @njit(cache=True, inline="always")
 def _route(q, x, key_is_uint, root_radix, log_transform, xmin, rp, radix_min, radix_shift,
-           n_mid, mid, n_leaves, nf, first_count, fbuf, ubuf):
+           n_mid, mid, n_leaves, nf, first_count):
     """The model number a key is routed to (the root alone when n_mid == 0 and first_count == n_leaves)."""
     if root_radix:
         if key_is_uint and not log_transform:
             bits = np.uint64(q)
         else:
-            bits = _float_bits(x, fbuf, ubuf)
+            bits = _float_bits(x)
         if bits < radix_min:
             j = np.int64(0)
         else:
@@ -200,12 +212,10 @@ def rmi_route(keys, out, key_is_uint, root_radix, log_transform, xmin, rp, radix
     """Route every key (build time), with exactly the arithmetic of `rmi_lookup`."""
     nf = float(keys.shape[0])
     first_count = n_mid if n_mid > 0 else n_leaves
-    fbuf = np.empty(1, dtype=np.float64)
-    ubuf = fbuf.view(np.uint64)
     for i in range(keys.shape[0]):
         q = keys[i]
         out[i] = _route(q, float(q), key_is_uint, root_radix, log_transform, xmin, rp, radix_min, radix_shift,
-                        n_mid, mid, n_leaves, nf, first_count, fbuf, ubuf)
+                        n_mid, mid, n_leaves, nf, first_count)
 
 
 @njit(cache=True)
@@ -269,8 +279,6 @@ def rmi_lookup(keys, queries, out, key_is_uint, root_radix, log_transform, xmin,
     nf = float(n)
     m = queries.shape[0]
     first_count = n_mid if n_mid > 0 else n_leaves
-    fbuf = np.empty(1, dtype=np.float64)
-    ubuf = fbuf.view(np.uint64)
     per_leaf = errors.shape[0] > 1
     los = np.empty(GROUP, dtype=np.int64)
     his = np.empty(GROUP, dtype=np.int64)
@@ -285,7 +293,7 @@ def rmi_lookup(keys, queries, out, key_is_uint, root_radix, log_transform, xmin,
             qs[k] = q
             x = float(q)
             j = _route(q, x, key_is_uint, root_radix, log_transform, xmin, rp, radix_min, radix_shift,
-                       n_mid, mid, n_leaves, nf, first_count, fbuf, ubuf)
+                       n_mid, mid, n_leaves, nf, first_count)
             guess = _leaf_guess(leaf, j, x, nf)
             guesses[k] = guess
             if search != 2:
