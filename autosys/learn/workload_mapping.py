@@ -86,10 +86,13 @@ def load_record(directory: str | Path) -> StudyRecord:
     ]
     feasible.sort(key=lambda cv: -cv[1] if direction == "maximize" else cv[1])
     options = spec.get("system_options", {})
+    workload = options.get("workload") or (default.info.get("workload") if default else "") or ""
+    if isinstance(workload, dict):  # server adapters report the whole workload description
+        workload = workload.get("name", "")
     return StudyRecord(
         directory=Path(directory),
         system=spec["system"],
-        workload=str(options.get("workload", "")),
+        workload=str(workload),
         direction=direction,
         signature=signature_of(default.metrics) if default else {},
         default_value=default.value if default else None,
