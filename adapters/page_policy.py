@@ -30,6 +30,7 @@ def policy_space(choices: tuple[str, ...] = CHOICES) -> Space:
             Categorical("policy", choices, default="lru"),
             Int("clock_bits", 1, 4, default=1, condition=_when("clock")),
             Bool("lfu_aging", default=True, condition=_when("lfu")),
+            Bool("lfu_history", default=False, condition=_when("lfu")),
             Float("twoq_kin", 0.05, 0.6, default=0.25, condition=_when("2q")),
             Float("twoq_kout", 0.1, 2.0, default=0.5, condition=_when("2q")),
             Float("s3fifo_small_ratio", 0.01, 0.5, log=True, default=0.1, condition=_when("s3fifo")),
@@ -49,7 +50,7 @@ def policy_space(choices: tuple[str, ...] = CHOICES) -> Space:
 #: config key -> simulator keyword, per policy
 _KNOBS = {
     "clock": {"clock_bits": "bits"},
-    "lfu": {"lfu_aging": "aging"},
+    "lfu": {"lfu_aging": "aging", "lfu_history": "history"},
     "2q": {"twoq_kin": "kin", "twoq_kout": "kout"},
     "s3fifo": {
         "s3fifo_small_ratio": "small_ratio",

@@ -113,7 +113,7 @@ def lecar_kernel(ids, n_obj, cap, experts, lr, hist_len, seed):
                 l_remove(prev, nxt, o)
                 owner[o] = -1
                 glen[chosen] -= 1
-        freq[x] = 1
+        freq[x] = freq[x] + 1 if g >= 0 else 1  # a page back from a ghost history keeps its count
         ins[x] = t
         inc[x] = True
         for e in range(E):
@@ -304,6 +304,7 @@ def run_lrb(tr, cap, sample: int = 32, retrain: int = 20_000, trees: int = 30, s
             seed: int = 0, **_):
     """LRB-style policy: sampled eviction by a gradient-boosted next-reuse model, retrained periodically."""
     from sklearn.ensemble import HistGradientBoostingRegressor
+    from threadpoolctl import threadpool_limits
 
     n = len(tr)
     cap = int(cap)
@@ -335,7 +336,8 @@ def run_lrb(tr, cap, sample: int = 32, retrain: int = 20_000, trees: int = 30, s
             continue
         y = np.where(nx[keep] < t, np.log1p(nx[keep] - ts[keep]), np.log1p(2 * window))
         est = HistGradientBoostingRegressor(max_iter=int(trees), max_depth=6, learning_rate=0.1, random_state=seed)
-        est.fit(X[keep], y)
+        with threadpool_limits(1):  # small fits: OpenMP threads only contend (2 shared cores)
+            est.fit(X[keep], y)
         model = _flatten_hgb(est)
         kind = 1
     return s.miss

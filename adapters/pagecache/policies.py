@@ -115,21 +115,24 @@ def clock(ids, n_obj, cap, bits):
 
 
 @njit(cache=True)
-def lfu(ids, n_obj, cap, dynamic_aging):
-    """LFU (ties broken by recency); with dynamic aging (LFU-DA) a page's key is
-    its count plus the key of the last victim, so old popularity fades."""
+def lfu(ids, n_obj, cap, dynamic_aging, keep_history):
+    """LFU (ties broken by recency). With dynamic aging (LFU-DA) a page's key is
+    its count plus the key of the last victim, so old popularity fades; with
+    `keep_history` counts survive eviction (perfect LFU) instead of restarting at 1."""
     n = len(ids)
     miss = np.zeros(n, np.uint8)
     heap = np.empty(cap + 1, np.int32)
     pos = np.full(n_obj, -1, np.int32)
     k1 = np.zeros(n_obj, np.float64)
     k2 = np.zeros(n_obj, np.int64)
+    cnt = np.zeros(n_obj, np.float64)
     size = 0
     age = 0.0
     for t in range(n):
         x = ids[t]
+        cnt[x] += 1.0
         if pos[x] >= 0:
-            k1[x] += 1.0
+            k1[x] = cnt[x] + age
             k2[x] = t
             h_update(heap, pos, k1, k2, size, x)
         else:
@@ -139,7 +142,9 @@ def lfu(ids, n_obj, cap, dynamic_aging):
                 if dynamic_aging:
                     age = k1[v]
                 size = h_remove(heap, pos, k1, k2, size, v)
-            k1[x] = 1.0 + age
+                if not keep_history:
+                    cnt[v] = 0.0
+            k1[x] = cnt[x] + age
             k2[x] = t
             size = h_push(heap, pos, k1, k2, size, x)
     return miss

@@ -76,8 +76,8 @@ def _clock(tr, cap, bits: int = 1, **_):
     return P.clock(tr.ids, tr.n_obj, cap, int(bits))
 
 
-def _lfu(tr, cap, aging: bool = True, **_):
-    return P.lfu(tr.ids, tr.n_obj, cap, bool(aging))
+def _lfu(tr, cap, aging: bool = True, history: bool = False, **_):
+    return P.lfu(tr.ids, tr.n_obj, cap, bool(aging), bool(history))
 
 
 def _arc(tr, cap, **_):
