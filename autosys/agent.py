@@ -163,11 +163,19 @@ class TunerPolicy(Policy):
         if self._tries >= self.tries_per_regime:
             return None
         self._tries += 1
+        key = self.space.config_key(incumbent)
         while self._suggest:
             config = self._suggest.pop(0)
-            if self.space.config_key(config) != self.space.config_key(incumbent):
+            if self.space.config_key(config) != key:
                 return config
-        return self._tuner.ask().config
+        for _ in range(50):  # the incumbent is measured anyway: skip it, and tell the tuner what it scored
+            trial = self._tuner.ask()
+            if self.space.config_key(trial.config) != key:
+                return trial.config
+            scores = [v for c, cfg, v in self.memory if self.space.config_key(cfg) == key]
+            if scores:
+                self._tuner.tell(trial, Result(TrialState.COMPLETE, scores[-1]))
+        return None
 
     def observe(self, context, config, value):
         self.memory.append((dict(context), dict(config), value))
@@ -197,6 +205,7 @@ class Agent:
         context_features: Sequence[str] | None = None,
         baseline_windows: int = 2,
         explore_every: int | None = 20,
+        objective_shift: float = 0.3,
     ):
         self.system = system
         self.space = system.space()
@@ -214,6 +223,9 @@ class Agent:
         self.context_features = list(context_features) if context_features else None
         self.baseline_windows = baseline_windows
         self.explore_every = explore_every
+        #: a relative move of the incumbent's objective that, twice in a row, counts as a workload change
+        self.objective_shift = objective_shift
+        self._shift_suspect = 0
         self.decisions: list[Decision] = []
         self.incumbent: Config = self.space.validate(self._current_config())
         self.incumbent_values: list[float] = []
@@ -315,11 +327,18 @@ class Agent:
 
         if not math.isfinite(value):
             return self._log("measure", self.incumbent, None, f"no {self.objective.metric} reading", context)
-        if self.detector.update(context):
+        context_moved = self.detector.update(context)
+        if context_moved or self._objective_shifted(value):
+            if context_moved:
+                why = f"context moved to {_short(context)}"
+            else:
+                why = f"{self.objective.metric} moved to {value:.4g} from {np.mean(self.incumbent_values):.4g} with no config change"
+                self.detector.reset()
+                self.detector.update(context)
             self.incumbent_values = []
             self._exploring = True
             self.policy.reset(context)
-            return self._log("workload-change", self.incumbent, value, f"context moved to {_short(context)}", context)
+            return self._log("workload-change", self.incumbent, value, why, context)
         self.incumbent_values = (self.incumbent_values + [value])[-10:]
         self.policy.observe(context, self.incumbent, value)
         self._steady_windows += 1
@@ -347,6 +366,16 @@ class Agent:
             return self._log("apply-failed", proposal, None, f"apply failed ({failure}); rolled back{extra}", context)
         self.candidate = proposal
         return self._log("explore", proposal, value, "trying a candidate for one window", context)
+
+    def _objective_shifted(self, value: float) -> bool:
+        """The incumbent's own objective moved far outside its band for two windows: the workload changed."""
+        if len(self.incumbent_values) < self.baseline_windows + 1:
+            self._shift_suspect = 0
+            return False
+        mean, sd = float(np.mean(self.incumbent_values)), float(np.std(self.incumbent_values))
+        far = abs(value - mean) > max(4 * sd, self.objective_shift * max(abs(mean), 1e-12))
+        self._shift_suspect = self._shift_suspect + 1 if far else 0
+        return self._shift_suspect >= 2
 
     def _rollback(self, candidate: Config, value: float, reason: str, context) -> Decision:
         failure = self._apply(self.incumbent)
