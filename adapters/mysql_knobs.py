@@ -192,6 +192,12 @@ class MySQLKnobs(ServerKnobs):
     def _restore_knob(self, conn, name: str, original: Any) -> None:
         self._set_global(conn, name, original)
 
+    def _took(self, name: str, got: Any, wanted: Any) -> bool:
+        # InnoDB rounds the buffer pool and log sizes to its chunk/block sizes
+        if name in ("innodb_buffer_pool_size", "innodb_log_file_size"):
+            return abs(float(got) - float(wanted)) <= max(8 * MIB, 0.02 * float(wanted))
+        return super()._took(name, got, wanted)
+
     def _reload(self, conn) -> None:
         """SET GLOBAL takes effect at once (buffer pool resizes run in the background)."""
 

@@ -475,13 +475,17 @@ class ServerKnobs(System):
                 now = self._read_catalog(probe, list(expected))
             finally:
                 probe.close()
-            stale = [n for n, v in expected.items() if _differs(now[n].value, v)]
+            stale = [n for n, v in expected.items() if not self._took(n, now[n].value, v)]
             if not stale:
                 return
             if time.monotonic() > deadline:
                 got = ", ".join(f"{n}={now[n].value!r} (wanted {expected[n]!r})" for n in stale)
                 raise RuntimeError(f"{self.name}: the server did not take {got} within {timeout:.0f} s")
             time.sleep(0.05)
+
+    def _took(self, name: str, got: Any, wanted: Any) -> bool:
+        """Whether the server's reported value is the one we set (servers may round sizes)."""
+        return not _differs(got, wanted)
 
     # ------------------------------------------------------------------ measuring
     def evaluate(self, config: Config) -> Measurement:
