@@ -416,6 +416,21 @@ class SQLiteStorage(Storage):
                 self.save_tuner_state(tuner_state)
         return True
 
+    def attempts(self, number: int) -> int:
+        row = self.conn.execute("SELECT attempts FROM trials WHERE number=?", (number,)).fetchone()
+        if row is None:
+            raise StorageError(f"no trial {number} in {self.path}")
+        return int(row[0])
+
+    def adopt(self, number: int) -> None:
+        """Take over a failed trial to run it again here (a retry): running, this worker, attempts + 1."""
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE trials SET state='running', error=NULL, finished_at=NULL, worker=?, heartbeat=?,"
+                " attempts=attempts+1 WHERE number=?",
+                (self.worker, time.time(), number),
+            )
+
     def set_attempts(self, number: int, attempts: int) -> None:
         with self.transaction() as conn:
             conn.execute("UPDATE trials SET attempts=?, heartbeat=? WHERE number=?", (attempts, time.time(), number))

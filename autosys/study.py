@@ -88,6 +88,7 @@ class Study:
         #: the stored tuner-state revision this process's tuner corresponds to
         self._tuner_revision = storage.tuner_revision() if hasattr(storage, "tuner_revision") else 0
         self._in_flight: dict[int, Trial] = {}
+        self.grace = self.GRACE
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -168,8 +169,9 @@ class Study:
 
         A trial is dead when its process on this host is gone, or (for other
         hosts) when its heartbeat is older than `grace` seconds (default
-        `Study.GRACE`). Trials of live processes are left to them: several
-        processes may resume and run one study at the same time.
+        `Study.GRACE`); `run` fails (or, with retries, re-runs) dead trials
+        before anything else. Trials of live processes are left to them:
+        several processes may resume and run one study at the same time.
         """
         directory = Path(directory)
         if not (directory / SQLiteStorage.FILENAME).exists():
@@ -189,7 +191,7 @@ class Study:
             seed=spec["seed"],
             **spec["tuner_options"],
         )
-        storage.reap(cls.GRACE if grace is None else grace)
+        study_grace = cls.GRACE if grace is None else grace
         stored_budget = spec["budget"]
         budget_ = Budget(
             budget if budget is not None else stored_budget["trials"],
@@ -199,6 +201,7 @@ class Study:
             spec["budget"] = {"trials": budget_.trials, "seconds": budget_.seconds}
             storage.save_spec(spec)
         study = cls(system, tuner, storage, budget=budget_, spec=spec, directory=directory)
+        study.grace = study_grace
         study._tuner_revision = -1  # load the stored state and tell what finished while it was pending
         with storage.transaction():
             study._sync_tuner()
@@ -254,7 +257,7 @@ class Study:
             executor = make_executor(str(kind), workers=workers, timeout=timeout)
         assert isinstance(executor, Executor)
         heartbeat = heartbeat or self.HEARTBEAT
-        grace = self.GRACE if grace is None else grace
+        grace = self.grace if grace is None else grace
         start = time.monotonic()
         if self.system.workdir is None and self.directory is not None:
             self.system.workdir = self.directory / "work"
@@ -270,10 +273,12 @@ class Study:
             self.system.setup()
         try:
             beat.start()
-            last_check = time.monotonic()
+            last_check = -float("inf")
             while True:
                 if time.monotonic() - last_check >= heartbeat:
-                    self._reap(grace, retries)
+                    for record in self._reap(grace, retries):  # trials of dead processes, to run again
+                        self._in_flight[record.number] = record
+                        futures[executor.submit(run_trial, target, record.config)] = record
                     last_check = time.monotonic()
                 while len(futures) < slots and not self._out_of_time(start):
                     record = self._claim()
@@ -282,7 +287,11 @@ class Study:
                     self._in_flight[record.number] = record
                     futures[executor.submit(run_trial, target, record.config)] = record
                 if not futures:
-                    break
+                    # trials other processes still run may yet fail and be retried: wait them out
+                    if self._out_of_time(start) or not self.storage.count((TrialState.RUNNING,)):
+                        break
+                    time.sleep(heartbeat)
+                    continue
                 done, _ = cf.wait(list(futures), timeout=heartbeat, return_when=cf.FIRST_COMPLETED)
                 for future in done:
                     record = futures.pop(future)
@@ -370,26 +379,25 @@ class Study:
             self._tuner_revision = self.storage.save_tuner_state(self.tuner.state_dict())
         return changed
 
-    def _reap(self, grace: float, retries: int) -> None:
-        """Fail trials whose process died; with retries, queue their configs to run again."""
+    def _reap(self, grace: float, retries: int) -> list[Trial]:
+        """Fail the trials whose process died; returns those this process adopts to run again.
+
+        A dead trial is re-run (same number, same config, attempts + 1) while
+        its attempts do not exceed `retries`; the others are told to the tuner
+        as failed.
+        """
         with self.storage.transaction():
             dead = self.storage.reap(grace)
-            if not dead:
-                return
-            self._sync_tuner()
-            if retries:
-                queued = False
-                failures = [t for t in self.storage.trials((TrialState.FAILED,)) if (t.error or "").startswith("interrupted")]
-                for trial in dead:
-                    tries = sum(t.config == trial.config for t in failures)
-                    if tries <= retries:
-                        try:
-                            self.tuner.enqueue(trial.config, source="retry")
-                            queued = True
-                        except InvalidConfig:
-                            pass  # e.g. the default outside a --set subspace
-                if queued:
-                    self._tuner_revision = self.storage.save_tuner_state(self.tuner.state_dict())
+            adopted = []
+            for trial in dead:
+                if retries and self.storage.attempts(trial.number) <= retries:
+                    self.storage.adopt(trial.number)
+                    trial.state, trial.error, trial.finished_at = TrialState.RUNNING, None, None
+                    trial.info["attempts"] = self.storage.attempts(trial.number)
+                    adopted.append(trial)
+            if dead:
+                self._sync_tuner()
+        return adopted
 
     def _finish(self, trial: Trial, outcome: Outcome, callback: Callback | None) -> None:
         trial.state = outcome.state
