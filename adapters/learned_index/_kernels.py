@@ -254,6 +254,26 @@ def fit_linear_sorted(keys, g, count, out):
 
 
 @njit(cache=True)
+def cubic_moments_sorted(keys, g, count, x0, scale, moments, rhs):
+    """Per-group sums of t^0..t^6 and (pos - first pos) * t^0..t^3, t = (x - x0) * scale, sorted g."""
+    first = -1
+    prev = -1
+    for i in range(keys.shape[0]):
+        j = g[i]
+        if j != prev:
+            first = i
+            prev = j
+        t = (float(keys[i]) - x0[j]) * scale[j]
+        dy = float(i - first)
+        p = 1.0
+        for k in range(7):
+            moments[j, k] += p
+            if k < 4:
+                rhs[j, k] += dy * p
+            p *= t
+
+
+@njit(cache=True)
 def leaf_errors(keys, g, leaf, count, lo, hi):
     """Per-leaf min and max of (position - guess), with exactly the lookup's guess arithmetic."""
     nf = float(keys.shape[0])

@@ -92,6 +92,13 @@ def fit_linear_sorted(keys: np.ndarray, g: np.ndarray, count: int) -> np.ndarray
     return out
 
 
+def cubic_moments_sorted(keys, g, count, x0, scale) -> tuple[np.ndarray, np.ndarray]:
+    moments = np.zeros((count, 7))
+    rhs = np.zeros((count, 4))
+    kernels().cubic_moments_sorted(keys, g, count, x0, scale, moments, rhs)
+    return moments, rhs
+
+
 def leaf_errors(keys: np.ndarray, g: np.ndarray, leaf: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
     lo = np.zeros(count, dtype=np.int64)
     hi = np.zeros(count, dtype=np.int64)

@@ -99,7 +99,7 @@ def group_starts(g: np.ndarray, count: int) -> np.ndarray:
     return np.searchsorted(g, np.arange(count + 1), side="left")
 
 
-def fit_groups(kind: str, x: np.ndarray, y: np.ndarray, g: np.ndarray, count: int) -> np.ndarray:
+def fit_groups(kind: str, x: np.ndarray, y: np.ndarray, g: np.ndarray, count: int, moments=None) -> np.ndarray:
     """Fit one model per group; `g` (group of each key) must be non-decreasing.
 
     An empty group gets a constant model predicting the position where its
@@ -141,13 +141,16 @@ def fit_groups(kind: str, x: np.ndarray, y: np.ndarray, g: np.ndarray, count: in
     if kind == "cubic":
         span = x1 - x0
         s = np.where(span > 0, 1.0 / np.where(span > 0, span, 1.0), 1.0)
-        t = (x - x0[g]) * s[g]
-        dy = y - y0[g]
-        powers = [np.ones_like(t)]
-        for _ in range(6):
-            powers.append(powers[-1] * t)
-        moments = np.stack([np.bincount(g, p, count) for p in powers], axis=1)  # count x 7
-        rhs = np.stack([np.bincount(g, dy * powers[k], count) for k in range(4)], axis=1)
+        if moments is not None:  # a compiled pass (see compiled.cubic_moments_sorted); y must be positions
+            moments, rhs = moments(np.where(empty, 0.0, x0), s)
+        else:
+            t = (x - x0[g]) * s[g]
+            dy = y - y0[g]
+            powers = [np.ones_like(t)]
+            for _ in range(6):
+                powers.append(powers[-1] * t)
+            moments = np.stack([np.bincount(g, p, count) for p in powers], axis=1)  # count x 7
+            rhs = np.stack([np.bincount(g, dy * powers[k], count) for k in range(4)], axis=1)
         gram = np.stack([moments[:, i : i + 4] for i in range(4)], axis=1)  # count x 4 x 4
         ridge = 1e-9 * (np.trace(gram, axis1=1, axis2=2) + 1.0)
         gram = gram + ridge[:, None, None] * np.eye(4)

@@ -148,7 +148,10 @@ class RMI:
             return compiled.fit_linear_sorted(self.keys, g, count)
         y = np.arange(self.n, dtype=np.float64)
         if order is None:
-            return models.fit_groups(kind, x, y, g, count)
+            moments = None
+            if kind == "cubic" and self.backend == "numba":
+                moments = lambda x0, s: compiled.cubic_moments_sorted(self.keys, g, count, x0, s)  # noqa: E731
+            return models.fit_groups(kind, x, y, g, count, moments=moments)
         return models.fit_groups(kind, x[order], y[order], g[order], count)
 
     # --- size and lookups
