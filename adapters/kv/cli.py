@@ -14,7 +14,8 @@ import typer
 
 recommend_app = typer.Typer(help="Recommend a configuration from learned models, without running trials.", no_args_is_help=True)
 
-DEFAULT_TRAINING = Path("experiments/results/kv_select_training.csv")
+#: written by experiments/kv_select.py (or experiments/kv_training_data.py) in the repository
+DEFAULT_TRAINING = Path(__file__).resolve().parents[2] / "experiments" / "results" / "kv_select_training.csv"
 
 
 @recommend_app.callback()
@@ -53,8 +54,9 @@ def kv(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2)
     w = system.kv_workload
-    typer.echo(f"workload {w.name}: {dict(w.base.mix)}, {w.base.records} records, caps: memory "
-               f"{w.memory_cap_mb or 'none'} MB, disk {w.disk_cap_mb or 'none'} MB")
+    caps = [f"{name} {cap:g} MB" for name, cap in (("memory", w.memory_cap_mb), ("disk", w.disk_cap_mb)) if cap]
+    typer.echo(f"workload {w.name}: {dict(w.base.mix)}, {w.base.records} records, {w.base.value_size} B values, "
+               f"caps: {', '.join(caps) or 'none'}")
     if system.missing_engines:
         typer.echo("left out: " + "; ".join(f"{k} ({v})" for k, v in system.missing_engines.items()))
     for i, rec in enumerate(recs, 1):
