@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -391,12 +392,21 @@ _MISSING = object()
 # --------------------------------------------------------------------------- the space
 
 
+#: knob names reach SQL statements, compiler flags and file names: no quotes, spaces or separators
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,127}")
+
+
 class Space:
     """An ordered set of parameters plus constraints over whole configs."""
 
     def __init__(self, params: Sequence[Param] = (), constraints: Sequence[Constraint] = ()):
         self.params: dict[str, Param] = {}
         for param in params:
+            if not isinstance(param.name, str) or not _NAME.fullmatch(param.name):
+                raise ValueError(
+                    f"parameter name {param.name!r} is not allowed: use letters, digits, '_', '.', '-'"
+                    " (starting with a letter or '_'), at most 128 characters"
+                )
             if param.name in self.params:
                 raise ValueError(f"parameter {param.name!r} is defined twice")
             self.params[param.name] = param
