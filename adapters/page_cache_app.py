@@ -17,8 +17,9 @@ from __future__ import annotations
 import collections
 import heapq
 import random
-from typing import Iterable
+from typing import Iterable, Mapping, Sequence
 
+from autosys.agent import Policy
 from autosys.monitor import Monitor
 from autosys.space import Categorical, Config, Space
 from autosys.system import Measurement, Objective, System
@@ -29,13 +30,14 @@ POLICIES = ("lru", "lfu", "fifo", "random")
 class AdaptiveCache:
     """A fixed-capacity cache of page ids with a switchable eviction policy."""
 
-    def __init__(self, capacity: int, policy: str = "lru", recent: int = 50_000, seed: int = 0):
+    def __init__(self, capacity: int, policy: str = "lru", recent: int = 50_000, seed: int = 0, aging_period: int = 10):
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
         if policy not in POLICIES:
             raise ValueError(f"policy {policy!r} is not one of {', '.join(POLICIES)}")
         self.capacity = capacity
         self.policy = policy
+        self.aging_period = aging_period  # LFU halves all counts every aging_period * capacity evictions
         self.order: collections.OrderedDict[int, None] = collections.OrderedDict()  # LRU/FIFO order
         self._slots: list[int] = []  # resident pages, for O(1) random eviction
         self._slot_of: dict[int, int] = {}
@@ -49,6 +51,7 @@ class AdaptiveCache:
         self._recent_cap = recent
         self._window_new = 0
         self._window_counts: collections.Counter[int] = collections.Counter()
+        self.history: collections.deque[int] = collections.deque(maxlen=max(40 * capacity, 20_000))
 
     def __contains__(self, page: int) -> bool:
         return page in self.freq
@@ -68,6 +71,7 @@ class AdaptiveCache:
     def access(self, page: int) -> bool:
         """Serve one request; True on a hit."""
         self._tick += 1
+        self.history.append(page)
         self._window_counts[page] += 1
         if page not in self._recent:
             self._window_new += 1
@@ -118,7 +122,7 @@ class AdaptiveCache:
             self._slot_of[last] = index
         del self._slot_of[page]
         self.evictions += 1
-        if self.policy == "lfu" and self.evictions % self.capacity == 0:
+        if self.policy == "lfu" and self.evictions % (self.aging_period * self.capacity) == 0:
             self._age()
 
     def _age(self) -> None:
@@ -143,6 +147,48 @@ class AdaptiveCache:
         self.hits = self.misses = self.evictions = self._window_new = 0
         self._window_counts = collections.Counter()
         return reading
+
+
+def shadow_hit_ratios(pages: Sequence[int], capacity: int, policies: Sequence[str] = POLICIES) -> dict[str, float]:
+    """Replay recent requests through a fresh cache per policy (miniature simulation).
+
+    The first half warms each shadow cache up; the hit ratio is measured on the second half.
+    """
+    pages = list(pages)
+    half = len(pages) // 2
+    out = {}
+    for policy in policies:
+        cache = AdaptiveCache(capacity, policy)
+        for page in pages[:half]:
+            cache.access(page)
+        cache.window_reading()
+        for page in pages[half:]:
+            cache.access(page)
+        out[policy] = cache.window_reading()["hit_ratio"]
+    return out
+
+
+class ShadowPolicy(Policy):
+    """Proposes the policy that wins a shadow replay of the cache's recent requests.
+
+    Trying policies on the live cache is slow to judge (a switch inherits the
+    previous policy's contents for several windows); replaying the recent
+    requests through small shadow caches ranks them in milliseconds, and the
+    agent then verifies the winner live before keeping it.
+    """
+
+    def __init__(self, cache: AdaptiveCache, margin: float = 0.01):
+        self.cache, self.margin = cache, margin
+        self.last_scores: dict[str, float] = {}
+
+    def propose(self, context: Mapping[str, float], incumbent: Config) -> Config | None:
+        if len(self.cache.history) < 4 * self.cache.capacity:
+            return None
+        self.last_scores = shadow_hit_ratios(self.cache.history, self.cache.capacity)
+        best = max(self.last_scores, key=self.last_scores.get)
+        if best == incumbent["policy"] or self.last_scores[best] < self.last_scores[incumbent["policy"]] + self.margin:
+            return None
+        return {"policy": best}
 
 
 class CacheMonitor(Monitor):

@@ -44,6 +44,8 @@ class Guardrails:
     min_relative_gain: float = 0.03
     #: returns a reason string when the system is unhealthy (the candidate is rolled back at once)
     health_check: HealthCheck | None = None
+    #: windows to let a candidate settle (caches refill, ...) before the window that judges it
+    settle_windows: int = 0
 
 
 @dataclass
@@ -51,7 +53,7 @@ class Decision:
     """One logged step of the agent."""
 
     window: int
-    action: str  # measure | workload-change | explore | keep | rollback | apply-failed | resume | budget-exhausted
+    action: str  # measure | workload-change | explore | settle | keep | rollback | apply-failed | resume | budget-exhausted | error
     config: Config
     value: float | None
     incumbent_value: float | None
@@ -230,6 +232,7 @@ class Agent:
         self.incumbent: Config = self.space.validate(self._current_config())
         self.incumbent_values: list[float] = []
         self.candidate: Config | None = None
+        self._settling = 0
         self.windows = 0
         self._steady_windows = 0
         self._exploring = True  # explore after the first baseline, as after any change
@@ -312,10 +315,15 @@ class Agent:
         unhealthy = self.guardrails.health_check(reading) if self.guardrails.health_check else None
 
         if self.candidate is not None:  # the window just measured was a trial
+            if unhealthy:
+                candidate, self.candidate = self.candidate, None
+                return self._rollback(candidate, value, f"unhealthy: {unhealthy}", context)
+            if self._settling > 0:
+                self._settling -= 1
+                return self._log("settle", self.candidate, value, "letting the candidate settle before judging it", context)
             candidate, self.candidate = self.candidate, None
-            if unhealthy or not math.isfinite(value):
-                why = unhealthy or f"{self.objective.metric} is {value}"
-                return self._rollback(candidate, value, f"unhealthy: {why}", context)
+            if not math.isfinite(value):
+                return self._rollback(candidate, value, f"unhealthy: {self.objective.metric} is {value}", context)
             self.policy.observe(context, candidate, value)
             wins, text = self._wins(value)
             if wins:
@@ -342,8 +350,10 @@ class Agent:
         self.incumbent_values = (self.incumbent_values + [value])[-10:]
         self.policy.observe(context, self.incumbent, value)
         self._steady_windows += 1
-        if self.explore_every and self._steady_windows >= self.explore_every:
-            self._exploring = True
+        if self.explore_every and self._steady_windows >= self.explore_every and not self._exploring:
+            self._exploring = True  # periodic re-exploration: some winners only show after a while
+            self._steady_windows = 0
+            self.policy.reset(context)
         if not self._exploring or len(self.incumbent_values) < self.baseline_windows:
             return self._log("measure", self.incumbent, value, "measuring the incumbent", context)
         if not self._budget_left():
@@ -365,6 +375,7 @@ class Agent:
             self.policy.observe(context, proposal, -math.inf if self.objective.direction == "maximize" else math.inf)
             return self._log("apply-failed", proposal, None, f"apply failed ({failure}); rolled back{extra}", context)
         self.candidate = proposal
+        self._settling = self.guardrails.settle_windows
         return self._log("explore", proposal, value, "trying a candidate for one window", context)
 
     def _objective_shifted(self, value: float) -> bool:

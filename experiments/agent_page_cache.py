@@ -21,9 +21,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adapters.page_cache_app import POLICIES, AdaptiveCache, PageCacheApp  # noqa: E402
+from adapters.page_cache_app import POLICIES, AdaptiveCache, PageCacheApp, ShadowPolicy  # noqa: E402
 from adapters.pagecache import traces  # noqa: E402
-from autosys.agent import Agent, ChangeDetector, Guardrails, TunerPolicy  # noqa: E402
+from autosys.agent import Agent, ChangeDetector, Guardrails  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -56,17 +56,18 @@ def run_fixed(policy: str, phases, capacity: int, window: int) -> list[dict]:
 
 def run_agent(phases, capacity: int, window: int, seed: int):
     app = PageCacheApp(capacity)
-    policy = TunerPolicy(app.space(), "maximize", tuner="grid", seed=seed, tries_per_regime=len(POLICIES) - 1)
-    agent = Agent(app, policy, guardrails=Guardrails(change_budget=1000, noise_sigmas=2.0, min_relative_gain=0.02),
+    policy = ShadowPolicy(app.cache)
+    agent = Agent(app, policy, guardrails=Guardrails(change_budget=1000, noise_sigmas=2.0, min_relative_gain=0.02, settle_windows=1),
                   detector=ChangeDetector(threshold=0.1, z=4.0), context_features=["new_page_fraction", "top1pct_fraction"],
-                  baseline_windows=2, explore_every=None)
+                  baseline_windows=2, explore_every=5)
     rows = []
     for index, (name, pages) in enumerate(phases):
         for start in range(0, len(pages), window):
             for page in pages[start:start + window].tolist():
                 app.cache.access(page)
             decision = agent.step()  # the cache calls the agent at the end of each window
-            rows.append({"phase": index, "hit_ratio": decision.value, "policy": app.cache.policy, "action": decision.action})
+            rows.append({"phase": index, "hit_ratio": decision.value, "policy": app.cache.policy,
+                         "action": decision.action, "reason": decision.reason})
     return rows, agent
 
 
@@ -90,9 +91,9 @@ def main() -> None:
     for index, (name, _) in enumerate(phases):
         per = {p: timelines[p][timelines[p]["phase"] == index]["hit_ratio"] for p in timelines}
         agent_phase = timelines["agent"][timelines["agent"]["phase"] == index]
-        # "after adapting": the windows after the agent's last try in this phase
-        tries = agent_phase.index[agent_phase["action"].isin(["explore", "keep", "rollback", "workload-change"])]
-        settled_from = (tries.max() + 1) if len(tries) else agent_phase.index.min()
+        # "after adapting": from the end of the first round of exploration in this phase to the phase's end
+        done = agent_phase.index[agent_phase["reason"].str.startswith("done exploring")]
+        settled_from = done.min() if len(done) else agent_phase.index.max()
         settled = agent_phase.loc[settled_from:]
         settled_windows = settled.index - agent_phase.index.min()
         phase_best = max(POLICIES, key=lambda p: per[p].mean())
