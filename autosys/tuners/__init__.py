@@ -17,6 +17,14 @@ from autosys.tuners.base import Tuner
 TUNERS: dict[str, str] = {
     "random": "autosys.tuners.random_search:RandomSearch",
     "grid": "autosys.tuners.grid_search:GridSearch",
+    "bandit": "autosys.tuners.bandit:BanditTuner",
+    "bo": "autosys.tuners.bayes:BayesOpt",
+    "bo-rf": "autosys.tuners.bayes:ForestBayesOpt",
+    "parego": "autosys.tuners.multiobjective:ParEGO",
+    "local": "autosys.tuners.local_search:LocalSearch",
+    "model": "autosys.tuners.model_guided:ModelGuidedTuner",
+    "rl": "autosys.tuners.rl:RLTuner",
+    "meta": "autosys.tuners.bandit:MetaTuner",
 }
 
 
