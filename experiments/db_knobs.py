@@ -181,11 +181,11 @@ def main() -> None:
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--no-warm", action="store_true")
     parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
-    parser.add_argument("--work", default=None, help="where studies go (default experiments/results/db_knobs_studies)")
+    parser.add_argument("--work", default=None, help="where studies go (default studies/db_knobs, git-ignored)")
     args = parser.parse_args()
     args.budget = args.budget or (8 if args.quick else 30)
     rounds = args.rounds or (2 if args.quick else 3)
-    base = Path(args.work) if args.work else RESULTS / "db_knobs_studies"
+    base = Path(args.work) if args.work else ROOT / "studies" / "db_knobs"
     base.mkdir(parents=True, exist_ok=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     sqlite_opts = dict(records=2_000 if args.quick else 5_000, operations=1_500 if args.quick else 3_000,
