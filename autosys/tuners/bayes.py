@@ -259,7 +259,11 @@ class BayesOpt(Tuner):
         F = self.encoder.features(self.encoder.snap(np.array([self.space.encode(c) for c, _ in told])))
         ok = np.array([o for _, o in told], float)
         base = ok.mean()
-        width = 0.1 * math.sqrt(F.shape[1])
+        # bandwidth from the spacing of the told points: it narrows as evidence accumulates
+        d2 = (F * F).sum(1)[:, None] + (F * F).sum(1)[None, :] - 2.0 * F @ F.T
+        np.fill_diagonal(d2, np.inf)
+        nearest = np.sqrt(np.maximum(d2.min(1), 0.0))
+        width = float(np.clip(np.median(nearest), 0.02, 0.1 * math.sqrt(F.shape[1])))
         prior = 0.5
 
         def p_ok(U_cand: np.ndarray) -> np.ndarray:
@@ -303,13 +307,20 @@ class BayesOpt(Tuner):
             mu, sd = model.predict(enc.features(C))
             acq = self._acq(mu, sd, best)
             if p_ok is not None:
+                # expected constrained improvement: acquisition x P(success); candidates much
+                # likelier to fail than the safest ones are dropped outright, since a GP that
+                # extrapolates a trend into the failing region can outbid any multiplier
                 p = p_ok(C)
-                acq["lcb"] = (acq["lcb"] - acq["lcb"].min() + 1e-12) * p
-                acq["ei"] = acq["ei"] * p
-                acq["pi"] = acq["pi"] * p
+                unlikely = p < 0.5 * p_max[0]
+                for k in acq:
+                    a = acq[k] - acq[k].min() + 1e-12 if k == "lcb" else acq[k]
+                    acq[k] = np.where(unlikely, -np.inf, a * p)
             return acq
 
         cands = enc.snap(cands)
+        p_max = [1.0]
+        if p_ok is not None:
+            p_max[0] = float(p_ok(cands).max())
         acq = evaluate(cands)
         pool = [cands]
         pool_scores = {k: [acq[k]] for k in names}

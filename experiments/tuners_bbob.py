@@ -1,0 +1,398 @@
+"""autosys's tuners vs Optuna TPE, Optuna GPSampler, scikit-optimize and random search on BBOB.
+
+One run compares, side by side, the simple regret (best value found minus the
+known optimum) after 50 and 100 evaluations on BBOB functions from `ioh` in
+2, 5 and 10 dimensions, plus Branin and Hartmann6, over several seeds; then
+the CPU seconds per ask+tell at 50 and 200 observations in 10-D.
+
+    OPENBLAS_NUM_THREADS=1 python experiments/tuners_bbob.py            # full (~20 min on 2 cores)
+    python experiments/tuners_bbob.py --quick                           # a few minutes
+
+Writes experiments/results/tuners_bbob_{runs,median,timing}.csv and
+tuners_bbob.png, and prints the tables. Optuna's GPSampler needs torch; when it
+cannot be imported the method is reported as unavailable, not silently dropped.
+scikit-optimize's gp_minimize costs seconds per call in 10-D, so it runs on
+`--skopt-seeds` seeds only (its medians are over fewer runs; the table says so).
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # before numpy: timings are per core, BLAS unpinned is chaos here
+
+import argparse
+import math
+import multiprocessing as mp
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+RESULTS = ROOT / "experiments" / "results"
+AUTOSYS_METHODS = {"autosys-meta": "meta", "autosys-bo": "bo", "autosys-bo-rf": "bo-rf"}
+PEERS = ("optuna-tpe", "optuna-gp", "skopt-gp", "random")
+DEFAULT = "autosys-meta"
+
+
+# ----------------------------------------------------------------------------- problems
+
+
+@dataclass(frozen=True)
+class Problem:
+    name: str  # e.g. "f21-d10" or "branin"
+    kind: str  # "bbob" | "branin" | "hartmann6"
+    fid: int
+    dim: int
+
+    def bounds(self) -> list[tuple[float, float]]:
+        if self.kind == "branin":
+            return [(-5.0, 10.0), (0.0, 15.0)]
+        if self.kind == "hartmann6":
+            return [(0.0, 1.0)] * 6
+        return [(-5.0, 5.0)] * self.dim
+
+    def make(self):
+        """(f(x) -> float, optimum value)."""
+        if self.kind == "branin":
+            return _branin, 0.39788735772973816
+        if self.kind == "hartmann6":
+            return _hartmann6, -3.3223680114155147
+        import ioh
+
+        problem = ioh.get_problem(self.fid, 1, self.dim)
+        return (lambda x: float(problem(list(x)))), float(problem.optimum.y)
+
+
+def _branin(x) -> float:
+    x1, x2 = x
+    a, b, c, r, s, t = 1.0, 5.1 / (4 * math.pi**2), 5 / math.pi, 6.0, 10.0, 1 / (8 * math.pi)
+    return a * (x2 - b * x1**2 + c * x1 - r) ** 2 + s * (1 - t) * math.cos(x1) + s
+
+
+_H6_A = np.array(
+    [[10, 3, 17, 3.5, 1.7, 8], [0.05, 10, 17, 0.1, 8, 14], [3, 3.5, 1.7, 10, 17, 8], [17, 8, 0.05, 10, 0.1, 14]]
+)
+_H6_P = 1e-4 * np.array(
+    [
+        [1312, 1696, 5569, 124, 8283, 5886],
+        [2329, 4135, 8307, 3736, 1004, 9991],
+        [2348, 1451, 3522, 2883, 3047, 6650],
+        [4047, 8828, 8732, 5743, 1091, 381],
+    ]
+)
+_H6_ALPHA = np.array([1.0, 1.2, 3.0, 3.2])
+
+
+def _hartmann6(x) -> float:
+    x = np.asarray(x, float)
+    return float(-(_H6_ALPHA * np.exp(-(_H6_A * (x - _H6_P) ** 2).sum(1))).sum())
+
+
+# ----------------------------------------------------------------------------- methods
+
+
+def _torch_ok() -> bool:
+    try:
+        import torch  # noqa: F401
+
+        return True
+    except Exception:
+        return False
+
+
+def run_method(method: str, problem: Problem, budget: int, seed: int) -> list[float]:
+    """Every objective value in evaluation order (len == budget)."""
+    f, _ = problem.make()
+    bounds = problem.bounds()
+    d = len(bounds)
+    values: list[float] = []
+
+    def evaluate(x) -> float:
+        y = f(x)
+        values.append(y)
+        return y
+
+    warnings.filterwarnings("ignore")
+    if method in AUTOSYS_METHODS:
+        from autosys.optimize import build_tuner
+        from autosys.space import Float, Space
+        from autosys.trial import Result
+
+        space = Space([Float(f"x{i}", lo, hi) for i, (lo, hi) in enumerate(bounds)])
+        tuner = build_tuner(AUTOSYS_METHODS[method], space, "minimize", seed)
+        for _ in range(budget):
+            trial = tuner.ask()
+            tuner.tell(trial, Result.complete(evaluate([trial.config[f"x{i}"] for i in range(d)])))
+    elif method in ("optuna-tpe", "optuna-gp"):
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        if method == "optuna-tpe":
+            sampler = optuna.samplers.TPESampler(seed=seed)
+        else:
+            import torch
+
+            torch.set_num_threads(1)
+            sampler = optuna.samplers.GPSampler(seed=seed)
+        study = optuna.create_study(sampler=sampler)
+        dists = {f"x{i}": optuna.distributions.FloatDistribution(lo, hi) for i, (lo, hi) in enumerate(bounds)}
+        for _ in range(budget):
+            trial = study.ask(dists)
+            study.tell(trial, evaluate([trial.params[f"x{i}"] for i in range(d)]))
+    elif method == "skopt-gp":
+        from skopt import gp_minimize
+
+        gp_minimize(evaluate, bounds, n_calls=budget, random_state=seed)
+    elif method == "random":
+        rng = np.random.default_rng(seed)
+        lo, hi = np.array(bounds).T
+        for _ in range(budget):
+            evaluate(lo + rng.random(d) * (hi - lo))
+    else:
+        raise ValueError(f"unknown method {method!r}")
+    return values[:budget]
+
+
+def _job(args):
+    method, problem, budget, seed = args
+    start = time.process_time()
+    values = run_method(method, problem, budget, seed)
+    cpu = time.process_time() - start
+    _, optimum = problem.make()
+    best = np.minimum.accumulate(values)
+    row = {"problem": problem.name, "dim": problem.dim, "method": method, "seed": seed, "cpu_s": cpu}
+    for b in (50, 100):
+        if b <= budget:
+            row[f"regret_{b}"] = max(float(best[b - 1] - optimum), 0.0)
+    return row
+
+
+# ----------------------------------------------------------------------------- CPU cost per ask+tell
+
+
+def _random_history(d: int, n: int, rng: np.random.Generator):
+    import ioh
+
+    problem = ioh.get_problem(21, 1, d)
+    X = rng.uniform(-5, 5, (n, d))
+    return X, np.array([problem(list(x)) for x in X])
+
+
+def time_ask_tell(method: str, d: int, n_obs: int, reps: int, seed: int = 0) -> float:
+    """Mean CPU seconds of one ask+tell after `n_obs` random observations in `d` dimensions."""
+    rng = np.random.default_rng(seed)
+    X, y = _random_history(d, n_obs + reps, rng)
+    warnings.filterwarnings("ignore")
+    if method in AUTOSYS_METHODS:
+        from autosys.optimize import build_tuner
+        from autosys.space import Float, Space
+        from autosys.trial import Result
+
+        space = Space([Float(f"x{i}", -5.0, 5.0) for i in range(d)])
+        tuner = build_tuner(AUTOSYS_METHODS[method], space, "minimize", seed)
+        tuner.warm_start([({f"x{i}": float(v) for i, v in enumerate(x)}, Result.complete(v)) for x, v in zip(X[:n_obs], y[:n_obs])])
+        tuner.ask()  # the first model-based ask after a warm start fits from scratch; time steady state
+        tuner.pending.clear()
+        start = time.process_time()
+        for k in range(reps):
+            trial = tuner.ask()
+            tuner.tell(trial, Result.complete(float(y[n_obs + k])))
+        return (time.process_time() - start) / reps
+    if method in ("optuna-tpe", "optuna-gp"):
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        if method == "optuna-tpe":
+            sampler = optuna.samplers.TPESampler(seed=seed)
+        else:
+            import torch
+
+            torch.set_num_threads(1)
+            sampler = optuna.samplers.GPSampler(seed=seed)
+        study = optuna.create_study(sampler=sampler)
+        dists = {f"x{i}": optuna.distributions.FloatDistribution(-5.0, 5.0) for i in range(d)}
+        study.add_trials(
+            [
+                optuna.trial.create_trial(params={f"x{i}": float(v) for i, v in enumerate(x)}, distributions=dists, value=float(v))
+                for x, v in zip(X[:n_obs], y[:n_obs])
+            ]
+        )
+        start = time.process_time()
+        for k in range(reps):
+            trial = study.ask(dists)
+            study.tell(trial, float(y[n_obs + k]))
+        return (time.process_time() - start) / reps
+    if method == "skopt-gp":
+        from skopt import Optimizer
+
+        opt = Optimizer([(-5.0, 5.0)] * d, random_state=seed)
+        opt.tell([list(x) for x in X[:n_obs]], [float(v) for v in y[:n_obs]])
+        start = time.process_time()
+        for k in range(reps):
+            x = opt.ask()
+            opt.tell(x, float(y[n_obs + k]))
+        return (time.process_time() - start) / reps
+    if method == "random":
+        return 0.0
+    raise ValueError(method)
+
+
+def _timing_job(args):
+    method, d, n_obs, reps = args
+    return {"method": method, "dim": d, "n_obs": n_obs, "reps": reps, "cpu_s_per_ask_tell": time_ask_tell(method, d, n_obs, reps)}
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def summarize(runs: pd.DataFrame, methods: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    lines = []
+    med = runs.groupby(["problem", "dim", "method"])[["regret_50", "regret_100"]].median().reset_index()
+    counts = runs.groupby(["problem", "method"]).size()
+    for budget in (50, 100):
+        col = f"regret_{budget}"
+        table = med.pivot_table(index=["dim", "problem"], columns="method", values=col)
+        table = table[[m for m in methods if m in table.columns]]
+        lines.append(f"\nMedian simple regret at budget {budget} (seeds per cell: " + ", ".join(
+            f"{m}={int(counts.xs(m, level='method').median())}" for m in table.columns) + ")")
+        lines.append(table.to_string(float_format=lambda v: f"{v:.3g}"))
+    lines.append(f"\nWins / losses / ties of {DEFAULT} (median regret per function) against each peer")
+    for budget in (50, 100):
+        col = f"regret_{budget}"
+        for dims, label in (((10,), "10-D"), ((2, 5, 6, 10), "all dims")):
+            sub = med[med["dim"].isin(dims)].pivot_table(index="problem", columns="method", values=col)
+            if DEFAULT not in sub:
+                continue
+            parts = []
+            for peer in [m for m in methods if m != DEFAULT and m in sub.columns]:
+                both = sub[[DEFAULT, peer]].dropna()
+                a, b = both[DEFAULT], both[peer]
+                tol = 1e-9 * (1 + np.abs(b))
+                wins, losses = int((a < b - tol).sum()), int((a > b + tol).sum())
+                parts.append(f"{peer}: {wins}/{losses}/{len(both) - wins - losses}")
+            lines.append(f"  budget {budget}, {label}: " + "; ".join(parts))
+    return med, lines
+
+
+def plot(med: pd.DataFrame, methods: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    dims = sorted(med["dim"].unique())
+    fig, axes = plt.subplots(1, len(dims), figsize=(5 * len(dims), 4.5), squeeze=False)
+    for ax, d in zip(axes[0], dims):
+        sub = med[med["dim"] == d].pivot_table(index="problem", columns="method", values="regret_100")
+        sub = sub[[m for m in methods if m in sub.columns]]
+        logv = np.log10(sub.clip(lower=1e-8))
+        x = np.arange(len(sub))
+        width = 0.8 / max(len(sub.columns), 1)
+        for i, m in enumerate(sub.columns):
+            ax.bar(x + i * width, logv[m], width, label=m)
+        ax.set_xticks(x + 0.4 - width / 2)
+        ax.set_xticklabels(sub.index, rotation=45, ha="right", fontsize=8)
+        ax.set_title(f"{d}-D: log10 median regret at 100 evals (lower is better)")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="few functions and seeds, budget 50/100 still")
+    parser.add_argument("--functions", default=None, help="BBOB function ids, comma-separated")
+    parser.add_argument("--dims", default="2,5,10")
+    parser.add_argument("--seeds", type=int, default=None)
+    parser.add_argument("--budget", type=int, default=100)
+    parser.add_argument("--methods", default="autosys-meta,autosys-bo,optuna-tpe,optuna-gp,skopt-gp,random")
+    parser.add_argument("--skopt-seeds", type=int, default=None, help="seeds for gp_minimize (slow in 10-D)")
+    parser.add_argument("--gp-seeds", type=int, default=None, help="seeds for Optuna's GPSampler")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--no-timing", action="store_true")
+    parser.add_argument("--out", default=str(RESULTS / "tuners_bbob"))
+    args = parser.parse_args(argv)
+
+    functions = [int(f) for f in (args.functions or ("1,8,15,21" if args.quick else "1,2,6,8,10,15,20,21")).split(",")]
+    dims = [int(d) for d in args.dims.split(",")]
+    seeds = args.seeds or (2 if args.quick else 5)
+    skopt_seeds = args.skopt_seeds or (1 if args.quick else 2)
+    gp_seeds = args.gp_seeds or (1 if args.quick else 3)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if "optuna-gp" in methods and not _torch_ok():
+        print("optuna-gp: unavailable (Optuna's GPSampler needs torch, which does not import here)")
+        methods.remove("optuna-gp")
+
+    problems = [Problem(f"f{fid}-d{d}", "bbob", fid, d) for d in dims for fid in functions]
+    problems += [Problem("branin", "branin", 0, 2), Problem("hartmann6", "hartmann6", 0, 6)]
+    jobs = []
+    for method in methods:
+        n = {"skopt-gp": skopt_seeds, "optuna-gp": gp_seeds}.get(method, seeds)
+        for problem in problems:
+            for seed in range(n):
+                jobs.append((method, problem, args.budget, seed))
+    # slow methods first so the pool does not end on one long straggler
+    slow = {"skopt-gp": 0, "optuna-gp": 1}
+    jobs.sort(key=lambda j: (slow.get(j[0], 2), -j[1].dim))
+    print(f"{len(jobs)} runs: {len(problems)} problems x methods {methods}; seeds {seeds} "
+          f"(skopt-gp {skopt_seeds}, optuna-gp {gp_seeds}); budget {args.budget}; {args.workers} workers")
+    t0 = time.time()
+    rows = []
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(args.workers, maxtasksperchild=20) as pool:
+        for i, row in enumerate(pool.imap_unordered(_job, jobs), 1):
+            rows.append(row)
+            if i % 25 == 0 or i == len(jobs):
+                print(f"  {i}/{len(jobs)} runs done, {time.time() - t0:.0f} s", flush=True)
+    runs = pd.DataFrame(rows).sort_values(["dim", "problem", "method", "seed"])
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    runs.to_csv(f"{out}_runs.csv", index=False)
+    med, lines = summarize(runs, methods)
+    med.to_csv(f"{out}_median.csv", index=False)
+    cpu = runs.groupby(["method", "dim"])["cpu_s"].median().unstack()
+    lines.append("\nMedian CPU seconds per whole run (budget %d):" % args.budget)
+    lines.append(cpu.to_string(float_format=lambda v: f"{v:.2f}"))
+
+    if not args.no_timing:
+        tjobs = []
+        for method in methods:
+            if method == "random":
+                continue
+            for n_obs in (50, 200):
+                reps = {"skopt-gp": 2 if n_obs == 50 else 1, "optuna-gp": 5}.get(method, 10)
+                tjobs.append((method, 10, n_obs, reps))
+        with ctx.Pool(args.workers) as pool:
+            timing = pd.DataFrame(pool.map(_timing_job, tjobs))
+        timing.to_csv(f"{out}_timing.csv", index=False)
+        table = timing.pivot_table(index="method", columns="n_obs", values="cpu_s_per_ask_tell")
+        lines.append("\nCPU seconds per ask+tell in 10-D (OPENBLAS_NUM_THREADS=1), after N observations:")
+        lines.append(table.to_string(float_format=lambda v: f"{v:.3f}"))
+        if "autosys-bo" in table.index:
+            for peer in table.index:
+                if peer != "autosys-bo":
+                    ratio = table.loc[peer, 200] / table.loc["autosys-bo", 200]
+                    lines.append(f"  at 200 observations {peer} costs {ratio:.1f}x autosys-bo")
+    plot(med, methods, Path(f"{out}.png"))
+    lines.append(f"\nwrote {out}_runs.csv, {out}_median.csv, {out}.png; total {time.time() - t0:.0f} s wall")
+    text = "\n".join(lines)
+    print(text)
+    Path(f"{out}_summary.txt").write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
