@@ -138,6 +138,10 @@ class MySQLKnobs(ServerKnobs):
         pymysql = _pymysql()
         return isinstance(exc, pymysql.err.OperationalError) and exc.args and exc.args[0] in (1213, 1205)
 
+    def _connection_error(self, exc: BaseException) -> bool:
+        pymysql = _pymysql()
+        return isinstance(exc, (pymysql.err.OperationalError, pymysql.err.InterfaceError))
+
     # ------------------------------------------------------------------ catalog
     def _read_catalog(self, conn, names: list[str]) -> dict[str, KnobInfo]:
         upper = [n.upper() for n in names]

@@ -154,6 +154,9 @@ class PostgresKnobs(ServerKnobs):
         psycopg = _psycopg()
         return isinstance(exc, (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure))
 
+    def _connection_error(self, exc: BaseException) -> bool:
+        return isinstance(exc, _psycopg().OperationalError)
+
     # ------------------------------------------------------------------ catalog
     def _read_catalog(self, conn, names: list[str]) -> dict[str, KnobInfo]:
         rows = conn.execute(

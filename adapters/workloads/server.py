@@ -498,35 +498,51 @@ class ServerKnobs(System):
         counters: list[dict[str, float]] = []
         cpu: list[float] = []
         for _ in range(self.repeats):
-            prep = self._bench_session(-1, {})
             try:
-                self.bench.reset(prep)
-            finally:
-                prep.conn.close()
-            admin = self._admin(self.database)
-            try:
-                self._before_run(admin)
-                before = self._counters(admin)
-                cpu0 = time.process_time()
-                try:
-                    stats = run_clients(
-                        lambda ci: self._bench_session(ci, session_knobs),
-                        self.bench,
-                        self._items,
-                        concurrency=self.bench.concurrency,
-                        seconds=self.seconds,
-                        warmup=self.warmup,
-                        retryable=self._retryable,
-                        grace=self.statement_timeout + 5,
-                    )
-                except ClientError as exc:
-                    raise SystemUnavailable(f"{self.name}: the benchmark failed mid-trial: {exc}") from None
-                cpu.append(time.process_time() - cpu0)
-                after = self._counters(admin)
-            finally:
-                admin.close()
+                stats, delta, used = self._measure_once(session_knobs)
+            except ClientError as exc:
+                raise SystemUnavailable(f"{self.name}: the benchmark failed mid-trial: {exc}") from None
+            except Exception as exc:
+                if self._connection_error(exc):  # an admin or preparation connection was lost
+                    raise SystemUnavailable(f"{self.name}: the server connection was lost mid-trial: {exc}") from None
+                raise
             runs.append(stats)
-            counters.append({k: after[k] - before.get(k, 0.0) for k in after})
+            counters.append(delta)
+            cpu.append(used)
+        return self._summarize(runs, counters, cpu)
+
+    def _connection_error(self, exc: BaseException) -> bool:
+        """Whether `exc` means the server went away (the driver's OperationalError and kin)."""
+        return False
+
+    def _measure_once(self, session_knobs: Config) -> tuple[RunStats, dict[str, float], float]:
+        prep = self._bench_session(-1, {})
+        try:
+            self.bench.reset(prep)
+        finally:
+            prep.conn.close()
+        admin = self._admin(self.database)
+        try:
+            self._before_run(admin)
+            before = self._counters(admin)
+            cpu0 = time.process_time()
+            stats = run_clients(
+                lambda ci: self._bench_session(ci, session_knobs),
+                self.bench,
+                self._items,
+                concurrency=self.bench.concurrency,
+                seconds=self.seconds,
+                warmup=self.warmup,
+                retryable=self._retryable,
+                grace=self.statement_timeout + 5,
+            )
+            used = time.process_time() - cpu0
+            after = self._counters(admin)
+        finally:
+            admin.close()
+        return stats, {k: after[k] - before.get(k, 0.0) for k in after}, used
+
+    def _summarize(self, runs: list[RunStats], counters: list[dict[str, float]], cpu: list[float]) -> Measurement:
         throughputs = [r.throughput for r in runs]
         p95s = [r.p95_ms() for r in runs]
         median = statistics.median(throughputs)
