@@ -50,7 +50,7 @@ from autosys.tuners.rl import RLTuner  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 METHODS = ("rl", "random-walk", "random-search")
-BBOB = {1: "sphere", 2: "ellipsoid", 6: "attractive-sector", 8: "rosenbrock", 10: "ellipsoid-rot", 14: "diff-powers"}
+BBOB = {1: "sphere", 2: "ellipsoid", 3: "rastrigin", 6: "attractive-sector", 8: "rosenbrock", 10: "ellipsoid-rot", 14: "diff-powers", 15: "rastrigin-rot"}
 
 
 class BBOBSystem(System):
@@ -75,6 +75,14 @@ class BBOBSystem(System):
     def evaluate(self, config) -> Measurement:
         f = float(self.problem([config[f"x{i}"] for i in range(self.dim)]))
         return Measurement({"f": f, "regret": f - self.optimum})
+
+    def grid_floor(self, notches: int) -> float:
+        """The lowest regret on the grid of configs reachable by notch moves from the default (brute force)."""
+        import itertools
+
+        axis = sorted({min(max(0.5 + k / notches, 0.0), 1.0) for k in range(-notches, notches + 1)})
+        values = [-5.0 + 10.0 * u for u in axis]
+        return min(float(self.problem(list(x))) for x in itertools.product(values, repeat=self.dim)) - self.optimum
 
 
 # --------------------------------------------------------------------------- the three methods (generators of values)
@@ -174,11 +182,13 @@ def part_bbob(seeds: int, budget: int, dim: int, notches: int, fids, rows: list,
                 finals[m].append(curve[-1])
                 online[m].append(float(np.nanmean(vals)))
                 rows.append(["bbob", BBOB[fid], m, seed, curve[-1], online[m][-1], out[m]["cpu"]])
+        floor = float(np.median([BBOBSystem(fid, s + 1, dim).grid_floor(notches) for s in range(seeds)]))
         wins_walk = sum(a < b for a, b in zip(finals["rl"], finals["random-walk"]))
         wins_rand = sum(a < b for a, b in zip(finals["rl"], finals["random-search"]))
         print(f"{BBOB[fid]:18} " + " ".join(f"{summary(finals[m]):>32}" for m in METHODS)
               + f"   {wins_walk}/{seeds} , {wins_rand}/{seeds}")
         print(f"{'  mean regret/step':18} " + " ".join(f"{summary(online[m]):>32}" for m in METHODS))
+        print(f"{'  grid floor':18} {floor:9.3g} (median over instances: the best regret a notch walk can reach)")
 
 
 def part_kernel(seeds: int, budget: int, shape: str, rows: list, curves: dict) -> None:

@@ -14,6 +14,9 @@ from autosys.system import Measurement, Objective, System
 from autosys.trial import Result, TrialState
 from autosys.tuners.rl import RLTuner, move_knob
 
+#: a light model for tests that check behaviour rather than learning (keeps the file fast)
+LIGHT = {"n_estimators": 8, "fqi_iterations": 2}
+
 
 def mixed_space() -> Space:
     return Space(
@@ -57,7 +60,7 @@ def one_notch_apart(space: Space, a, b, notches: int = 10) -> bool:
 
 def test_first_ask_is_the_start_then_knob_moves():
     space = mixed_space()
-    tuner = RLTuner(space, seed=0)
+    tuner = RLTuner(space, seed=0, **LIGHT)
     history = run(tuner, bowl, 40)
     assert history[0][0] == space.default()
     current = history[0][0]
@@ -69,9 +72,9 @@ def test_first_ask_is_the_start_then_knob_moves():
 
 
 def test_seeded_runs_are_identical_and_seeds_differ():
-    a = [c for c, _ in run(RLTuner(mixed_space(), seed=3), bowl, 40)]
-    b = [c for c, _ in run(RLTuner(mixed_space(), seed=3), bowl, 40)]
-    c = [c for c, _ in run(RLTuner(mixed_space(), seed=4), bowl, 40)]
+    a = [c for c, _ in run(RLTuner(mixed_space(), seed=3, **LIGHT), bowl, 40)]
+    b = [c for c, _ in run(RLTuner(mixed_space(), seed=3, **LIGHT), bowl, 40)]
+    c = [c for c, _ in run(RLTuner(mixed_space(), seed=4, **LIGHT), bowl, 40)]
     assert a == b
     assert a != c
 
@@ -119,7 +122,7 @@ def test_conditional_space_moves_activate_children():
     def cost(c):
         return (c["load"] - 0.8) ** 2 + (0.0 if c["engine"] == "tree" and c["fanout"] >= 32 else 1.0)
 
-    history = run(RLTuner(space, seed=1), cost, 40)
+    history = run(RLTuner(space, seed=1, **LIGHT), cost, 40)
     assert all(space.is_valid(c) for c, _ in history)
     assert any("fanout" in c for c, _ in history)
 
@@ -142,11 +145,11 @@ def test_maximize_direction_uses_the_sign():
 
 def test_state_dict_round_trip_continues_identically():
     space = mixed_space()
-    original = RLTuner(space, seed=5, refit_every=3)
+    original = RLTuner(space, seed=5, refit_every=3, **LIGHT)
     run(original, bowl, 25)
     pending = original.ask()
     state = json.loads(json.dumps(original.state_dict()))
-    clone = RLTuner(space, seed=5, refit_every=3)
+    clone = RLTuner(space, seed=5, refit_every=3, **LIGHT)
     clone.load_state_dict(state)
     original.tell(pending, Result.complete(bowl(pending.config)))  # the clone lost the pending ask: re-tell it
     clone.tell(pending, Result.complete(bowl(pending.config)))
@@ -167,7 +170,8 @@ def test_bad_options_are_clear():
 def test_registered_name_and_check_tuner_if_available():
     assert RLTuner.name == "rl"
     testing = pytest.importorskip("autosys.testing", reason="autosys.testing (check_tuner) not written yet")
-    testing.check_tuner(RLTuner)
+    passed = testing.check_tuner(lambda space, **kw: RLTuner(space, **kw, **LIGHT), steps=20)
+    assert "save_restore" in passed and "failed_and_nan_results" in passed
 
 
 # --------------------------------------------------------------------------- it learns
@@ -219,7 +223,7 @@ def test_learns_to_beat_a_random_walk_on_the_knob_mdp():
     rl, walk = [], []
     for seed in range(3):
         env = SystemEnv(Valley(), action="knob", notches=10, max_steps=steps)
-        rl.append(drive(env, RLTuner(env.tuning_space, seed=seed, notches=10), steps))
+        rl.append(drive(env, RLTuner(env.tuning_space, seed=seed, notches=10, n_estimators=12), steps))
         walk.append(random_walk(SystemEnv(Valley(), action="knob", notches=10, max_steps=steps), steps, seed))
     # the default costs 4*... = 99; the optimum is 1; a random walk rarely leaves the corner
     assert np.median(rl) < 0.5 * np.median(walk), (rl, walk)

@@ -116,6 +116,8 @@ class RLTuner(Tuner):
     n_candidates: candidate configs scored per ask in "config" mode.
     sigma: scale (unit cube) of the perturbations of the current config in "config" mode.
     max_metrics: at most this many measured metrics enter the state.
+    kappa: optimism in the greedy choice: Q plus `kappa` standard deviations
+        across the trees (directed exploration; 0 is plain greedy).
     """
 
     name = "rl"
@@ -131,7 +133,7 @@ class RLTuner(Tuner):
         gamma: float = 0.5,
         epsilon: float = 1.0,
         epsilon_min: float = 0.05,
-        explore_steps: int = 40,
+        explore_steps: int = 20,
         n_random: int = 8,
         refit_every: int = 4,
         fqi_iterations: int = 4,
@@ -141,6 +143,7 @@ class RLTuner(Tuner):
         n_candidates: int = 64,
         sigma: float = 0.1,
         max_metrics: int = 8,
+        kappa: float = 0.5,
     ):
         super().__init__(space, direction=direction, seed=seed)
         if action not in ACTIONS:
@@ -166,6 +169,8 @@ class RLTuner(Tuner):
             raise ValueError(f"need 0 <= epsilon_min <= epsilon <= 1, got {epsilon_min!r} and {epsilon!r}")
         if not math.isfinite(failure_reward):
             raise ValueError(f"failure_reward must be finite, not {failure_reward!r}")
+        if not (math.isfinite(kappa) and kappa >= 0):
+            raise ValueError(f"kappa must be a finite number >= 0, not {kappa!r}")
         if not sigma > 0:
             raise ValueError(f"sigma must be positive, not {sigma!r}")
         self.action = action
@@ -183,6 +188,7 @@ class RLTuner(Tuner):
         self.n_candidates = int(n_candidates)
         self.sigma = float(sigma)
         self.max_metrics = int(max_metrics)
+        self.kappa = float(kappa)
         self._reset_learning()
 
     def _reset_learning(self) -> None:
@@ -292,7 +298,11 @@ class RLTuner(Tuner):
         if self._model is None or state is None or self.rng.random() < self._epsilon():
             pick = int(self.rng.integers(len(candidates)))
         else:
-            q = self._q(np.repeat(state[None, :], len(candidates), axis=0), np.stack([v for _, v in candidates]))
+            q = self._q(
+                np.repeat(state[None, :], len(candidates), axis=0),
+                np.stack([v for _, v in candidates]),
+                optimism=self.kappa,
+            )
             best = np.flatnonzero(q >= q.max() - 1e-12)
             pick = int(best[self.rng.integers(len(best))])
         config, vector = candidates[pick]
@@ -343,8 +353,13 @@ class RLTuner(Tuner):
             self._fit()
 
     # --- fitted Q-iteration
-    def _q(self, states: np.ndarray, actions: np.ndarray) -> np.ndarray:
-        return self._model.predict(np.hstack([states, actions]))
+    def _q(self, states: np.ndarray, actions: np.ndarray, optimism: float = 0.0) -> np.ndarray:
+        """Q-values; with `optimism` > 0, plus that many standard deviations across the trees (UCB)."""
+        x = np.hstack([states, actions])
+        if optimism <= 0:
+            return self._model.predict(x)
+        per_tree = np.stack([tree.predict(x) for tree in self._model.estimators_])
+        return per_tree.mean(axis=0) + optimism * per_tree.std(axis=0)
 
     def _next_rows(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """(state, action) rows for the max in the Bellman target, and each row's transition index."""
