@@ -275,7 +275,7 @@ class SystemEnv(gym.Env):
         """The action that leads from the current config to `config` (to drive the env from a tuner)."""
         target = self.tuning_space.config_key(self.tuning_space.validate(config))
         if self.action_mode == "config":
-            return self.tuning_space.encode(config).astype(np.float32)
+            return self.tuning_space.encode(config)  # float64: a float32 round trip would move float knobs
         for index in range(self.action_space.n):
             if self.tuning_space.config_key(self.config_for(index)) == target:
                 return index

@@ -217,3 +217,11 @@ def test_render_ansi():
     env = SystemEnv(Bowl(), action="knob", render_mode="ansi")
     env.reset(seed=0)
     assert "cost=" in env.render()
+
+
+def test_config_action_round_trip_keeps_float_knobs_exact():
+    env = SystemEnv(Bowl(), action="config")
+    env.reset(seed=0)
+    target = {"block": 4, "ratio": 0.123456789, "mode": "fast", "flag": True}
+    _, reward, _, _, info = env.step(env.action_to(target))
+    assert info["config"] == target and reward > 0

@@ -10,8 +10,12 @@ state where it was.
 
 The Q-function is learned by fitted Q-iteration (Ernst, Geurts & Wehenkel,
 2005) with scikit-learn extra trees on the replayed transitions — a batch
-method that learns from a few hundred steps, unlike DDPG-style agents, which
-need thousands. Exploration is epsilon-greedy with a linear decay. Everything
+method that learns from tens to hundreds of steps, the budgets tuning has
+(DDPG-style agents such as CDBTune's usually train on far more). An action is
+described by its move and the config it leads to (the afterstate), which makes
+the reward learnable from few samples. Exploration is epsilon-greedy with a
+linear decay, and the greedy choice is optimistic: Q plus `kappa` standard
+deviations across the trees. Everything
 random is drawn from the seeded generator, and model fits use seeds derived
 from the tuner's seed, so a seed reproduces a run and a restored state
 reproduces the model.
