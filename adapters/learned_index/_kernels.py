@@ -295,32 +295,72 @@ def leaf_errors(keys, g, leaf, count, lo, hi):
 @njit(cache=True)
 def rmi_lookup(keys, queries, out, key_is_uint, root_radix, log_transform, xmin, rp, radix_min, radix_shift,
                n_mid, mid, n_leaves, leaf, errors, search):
+    """Each stage runs as its own tight loop over a group of queries, with the mode tests outside
+    the loops: one loop body holding every mode's code made LLVM evaluate log1p for every query."""
     n = keys.shape[0]
     nf = float(n)
     m = queries.shape[0]
     first_count = n_mid if n_mid > 0 else n_leaves
     per_leaf = errors.shape[0] > 1
+    cubic = leaf.shape[1] == 6
+    raw_bits = key_is_uint and not log_transform
     los = np.empty(GROUP, dtype=np.int64)
     his = np.empty(GROUP, dtype=np.int64)
     guesses = np.empty(GROUP, dtype=np.int64)
     lens = np.empty(GROUP, dtype=np.int64)
+    js = np.empty(GROUP, dtype=np.int64)
+    xs = np.empty(GROUP, dtype=np.float64)
     qs = np.empty(GROUP, dtype=keys.dtype)
+    last = np.uint64(first_count - 1)
     repairs = 0
     for base in range(0, m, GROUP):
         cnt = min(GROUP, m - base)
         for k in range(cnt):
-            q = queries[base + k]
-            qs[k] = q
-            x = float(q)
-            j = _route(q, x, key_is_uint, root_radix, log_transform, xmin, rp, radix_min, radix_shift,
-                       n_mid, mid, n_leaves, nf, first_count)
-            guess = _leaf_guess(leaf, j, x, nf)
-            guesses[k] = guess
-            if search != 2:
-                e = j if per_leaf else 0
-                lo = min(max(guess + errors[e, 0], 0), n)
+            qs[k] = queries[base + k]
+            xs[k] = float(qs[k])
+        # --- root
+        if root_radix:
+            if raw_bits:
+                for k in range(cnt):
+                    bits = np.uint64(qs[k])
+                    js[k] = np.int64(min((bits - radix_min) >> radix_shift, last)) if bits >= radix_min else 0
+            else:
+                for k in range(cnt):
+                    bits = _float_bits(xs[k])
+                    js[k] = np.int64(min((bits - radix_min) >> radix_shift, last)) if bits >= radix_min else 0
+        elif log_transform:
+            for k in range(cnt):
+                t = (math.log1p(max(xs[k] - xmin, 0.0)) - rp[0]) * rp[1]
+                js[k] = _clip_index(rp[2] + t * (rp[3] + t * (rp[4] + t * rp[5])), nf, first_count)
+        else:
+            for k in range(cnt):
+                t = (xs[k] - rp[0]) * rp[1]
+                js[k] = _clip_index(rp[2] + t * (rp[3] + t * (rp[4] + t * rp[5])), nf, first_count)
+        # --- middle stage
+        if n_mid > 0:
+            for k in range(cnt):
+                j = js[k]
+                js[k] = _clip_index(mid[j, 1] + mid[j, 2] * (xs[k] - mid[j, 0]), nf, n_leaves)
+        # --- leaves
+        if cubic:
+            for k in range(cnt):
+                j = js[k]
+                t = (xs[k] - leaf[j, 0]) * leaf[j, 1]
+                pred = leaf[j, 2] + t * (leaf[j, 3] + t * (leaf[j, 4] + t * leaf[j, 5]))
+                if pred != pred:
+                    pred = 0.0
+                guesses[k] = np.int64(min(max(pred, 0.0), nf))
+        else:
+            for k in range(cnt):
+                j = js[k]
+                pred = leaf[j, 1] + leaf[j, 2] * (xs[k] - leaf[j, 0])
+                guesses[k] = np.int64(min(max(pred, 0.0), nf))
+        if search != 2:
+            for k in range(cnt):
+                e = js[k] if per_leaf else 0
+                guess = guesses[k]
                 hi = min(max(guess + errors[e, 1] + 1, 0), n)
-                los[k] = min(lo, hi)
+                los[k] = min(min(max(guess + errors[e, 0], 0), n), hi)
                 his[k] = hi
         repairs += _window_search(keys, qs, los, his, guesses, cnt, search, out, base, lens)
     return repairs
