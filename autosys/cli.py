@@ -158,6 +158,9 @@ def tune(
     workers: Optional[int] = typer.Option(None, "--workers", help="Parallel trials (pool, subprocess, local dask cluster)."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address tcp://HOST:PORT."),
     trial_timeout: Optional[float] = typer.Option(None, "--trial-timeout", help="Kill a trial (and its children) after S seconds."),
+    storage: Optional[str] = typer.Option(
+        None, "--storage", help="Keep the study in PostgreSQL: postgresql://USER@HOST/DB[?study=NAME] [default: DIR/study.sqlite]."
+    ),
 ) -> None:
     """Tune SYSTEM (or resume a study) and print the default vs the best config."""
     from autosys.executors import make_executor
@@ -174,7 +177,7 @@ def tune(
         if resume is not None:
             if system is not None or extra or set_:
                 raise UsageError("--resume DIR continues a study as it was created; give no system, --set or system options")
-            study = Study.resume(resume, budget=budget, seconds=time_budget)
+            study = Study.resume(resume, budget=budget, seconds=time_budget, storage=storage)
         else:
             if system is None:
                 raise UsageError("name a system to tune (see `autosys list`) or give --resume DIR")
@@ -193,6 +196,7 @@ def tune(
                 seconds=time_budget,
                 seed=seed,
                 fixed=fixed,
+                storage=storage,
             )
             study.spec["system"] = system
     except (UsageError, InvalidConfig, UnknownSystem, StudyError, StorageError, SystemUnavailable, ValueError, OSError) as exc:

@@ -34,7 +34,7 @@ from autosys.evaluation import Outcome
 from autosys.executors import Executor, InlineExecutor, SystemRef, TrialTimeout, WorkerLost, make_executor, run_trial
 from autosys.registry import make_system
 from autosys.space import InvalidConfig
-from autosys.storage import SQLiteStorage, Storage, StorageError
+from autosys.storage import SQLiteStorage, Storage, StorageError, open_storage, storage_exists
 from autosys.system import Objective, System
 from autosys.trial import Result, Trial, TrialState
 from autosys.tuners import make_tuner
@@ -105,11 +105,18 @@ class Study:
         seed: int = 0,
         fixed: Mapping[str, Any] | None = None,
         evaluate_default: bool = True,
+        storage: str | None = None,
     ) -> "Study":
-        """Start a new study in `directory` (which must not hold one already)."""
+        """Start a new study in `directory` (which must not hold one already).
+
+        storage: a postgresql://USER@HOST/DB URL to keep the study in
+        PostgreSQL (study name: ?study=NAME, else the directory's name) instead
+        of DIR/study.sqlite; `directory` still holds the work files.
+        """
         directory = Path(directory)
-        if (directory / SQLiteStorage.FILENAME).exists():
-            existing = SQLiteStorage(directory, create=False)
+        location = storage or directory
+        if storage_exists(location, study=directory.name):
+            existing = open_storage(location, create=False, study=directory.name)
             try:
                 if existing.load_spec() is not None or existing.count():
                     raise StudyError(f"{directory} already holds a study; use resume, or choose another --dir")
@@ -149,11 +156,11 @@ class Study:
             "evaluate_default": evaluate_default,
             "created_at": time.time(),
         }
-        storage = SQLiteStorage(directory)
-        with storage.transaction():  # a study exists with its spec and tuner state, or not at all
-            storage.save_spec(spec)
-            storage.save_tuner_state(tuner_obj.state_dict())
-        return cls(system_obj, tuner_obj, storage, budget=budget_, spec=spec, directory=directory)
+        storage_ = open_storage(location, study=directory.name)
+        with storage_.transaction():  # a study exists with its spec and tuner state, or not at all
+            storage_.save_spec(spec)
+            storage_.save_tuner_state(tuner_obj.state_dict())
+        return cls(system_obj, tuner_obj, storage_, budget=budget_, spec=spec, directory=directory)
 
     @classmethod
     def resume(
@@ -164,6 +171,7 @@ class Study:
         budget: int | None = None,
         seconds: float | None = None,
         grace: float | None = None,
+        storage: str | None = None,
     ) -> "Study":
         """Reopen a study; trials left running by a dead process become failed ("interrupted").
 
@@ -174,9 +182,11 @@ class Study:
         several processes may resume and run one study at the same time.
         """
         directory = Path(directory)
-        if not (directory / SQLiteStorage.FILENAME).exists():
+        if storage is None and not (directory / SQLiteStorage.FILENAME).exists():
             raise StudyError(f"no study to resume in {directory} (expected {SQLiteStorage.FILENAME})")
-        storage = SQLiteStorage(directory, create=False)
+        if storage is not None and not storage_exists(storage, study=directory.name):
+            raise StudyError(f"no study {directory.name!r} to resume in {storage.split('@')[-1]}")
+        storage = open_storage(storage or directory, create=False, study=directory.name)
         spec = storage.load_spec()
         if spec is None:
             raise StudyError(f"{directory}: the study file has no spec (it was never fully created)")
