@@ -9,7 +9,10 @@ lock-step (one evaluation per method in turn, so drift hits all alike):
 - rl:            `RLTuner(action="knob")` acting on the env (fitted Q-iteration);
 - random-walk:   random actions on the same env — random search under the same rules;
 - random-search: `RandomSearch` jumping anywhere (NOT bound by the one-notch rule),
-                 as the reference an offline study would use.
+                 as the reference an offline study would use;
+- hill-climb:    a classic greedy local search under the same rules (try a random
+                 untried move; keep it if better, else step back), as an honest
+                 non-learning reference for the knob MDP.
 
 Part A: BBOB functions (ioh, known optimum; 4-D, domain [-5, 5], start at the
 centre, 10 notches per knob) over several seeds and instances; regret = f - f*.
@@ -49,7 +52,7 @@ from autosys.tuners.random_search import RandomSearch  # noqa: E402
 from autosys.tuners.rl import RLTuner  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-METHODS = ("rl", "random-walk", "random-search")
+METHODS = ("rl", "random-walk", "random-search", "hill-climb")
 BBOB = {1: "sphere", 2: "ellipsoid", 3: "rastrigin", 6: "attractive-sector", 8: "rosenbrock", 10: "ellipsoid-rot", 14: "diff-powers", 15: "rastrigin-rot"}
 
 
@@ -115,6 +118,40 @@ def run_walk(make: Callable[[], System], seed: int, budget: int, notches: int) -
     env.close()
 
 
+def run_hill(make: Callable[[], System], seed: int, budget: int, notches: int) -> Iterator[float | None]:
+    env = SystemEnv(make(), action="knob", notches=notches, max_steps=2 * budget + 2)
+    _, info = env.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    sign = 1.0 if env.objective.direction == "maximize" else -1.0
+    here, value = info["config"], info.get("value")
+    yield value
+    tried: set[int] = set()
+    steps = 0
+    while steps < budget:
+        untried = [a for a in range(env.action_space.n) if a not in tried]
+        if not untried:  # a local optimum on the notch grid: take a random step out
+            tried.clear()
+            untried = list(range(env.action_space.n))
+        action = int(rng.choice(untried))
+        tried.add(action)
+        _, _, _, _, info = env.step(action)
+        steps += 1
+        new = info.get("value") if "error" not in info else None
+        yield new
+        if info["config"] == here:
+            continue  # failed or clamped: nothing moved
+        if value is None or (new is not None and sign * (new - value) > 0):
+            here, value = info["config"], new
+            tried.clear()
+            continue
+        if steps < budget:  # worse: step back (a real move on a live system, so it counts)
+            _, _, _, _, info = env.step(action ^ 1)
+            steps += 1
+            yield info.get("value") if "error" not in info else None
+            tried.add(action)
+    env.close()
+
+
 def run_random(make: Callable[[], System], seed: int, budget: int, notches: int) -> Iterator[float | None]:
     system = make()
     system.setup()
@@ -134,7 +171,7 @@ def run_random(make: Callable[[], System], seed: int, budget: int, notches: int)
         system.teardown()
 
 
-RUNNERS = {"rl": run_rl, "random-walk": run_walk, "random-search": run_random}
+RUNNERS = {"rl": run_rl, "random-walk": run_walk, "random-search": run_random, "hill-climb": run_hill}
 
 
 def lockstep(make: Callable[[], System], seed: int, budget: int, notches: int) -> dict[str, dict]:
@@ -167,7 +204,7 @@ def summary(xs) -> str:
 def part_bbob(seeds: int, budget: int, dim: int, notches: int, fids, rows: list, curves: dict) -> None:
     print(f"\nPart A: BBOB, {dim}-D, start at the centre, {notches} notches per knob, {budget} steps, {seeds} seeds "
           "(seed s uses instance s+1)")
-    header = f"{'function':18} " + " ".join(f"{m + ' best regret':>32}" for m in METHODS) + "   rl wins vs walk / vs random"
+    header = f"{'function':18} " + " ".join(f"{m + ' best regret':>30}" for m in METHODS) + "   rl wins vs walk, random, hill"
     print(header)
     for fid in fids:
         finals = {m: [] for m in METHODS}
@@ -185,9 +222,10 @@ def part_bbob(seeds: int, budget: int, dim: int, notches: int, fids, rows: list,
         floor = float(np.median([BBOBSystem(fid, s + 1, dim).grid_floor(notches) for s in range(seeds)]))
         wins_walk = sum(a < b for a, b in zip(finals["rl"], finals["random-walk"]))
         wins_rand = sum(a < b for a, b in zip(finals["rl"], finals["random-search"]))
-        print(f"{BBOB[fid]:18} " + " ".join(f"{summary(finals[m]):>32}" for m in METHODS)
-              + f"   {wins_walk}/{seeds} , {wins_rand}/{seeds}")
-        print(f"{'  mean regret/step':18} " + " ".join(f"{summary(online[m]):>32}" for m in METHODS))
+        wins_hill = sum(a < b for a, b in zip(finals["rl"], finals["hill-climb"]))
+        print(f"{BBOB[fid]:18} " + " ".join(f"{summary(finals[m]):>30}" for m in METHODS)
+              + f"   {wins_walk}/{seeds}, {wins_rand}/{seeds}, {wins_hill}/{seeds}")
+        print(f"{'  mean regret/step':18} " + " ".join(f"{summary(online[m]):>30}" for m in METHODS))
         print(f"{'  grid floor':18} {floor:9.3g} (median over instances: the best regret a notch walk can reach)")
 
 
@@ -216,8 +254,8 @@ def part_kernel(seeds: int, budget: int, shape: str, rows: list, curves: dict) -
             fails = sum(v is None for v in out[m]["values"])
             rows.append(["kernel", shape, m, seed, curve[-1], float(np.nanmean([np.nan if v is None else v for v in out[m]["values"]])), out[m]["cpu"]])
             print(f"  seed {seed} {m:14} default {out[m]['values'][0]:7.1f}  best {curve[-1]:7.1f} GFLOP/s  failed {fails}")
-    print(f"{'kernel':18} " + " ".join(f"{m + ' best GFLOP/s':>32}" for m in METHODS))
-    print(f"{shape:18} " + " ".join(f"{summary(finals[m]):>32}" for m in METHODS))
+    print(f"{'kernel':18} " + " ".join(f"{m + ' best GFLOP/s':>30}" for m in METHODS))
+    print(f"{shape:18} " + " ".join(f"{summary(finals[m]):>30}" for m in METHODS))
     ratio = {m: np.median(np.array(finals[m]) / np.array(defaults[m])) for m in METHODS}
     print("  median best/default: " + ", ".join(f"{m} {ratio[m]:.2f}x" for m in METHODS))
 
@@ -265,7 +303,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     seeds = args.seeds or (3 if args.quick else 10)
     budget = args.budget or (50 if args.quick else 100)
-    fids = (1, 2, 8) if args.quick else tuple(BBOB)
+    fids = (1, 3, 8) if args.quick else (1, 2, 3, 6, 8, 14, 15)
     warnings.filterwarnings("ignore")
     RESULTS.mkdir(parents=True, exist_ok=True)
     rows: list = []
