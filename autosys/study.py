@@ -286,9 +286,13 @@ class Study:
             last_check = -float("inf")
             while True:
                 if time.monotonic() - last_check >= heartbeat:
-                    for record in self._reap(grace, retries):  # trials of dead processes, to run again
+                    adopted, failed_dead = self._reap(grace, retries)
+                    for record in adopted:  # trials of dead processes, to run again here
                         self._in_flight[record.number] = record
                         futures[executor.submit(run_trial, target, record.config)] = record
+                    if callback is not None:
+                        for record in failed_dead:
+                            callback(self, record)
                     last_check = time.monotonic()
                 while len(futures) < slots and not self._out_of_time(start):
                     record = self._claim()
@@ -389,8 +393,8 @@ class Study:
             self._tuner_revision = self.storage.save_tuner_state(self.tuner.state_dict())
         return changed
 
-    def _reap(self, grace: float, retries: int) -> list[Trial]:
-        """Fail the trials whose process died; returns those this process adopts to run again.
+    def _reap(self, grace: float, retries: int) -> tuple[list[Trial], list[Trial]]:
+        """Fail the trials whose process died; returns (adopted to run again here, failed for good).
 
         A dead trial is re-run (same number, same config, attempts + 1) while
         its attempts do not exceed `retries`; the others are told to the tuner
@@ -407,7 +411,7 @@ class Study:
                     adopted.append(trial)
             if dead:
                 self._sync_tuner()
-        return adopted
+        return adopted, [t for t in dead if t not in adopted]
 
     def _finish(self, trial: Trial, outcome: Outcome, callback: Callback | None) -> None:
         trial.state = outcome.state
