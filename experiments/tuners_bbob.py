@@ -100,6 +100,13 @@ def _hartmann6(x) -> float:
 # ----------------------------------------------------------------------------- methods
 
 
+def _extend_path(paths: list[str]) -> None:
+    """Append extra import locations (e.g. a separate torch install for GPSampler), after site-packages."""
+    for path in paths:
+        if path and path not in sys.path:
+            sys.path.append(path)
+
+
 def _torch_ok() -> bool:
     try:
         import torch  # noqa: F401
@@ -324,7 +331,10 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--no-timing", action="store_true")
     parser.add_argument("--out", default=str(RESULTS / "tuners_bbob"))
+    parser.add_argument("--extra-path", action="append", default=[],
+                        help="append a folder to sys.path (e.g. where torch is installed for optuna-gp)")
     args = parser.parse_args(argv)
+    _extend_path(args.extra_path)
 
     functions = [int(f) for f in (args.functions or ("1,8,15,21" if args.quick else "1,2,6,8,10,15,20,21")).split(",")]
     dims = [int(d) for d in args.dims.split(",")]
@@ -352,7 +362,7 @@ def main(argv=None) -> int:
     t0 = time.time()
     rows = []
     ctx = mp.get_context("spawn")
-    with ctx.Pool(args.workers, maxtasksperchild=20) as pool:
+    with ctx.Pool(args.workers, initializer=_extend_path, initargs=(args.extra_path,), maxtasksperchild=20) as pool:
         for i, row in enumerate(pool.imap_unordered(_job, jobs), 1):
             rows.append(row)
             if i % 25 == 0 or i == len(jobs):
@@ -375,7 +385,7 @@ def main(argv=None) -> int:
             for n_obs in (50, 200):
                 reps = {"skopt-gp": 2 if n_obs == 50 else 1, "optuna-gp": 5}.get(method, 10)
                 tjobs.append((method, 10, n_obs, reps))
-        with ctx.Pool(args.workers) as pool:
+        with ctx.Pool(args.workers, initializer=_extend_path, initargs=(args.extra_path,)) as pool:
             timing = pd.DataFrame(pool.map(_timing_job, tjobs))
         timing.to_csv(f"{out}_timing.csv", index=False)
         table = timing.pivot_table(index="method", columns="n_obs", values="cpu_s_per_ask_tell")

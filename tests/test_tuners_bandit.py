@@ -116,10 +116,11 @@ def test_bandit_tuner_over_an_explicit_list_maximizing_with_failures():
     assert tuner.best_arm() == {"x": 0.5, "n": 2}
 
 
-def test_bandit_tuner_rejects_huge_continuous_spaces_and_bad_arms():
+def test_bandit_tuner_samples_arms_from_a_huge_space_and_rejects_bad_arms():
     big = Space([Float(f"x{i}", 0.0, 1.0) for i in range(9)])
-    with pytest.raises(ValueError, match="grid points"):
-        BanditTuner(big, resolution=3, max_arms=100)
+    tuner = BanditTuner(big, resolution=3, max_arms=100, n_sampled_arms=20, seed=4)
+    assert len(tuner.arms) == 20 and tuner.arms[0] == big.default()
+    assert BanditTuner(big, max_arms=100, n_sampled_arms=20, seed=4).arms == tuner.arms
     with pytest.raises(Exception, match="x"):
         BanditTuner(Space([Float("x", 0.0, 1.0)]), arms=[{"x": 5.0}])
 

@@ -219,7 +219,9 @@ class BanditTuner(Tuner):
 
     Arms are the configs in `arms`, or else every point of the space's grid
     (meant for categorical / small integer spaces; continuous ranges are cut
-    at `resolution` points). Rewards are the share of earlier results an
+    at `resolution` points). When the grid holds more than `max_arms` points,
+    the arms are the space's default plus a seeded random sample of
+    `n_sampled_arms` configs. Rewards are the share of earlier results an
     outcome beats (in [0, 1]); for `thompson-beta`, a success is beating the
     median so far, or the value itself when every value is 0 or 1. A failed
     trial is a zero reward for its arm.
@@ -234,7 +236,8 @@ class BanditTuner(Tuner):
         policy: str = "ucb1",
         arms: Sequence[Mapping[str, Any]] | None = None,
         resolution: int = 3,
-        max_arms: int = 4096,
+        max_arms: int = 1024,
+        n_sampled_arms: int = 32,
         **kwargs: Any,
     ):
         policy_options = {k: kwargs.pop(k) for k in ("c", "gamma") if k in kwargs}
@@ -244,9 +247,8 @@ class BanditTuner(Tuner):
             for config in space.grid(resolution):
                 arms.append(config)
                 if len(arms) > max_arms:
-                    raise ValueError(
-                        f"the space has more than {max_arms} grid points; pass arms=[...] or a smaller space"
-                    )
+                    arms = self._sampled_arms(n_sampled_arms)
+                    break
         self.arms = [space.validate(a) for a in arms]
         if not self.arms:
             raise ValueError("a bandit needs at least one arm (the constraints exclude every config)")
@@ -254,6 +256,18 @@ class BanditTuner(Tuner):
         self.policy_name = policy
         self.policy_options = policy_options
         self.policy = make_policy(policy, len(self.arms), **policy_options)
+
+    def _sampled_arms(self, n: int) -> list[Config]:
+        rng = np.random.default_rng([0 if self.seed is None else int(self.seed), 104729])
+        arms, keys = [], set()
+        for config in [self.space.default()] + [self.space.sample(rng) for _ in range(20 * n)]:
+            key = self.space.config_key(config)
+            if key not in keys and self.space.is_valid(config):
+                arms.append(config)
+                keys.add(key)
+            if len(arms) >= n:
+                break
+        return arms
 
     def _ask(self) -> Config:
         return dict(self.arms[self.policy.select(self.rng)])
