@@ -212,8 +212,12 @@ class PageCacheApp(System):
 
     name = "page-cache-app"
 
-    def __init__(self, capacity: int = 1000, pages: Iterable[int] | None = None):
+    def __init__(self, capacity: int = 1000, trace: str | None = None, pages: Iterable[int] | None = None):
         self.cache = AdaptiveCache(capacity)
+        if trace is not None:
+            from adapters.pagecache.traces import read_trace
+
+            pages = read_trace(trace).ids.tolist()
         self.pages = list(pages) if pages is not None else []
 
     def space(self) -> Space:

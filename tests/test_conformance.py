@@ -1,0 +1,88 @@
+"""check_system passes on every adapter in adapters/ and fails clearly on a broken one."""
+
+import socket
+
+import pytest
+
+from autosys.conformance import ConformanceError, check_system
+from autosys.registry import available_systems, make_system
+from autosys.space import Float, Space
+from autosys.system import Measurement, Objective, System
+
+# Small options so each adapter's trials take a moment; a new adapter must be added here.
+SMALL = {
+    "sqlite": {"records": 300, "operations": 200, "repeats": 1, "seconds": 0.3},
+    "sqlite-service": {"records": 300, "seconds": 0.2},
+    "page-cache-app": {"capacity": 50},
+    "learned-index": {"n_keys": 20_000, "queries": 5_000, "repeats": 1},
+    "kv": {"records": 500, "operations": 500, "seconds": 0.3},
+    "page-policy": {"requests": 5_000, "pages": 500},
+    "kernel": {"shape": "32,32,32", "repeats": 1, "timeout": 60.0},
+    "postgres": {"operations": 200, "seconds": 0.5, "warmup": 0.0, "concurrency": 1},
+    "mysql": {"operations": 200, "seconds": 0.5, "warmup": 0.0, "concurrency": 1},
+}
+SERVERS = {"postgres": 5432, "mysql": 3306}
+
+
+def reachable(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_every_registered_adapter_is_covered_here():
+    assert set(available_systems()) <= set(SMALL), "give the new adapter small options in SMALL"
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_check_system_passes_on_every_adapter(name):
+    if name in SERVERS and not reachable(SERVERS[name]):
+        pytest.skip(f"no {name} server at 127.0.0.1:{SERVERS[name]}")
+    options = dict(SMALL[name])
+    if name == "page-cache-app":
+        system = make_system(name, options)
+        system.pages = list(range(100)) * 5
+    else:
+        system = make_system(name, options)
+    report = check_system(system, study_budget=2, samples=10)
+    assert not report.failed
+    assert any("default evaluates" in p for p in report.passed)
+
+
+class Broken(System):
+    """Its default is outside its own space, and evaluate forgets the objective metric."""
+
+    name = "broken"
+
+    def space(self):
+        return Space([Float("x", 0.0, 1.0)])
+
+    def default(self):
+        return {"x": 5.0}
+
+    @property
+    def objective(self):
+        return Objective("speed", "maximize")
+
+    def evaluate(self, config):
+        return Measurement({"other": 1.0})
+
+
+def test_check_system_fails_with_a_clear_message_on_a_broken_adapter():
+    with pytest.raises(ConformanceError) as info:
+        check_system(Broken())
+    message = str(info.value)
+    assert "Broken does not conform" in message
+    assert "default() is a valid config" in message and "x=5.0" in message
+
+
+class ForgetsMetric(Broken):
+    def default(self):
+        return {"x": 0.5}
+
+
+def test_missing_metric_is_reported():
+    report = check_system(ForgetsMetric(), raise_on_failure=False)
+    assert any("no 'speed' metric" in f for f in report.failed)
