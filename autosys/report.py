@@ -20,6 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from autosys.learn.importance import knob_importance, plot_importance
 from autosys.study import open_study
 
 
@@ -119,33 +120,14 @@ def plot_convergence(study: StudyData, path: Path) -> Path:
     return _save(fig, path)
 
 
-def knob_importance(study: StudyData) -> pd.Series | None:
-    """Permutation importance of each knob for the objective (random forest); None if too few trials."""
-    ok = study.trials[study.trials["feasible"]]
-    knobs = [c for c in ok.columns if c.startswith("config.")]
-    if len(ok) < 8 or not knobs:
+def _ranking(study: StudyData) -> pd.DataFrame | None:
+    """Knob ranking by forest permutation importance (autosys.learn.importance); None if too few trials."""
+    if int(study.trials["feasible"].sum()) < 8:
         return None
-    from sklearn.ensemble import RandomForestRegressor
-    from sklearn.inspection import permutation_importance
-
-    X = pd.get_dummies(ok[knobs].rename(columns=lambda c: c[len("config."):]), dtype=float).fillna(-1.0)
-    y = ok["value"].astype(float).to_numpy()
-    forest = RandomForestRegressor(n_estimators=100, random_state=0, min_samples_leaf=2).fit(X, y)
-    result = permutation_importance(forest, X, y, n_repeats=5, random_state=0)
-    per_column = pd.Series(result.importances_mean, index=X.columns)
-    # one-hot columns of a categorical knob add up to the knob's importance
-    owners = {col: next(k for k in sorted(knobs, key=len, reverse=True) if col.startswith(k[len("config."):])) for col in X.columns}
-    importance = per_column.groupby(lambda col: owners[col][len("config."):]).sum()
-    return importance.clip(lower=0).sort_values(ascending=False)
-
-
-def plot_importance(importance: pd.Series, study: StudyData, path: Path) -> Path:
-    plt = _figure()
-    fig, ax = plt.subplots(figsize=(7, 0.4 * len(importance) + 1.2))
-    ax.barh(importance.index[::-1], importance.values[::-1], color="tab:purple")
-    ax.set_xlabel(f"permutation importance for {study.metric}")
-    ax.set_title(f"{study.label}: which knobs mattered")
-    return _save(fig, path)
+    try:
+        return knob_importance(study.directory, method="forest")
+    except ValueError:
+        return None
 
 
 def plot_knob_scatter(study: StudyData, knob: str, path: Path) -> Path:
@@ -306,10 +288,11 @@ def write_report(directories: Sequence[str | Path], out: str | Path | None = Non
             sections.append("\n".join(parts))
             continue
         images = [_img(plot_convergence(study, out_dir / f"{prefix}convergence.png"), "convergence")]
-        importance = knob_importance(study)
-        if importance is not None and len(importance):
-            images.append(_img(plot_importance(importance, study, out_dir / f"{prefix}importance.png"), "knob importance"))
-            for knob in list(importance.index[:3]):
+        ranking = _ranking(study)
+        if ranking is not None:
+            path = plot_importance(ranking, out_dir / f"{prefix}importance.png", title=f"{study.label}: which knobs mattered")
+            images.append(_img(path, "knob importance"))
+            for knob in list(ranking["knob"][:3]):
                 path = plot_knob_scatter(study, knob, out_dir / f"{prefix}knob-{knob}.png")
                 images.append(_img(path, f"{knob} vs {study.metric}"))
         pareto = plot_pareto(study, out_dir / f"{prefix}pareto.png")
@@ -326,4 +309,4 @@ def write_report(directories: Sequence[str | Path], out: str | Path | None = Non
     return page
 
 
-__all__ = ["StudyData", "load_study", "write_report", "pareto_front", "knob_importance"]
+__all__ = ["StudyData", "load_study", "write_report", "pareto_front"]
