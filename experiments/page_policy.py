@@ -41,6 +41,13 @@ OURS = ["lru", "fifo", "clock", "lfu", "arc", "2q", "s3fifo", "sieve", "lecar", 
 LCS_TARGETS = ["ARC", "LeCaR", "Cacheus", "S3FIFO", "LRB"]  # the libCacheSim policies the target names
 LCS_EXTRA = ["WTinyLFU", "Sieve", "TwoQ"]
 SIZES = (0.01, 0.05, 0.1)
+#: well-known variants tried before the random search: perfect LFU, LFU-DA with history, 3-4 expert mixtures
+TEXTBOOK = [
+    {"policy": "lfu", "lfu_aging": False, "lfu_history": True},
+    {"policy": "lfu", "lfu_aging": True, "lfu_history": True},
+    {"policy": "lecar", "lecar_learning_rate": 0.45, "lecar_experts": "lru,lfu,fifo", "lecar_history": 1.0},
+    {"policy": "lecar", "lecar_learning_rate": 0.45, "lecar_experts": "lru,lfu,fifo,mru", "lecar_history": 1.0},
+]
 
 
 def build_traces(quick: bool, seed: int) -> dict[str, T.Trace]:
@@ -54,11 +61,12 @@ def build_traces(quick: bool, seed: int) -> dict[str, T.Trace]:
         "zipf0.8": T.zipf(n_zipf, pages, 0.8, seed=seed),
         "scan_loop_hot": T.scan_loop_hot(200_000 if quick else 600_000, seed=seed),
     }
-    for workload, ops, scale in (("ycsb", 30_000 if quick else 100_000, 2 if quick else 4), ("tpcc", 2_500 if quick else 8_000, 1)):
-        path = cache_dir / f"sqlite-{workload}-{tag}-s{seed}.oracleGeneral"
+    for workload, ops, scale in (("ycsb", 20_000 if quick else 60_000, 2 if quick else 4), ("tpcc", 1_500 if quick else 5_000, 2 if quick else 4)):
+        path = cache_dir / f"sqlite-{workload}-{tag}-s{seed}-c2.oracleGeneral"
         if not path.exists():
             t0 = time.process_time()
-            trace = record_sqlite(workload, ops=ops, seed=seed, scale=scale)
+            # SQLite's own cache at its minimum: the trace is (nearly) SQLite's full page reference string
+            trace = record_sqlite(workload, ops=ops, seed=seed, scale=scale, sqlite_cache_pages=2)
             T.write_oracle_general(trace, path)
             print(f"recorded {path.name}: {len(trace)} accesses in {time.process_time() - t0:.1f} CPU s", flush=True)
         traces[f"sqlite-{workload}"] = T.read_trace(path)
@@ -78,8 +86,10 @@ def tune_on_prefix(trace: T.Trace, cap_fraction: float, budget: int, seed: int, 
         config = {"policy": choice}
         config.update({p.name: p.default_value() for p in space if p.name != "policy" and space.is_active(p.name, config)})
         tuner.enqueue(config, "default")
+    for variant in TEXTBOOK:
+        tuner.enqueue(variant, "textbook")
     best = (float("inf"), "lru", {})
-    for _ in range(budget + len(space["policy"].choices)):
+    for _ in range(budget + len(space["policy"].choices) + len(TEXTBOOK)):
         trial = tuner.ask()
         policy, knobs = simulator_args(space.validate(trial.config))
         miss = simulate(half, cap, policy, **knobs).miss_ratio
@@ -115,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tuner", default="random")
     ap.add_argument("--sizes", default=",".join(map(str, SIZES)))
     args = ap.parse_args(argv)
-    budget = args.budget or (10 if args.quick else 30)
+    budget = args.budget or (25 if args.quick else 50)
     sizes = [float(s) for s in args.sizes.split(",")]
     RESULTS.mkdir(parents=True, exist_ok=True)
 

@@ -39,13 +39,13 @@ class PageEvictionEnv(gym.Env):
         self._cand = s.cache[self.np_random.integers(0, int(s.size[0]), size=self.candidates)]
         obs = np.empty((self.candidates, N_FEATURES))
         for i, y in enumerate(self._cand):
-            features_of(int(y), self._t, s.hist, s.freq, s.ins, obs[i])
+            features_of(int(y), self._t, s.hist, s.freq, s.taus, s.ins, obs[i])
         return obs.astype(np.float32)
 
     def _advance(self) -> int:
         s, tr = self._state, self.trace
         self._t, hits = advance(tr.ids, self._t, self.end, self.capacity, s.cache, s.where, s.hist, s.last_idx,
-                                s.freq, s.ins, s.size, s.miss)
+                                s.freq, s.taus, s.ins, s.size, s.miss)
         return int(hits)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -64,7 +64,7 @@ class PageEvictionEnv(gym.Env):
             raise ValueError(f"action {action!r} is not in {self.action_space}")
         s, tr = self._state, self.trace
         evict_insert(tr.ids, self._t, int(self._cand[int(action)]), s.cache, s.where, s.hist, s.last_idx, s.freq,
-                     s.ins, s.size, s.miss)
+                     s.taus, s.ins, s.size, s.miss)
         self._t += 1
         hits = self._advance()
         done = self._t >= self.end

@@ -136,29 +136,36 @@ def run_lecar(tr, cap, learning_rate: float = 0.45, experts=("lru", "lfu"), hist
 
 # =========================================================================== sampled-candidate eviction
 
-N_FEATURES = 6
+N_EDC = 3
+N_FEATURES = 6 + N_EDC
 _BIG = 1e7
 _HK = 4  # access times remembered per page
 
 
 class SampledState:
-    """Cache contents (array + position index for O(1) random sampling) and per-page history."""
+    """Cache contents (array + position index for O(1) random sampling) and per-page history.
+
+    `freq[x, 0]` counts accesses; `freq[x, 1:]` are exponentially decayed access
+    counters (LRB's EDCs) with time constants `taus` (multiples of the capacity).
+    """
 
     def __init__(self, n_obj: int, cap: int, n_requests: int):
         self.cache = np.empty(cap, np.int32)
         self.where = np.full(n_obj, -1, np.int64)
         self.hist = np.full((n_obj, _HK), -1, np.int64)  # last access times, newest first
         self.last_idx = np.zeros(n_obj, np.int64)
-        self.freq = np.zeros(n_obj, np.int64)
+        self.freq = np.zeros((n_obj, 1 + N_EDC), np.float64)  # count, EDCs
+        self.taus = float(max(cap, 1)) * np.array([0.5, 4.0, 32.0])
         self.ins = np.zeros(n_obj, np.int64)
         self.size = np.zeros(1, np.int64)
         self.miss = np.zeros(n_requests, np.uint8)
 
 
 @njit(cache=True)
-def features_of(x, t, hist, freq, ins, out):
-    """Features of page x at time t (all log-scaled): age since last access, the last
-    three inter-access gaps, access count and time since insertion."""
+def features_of(x, t, hist, freq, taus, ins, out):
+    """Features of page x at time t (log-scaled): age since last access, the last
+    three inter-access gaps, access count, time since insertion, and the decayed
+    access counters at three time scales."""
     h = hist[x]
     out[0] = np.log1p(t - h[0])
     for k in range(3):
@@ -166,28 +173,33 @@ def features_of(x, t, hist, freq, ins, out):
             out[1 + k] = np.log1p(h[k] - h[k + 1])
         else:
             out[1 + k] = np.log1p(_BIG)
-    out[4] = np.log1p(freq[x])
+    out[4] = np.log1p(freq[x, 0])
     out[5] = np.log1p(t - ins[x])
+    for k in range(len(taus)):
+        out[6 + k] = np.log1p(freq[x, 1 + k] * np.exp(-(t - h[0]) / taus[k]))
 
 
 @njit(cache=True)
-def _touch(x, t, hist, last_idx, freq):
+def _touch(x, t, hist, last_idx, freq, taus):
+    gap = t - hist[x, 0] if hist[x, 0] >= 0 else 0
+    for k in range(len(taus)):
+        freq[x, 1 + k] = freq[x, 1 + k] * np.exp(-gap / taus[k]) + 1.0
     for k in range(_HK - 1, 0, -1):
         hist[x, k] = hist[x, k - 1]
     hist[x, 0] = t
     last_idx[x] = t
-    freq[x] += 1
+    freq[x, 0] += 1
 
 
 @njit(cache=True)
-def advance(ids, t, t_end, cap, cache, where, hist, last_idx, freq, ins, size, miss):
+def advance(ids, t, t_end, cap, cache, where, hist, last_idx, freq, taus, ins, size, miss):
     """Process requests from t until one misses with a full cache (returned, not
     processed) or t_end. Returns (t, hits)."""
     hits = 0
     while t < t_end:
         x = ids[t]
         if where[x] >= 0:
-            _touch(x, t, hist, last_idx, freq)
+            _touch(x, t, hist, last_idx, freq, taus)
             hits += 1
             t += 1
             continue
@@ -198,13 +210,13 @@ def advance(ids, t, t_end, cap, cache, where, hist, last_idx, freq, ins, size, m
         cache[size[0]] = x
         size[0] += 1
         ins[x] = t
-        _touch(x, t, hist, last_idx, freq)
+        _touch(x, t, hist, last_idx, freq, taus)
         t += 1
     return t, hits
 
 
 @njit(cache=True)
-def evict_insert(ids, t, victim, cache, where, hist, last_idx, freq, ins, size, miss):
+def evict_insert(ids, t, victim, cache, where, hist, last_idx, freq, taus, ins, size, miss):
     """Evict page `victim` (must be cached), then insert the page requested at t."""
     x = ids[t]
     slot = where[victim]
@@ -213,7 +225,7 @@ def evict_insert(ids, t, victim, cache, where, hist, last_idx, freq, ins, size, 
     cache[slot] = x
     where[x] = slot
     ins[x] = t
-    _touch(x, t, hist, last_idx, freq)
+    _touch(x, t, hist, last_idx, freq, taus)
 
 
 @njit(cache=True)
@@ -231,7 +243,7 @@ def _tree_predict(f, feat, thr, left, right, leaf, value, roots, base):
 
 
 @njit(cache=True)
-def sampled_run(ids, nxt, t, t_end, cap, cache, where, hist, last_idx, freq, ins, size, miss,
+def sampled_run(ids, nxt, t, t_end, cap, cache, where, hist, last_idx, freq, taus, ins, size, miss,
                 kind, m, feat, thr, left, right, leaf, value, roots, base, lin,
                 sample_every, sx, snext, st, scount, seed):
     """Run requests [t, t_end) evicting the best of `m` sampled candidates:
@@ -244,7 +256,7 @@ def sampled_run(ids, nxt, t, t_end, cap, cache, where, hist, last_idx, freq, ins
     f = np.empty(N_FEATURES, np.float64)
     cap_s = sx.shape[0]
     while t < t_end:
-        t, _ = advance(ids, t, t_end, cap, cache, where, hist, last_idx, freq, ins, size, miss)
+        t, _ = advance(ids, t, t_end, cap, cache, where, hist, last_idx, freq, taus, ins, size, miss)
         if t >= t_end:
             break
         best = -1
@@ -254,7 +266,7 @@ def sampled_run(ids, nxt, t, t_end, cap, cache, where, hist, last_idx, freq, ins
             if kind == 0:
                 score = float(t - hist[y, 0])
             else:
-                features_of(y, t, hist, freq, ins, f)
+                features_of(y, t, hist, freq, taus, ins, f)
                 if kind == 1:
                     score = _tree_predict(f, feat, thr, left, right, leaf, value, roots, base)
                 else:
@@ -267,11 +279,11 @@ def sampled_run(ids, nxt, t, t_end, cap, cache, where, hist, last_idx, freq, ins
         if sample_every > 0 and (t % sample_every) == 0:
             y = cache[np.random.randint(0, size[0])]
             k = scount % cap_s
-            features_of(y, t, hist, freq, ins, sx[k])
+            features_of(y, t, hist, freq, taus, ins, sx[k])
             snext[k] = nxt[last_idx[y]]
             st[k] = t
             scount += 1
-        evict_insert(ids, t, best, cache, where, hist, last_idx, freq, ins, size, miss)
+        evict_insert(ids, t, best, cache, where, hist, last_idx, freq, taus, ins, size, miss)
         t += 1
     return t, scount
 
@@ -300,7 +312,7 @@ def _empty_model():
     return np.zeros(1, np.int64), z, np.zeros(1, np.int64), np.zeros(1, np.int64), np.ones(1, np.bool_), z, np.zeros(0, np.int64), 0.0
 
 
-def run_lrb(tr, cap, sample: int = 32, retrain: int = 20_000, trees: int = 30, samples_per_window: int = 8_000,
+def run_lrb(tr, cap, sample: int = 32, retrain: int = 0, trees: int = 30, samples_per_window: int = 8_000,
             seed: int = 0, **_):
     """LRB-style policy: sampled eviction by a gradient-boosted next-reuse model, retrained periodically."""
     from sklearn.ensemble import HistGradientBoostingRegressor
@@ -308,7 +320,8 @@ def run_lrb(tr, cap, sample: int = 32, retrain: int = 20_000, trees: int = 30, s
 
     n = len(tr)
     cap = int(cap)
-    retrain = max(1_000, int(retrain))
+    # 0 = automatic: about 20 retrainings per trace, each window 5k-50k requests
+    retrain = int(np.clip(n // 20, 5_000, 50_000)) if not retrain else max(1_000, int(retrain))
     window = 2 * retrain
     sample_every = max(1, window // int(samples_per_window))
     s = SampledState(tr.n_obj, cap, n)
@@ -323,7 +336,7 @@ def run_lrb(tr, cap, sample: int = 32, retrain: int = 20_000, trees: int = 30, s
     chunk = 0
     while t < n:
         t_end = min(n, t + retrain)
-        t, scount = sampled_run(tr.ids, tr.nxt, t, t_end, cap, s.cache, s.where, s.hist, s.last_idx, s.freq, s.ins,
+        t, scount = sampled_run(tr.ids, tr.nxt, t, t_end, cap, s.cache, s.where, s.hist, s.last_idx, s.freq, s.taus, s.ins,
                                 s.size, s.miss, kind, int(sample), *model, np.zeros(N_FEATURES), sample_every,
                                 sx, snext, st, scount, seed + chunk)
         chunk += 1
@@ -348,7 +361,7 @@ def run_linear(tr, cap, weights, sample: int = 8, seed: int = 0):
     n = len(tr)
     s = SampledState(tr.n_obj, int(cap), n)
     sx = np.zeros((1, N_FEATURES))
-    sampled_run(tr.ids, tr.nxt, 0, n, int(cap), s.cache, s.where, s.hist, s.last_idx, s.freq, s.ins, s.size, s.miss,
+    sampled_run(tr.ids, tr.nxt, 0, n, int(cap), s.cache, s.where, s.hist, s.last_idx, s.freq, s.taus, s.ins, s.size, s.miss,
                 2, int(sample), *_empty_model(), np.asarray(weights, np.float64), 0, sx, np.zeros(1, np.int64),
                 np.zeros(1, np.int64), 0, seed)
     return s.miss
