@@ -573,9 +573,12 @@ def _result_of(trial: Trial) -> Result:
     return Result(trial.state if trial.state != TrialState.COMPLETE else TrialState.FAILED, None, trial.metrics, trial.error)
 
 
-def open_study(directory: str | Path) -> tuple[SQLiteStorage, dict]:
-    """Open a study's storage read-only-ish for inspection (show, report) without its system."""
-    storage = SQLiteStorage(directory, create=False)
+def open_study(directory: str | Path, storage: str | None = None) -> tuple[SQLiteStorage, dict]:
+    """Open a study's storage for inspection (show, report) without its system.
+
+    storage: a postgresql:// URL when the study lives there (named after the directory).
+    """
+    storage = open_storage(storage or directory, create=False, study=Path(directory).name)
     spec = storage.load_spec()
     if spec is None:
         raise StorageError(f"{directory}: no study spec in the file")
