@@ -38,15 +38,23 @@ def _usable(schedules):
     return [s for s in schedules if s["isa"] in cpu_info().isas]
 
 
-@pytest.mark.parametrize("shape,threads", [((1, 1, 1), 1), ((17, 31, 13), 1), ((67, 5, 129), 2), ((1, 97, 3), 2)])
+MATMUL_PARS = ("outer", "inner", "collapse")
+
+
+@pytest.mark.parametrize(
+    "shape,threads",
+    [((1, 1, 1), 1), ((17, 31, 13), 1), ((67, 5, 129), 2),
+     pytest.param((1, 97, 3), 2, marks=pytest.mark.slow), pytest.param((130, 70, 300), 1, marks=pytest.mark.slow)],
+)
 def test_matmul_schedules_are_correct_on_odd_shapes(shape, threads, cache):
+    # every schedule once; with threads, each takes the next way of splitting the work
     kernels = [
-        {"name": f"s{i}", "kind": "c", "source": codegen.matmul_source(shape, dict(s, par=par), threads)}
+        {"name": f"s{i}", "kind": "c", "source": codegen.matmul_source(shape, dict(s, par=MATMUL_PARS[i % 3]), threads)}
         for i, s in enumerate(_usable(MATMUL_SCHEDULES))
-        for par in (["outer"] if threads == 1 else ["outer", "inner", "collapse"])[: 1 + (i == 0) * 2]
     ]
     kernels.append({"name": "naive", "kind": "c", "source": codegen.naive_matmul_source(shape)})
     report = run_spec(_spec("matmul", shape, kernels, cache, threads), timeout=120)
+    assert set(report["kernels"]) == {k["name"] for k in kernels}
     for name, k in report["kernels"].items():
         assert "error" not in k, (name, k.get("error"))
         assert k["err_ratio"] <= 1.0 and k["gflops"] > 0
@@ -59,15 +67,19 @@ CONV_SCHEDULES = [
 ]
 
 
-@pytest.mark.parametrize("shape,threads", [((1, 3, 7, 9, 5, 3, 2), 1), ((2, 5, 11, 37, 7, 3, 3), 2), ((1, 1, 1, 1, 1, 1, 1), 1)])
+@pytest.mark.parametrize(
+    "shape,threads",
+    [((1, 3, 7, 9, 5, 3, 2), 1), ((2, 5, 11, 37, 7, 3, 3), 2), ((1, 1, 1, 1, 1, 1, 1), 1),
+     pytest.param((1, 16, 20, 45, 13, 5, 1), 2, marks=pytest.mark.slow)],
+)
 def test_conv2d_schedules_are_correct_on_odd_shapes(shape, threads, cache):
     kernels = [
-        {"name": f"s{i}", "kind": "c", "source": codegen.conv2d_source(shape, dict(s, par=par), threads)}
+        {"name": f"s{i}", "kind": "c", "source": codegen.conv2d_source(shape, dict(s, par="kp"[i % 2]), threads)}
         for i, s in enumerate(_usable(CONV_SCHEDULES))
-        for par in (["k", "p"] if threads > 1 else ["k"])
     ]
     kernels.append({"name": "naive", "kind": "c", "source": codegen.naive_conv2d_source(shape)})
     report = run_spec(_spec("conv2d", shape, kernels, cache, threads), timeout=120)
+    assert set(report["kernels"]) == {k["name"] for k in kernels}
     for name, k in report["kernels"].items():
         assert "error" not in k, (name, k.get("error"))
         assert k["err_ratio"] <= 1.0

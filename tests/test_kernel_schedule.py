@@ -142,3 +142,15 @@ def test_cli_tune_kernel_writes_json_with_baselines(tmp_path, cache):
     assert data["best"]["metrics"]["gflops"] > 0
     assert set(data["baselines"]) == {"numpy", "naive"}
     assert math.isfinite(data["baselines"]["numpy"]["gflops"])
+
+
+@needs_gcc
+@pytest.mark.slow
+@pytest.mark.parametrize("op,shape,threads", [("matmul", "37,41,29", 2), ("conv2d", "2,7,13,19,11,3,2", 1)])
+def test_random_schedules_from_the_space_are_all_correct(op, shape, threads, cache):
+    system = KernelSchedule(op=op, shape=shape, threads=threads, repeats=1, cache_dir=cache)
+    rng = np.random.default_rng(42)
+    sources = {f"c{i}": system.source(system.space().sample(rng)) for i in range(10)}
+    for name, k in system.measure_sources(sources, repeats=1).items():
+        assert "error" not in k, (name, k.get("error"))
+        assert k["err_ratio"] <= 1.0
