@@ -173,10 +173,14 @@ class KernelSchedule(System):
         return codegen.naive_conv2d_source(self.shape)
 
     def features(self, config: Config) -> np.ndarray:
-        """Cost-model features of a schedule on this shape (see adapters.kernels.features)."""
+        """Cost-model features of a schedule on this shape (see adapters.kernels.features); none on the GPU."""
+        if self._gpu is not None:
+            return np.zeros(0)
         return feature_vector(self.op, self.shape, config, self.threads)
 
     def feature_names(self) -> list[str]:
+        if self._gpu is not None:
+            return []
         return list(schedule_features(self.op, self.shape, self.default(), self.threads))
 
     # --- measuring

@@ -23,7 +23,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from autosys.space import Categorical, Config, Float, Int, InvalidConfig, Ordinal, Space
+from autosys.space import Config, Float, Int, Ordinal, Space
 from autosys.tuners.base import Tuner
 from autosys.trial import Result, Trial
 
@@ -191,16 +191,15 @@ class ModelGuidedTuner(Tuner):
         names = self.space.active_names(config)
         for name in self.rng.choice(names, size=min(len(names), 1 + int(self.rng.random() < 0.3)), replace=False):
             param = self.space[name]
-            if isinstance(param, Ordinal) or (isinstance(param, Int) and not isinstance(param, Categorical)):
-                if isinstance(param, Ordinal):
-                    values = list(param.choices)
-                    i = values.index(new[name])
-                    step = int(self.rng.choice([-2, -1, 1, 2]))
-                    new[name] = values[min(max(i + step, 0), len(values) - 1)]
-                else:
-                    span = param.high - param.low
-                    step = int(self.rng.choice([-2, -1, 1, 2])) * max(1, span // 16)
-                    new[name] = int(min(max(new[name] + step, param.low), param.high))
+            if isinstance(param, Ordinal):  # ordered: step to a nearby value
+                values = list(param.choices)
+                i = values.index(new[name])
+                step = int(self.rng.choice([-2, -1, 1, 2]))
+                new[name] = values[min(max(i + step, 0), len(values) - 1)]
+            elif isinstance(param, Int):
+                span = param.high - param.low
+                step = int(self.rng.choice([-2, -1, 1, 2])) * max(1, span // 16)
+                new[name] = int(min(max(new[name] + step, param.low), param.high))
             elif isinstance(param, Float):
                 u = param.to_unit(new[name]) + self.rng.normal(0, 0.1)
                 new[name] = param.from_unit(u)
