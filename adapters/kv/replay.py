@@ -6,7 +6,9 @@ thread (/proc/thread-self/schedstat, second field: run-queue wait), so the
 throughput here divides by wall time minus that wait: the time the stream
 was running or blocked on its own I/O, fsyncs and locks. Waits the engine
 causes (an fsync, a write stall) still count; other people's jobs do not.
-Where schedstat is missing it falls back to plain wall time. The plain
+It is never counted below the thread's own CPU time (a preemption at the
+edge of the window could otherwise charge a wait from outside it and give
+an absurd rate). Where schedstat is missing it falls back to plain wall time. The plain
 wall-clock figure is reported too (`throughput_wall`). The cyclic garbage
 collector is paused while the clock runs (as `timeit` does): a collection
 of the benchmark's own objects is not a cost of the engine, and one pause
@@ -59,8 +61,10 @@ def _timed(get, put, delete, scan, ops, keys, values, scan_length, seconds) -> d
     latencies = np.empty(len(ops), dtype=np.int64)
     clock = time.perf_counter_ns
     read_hits = scanned = done = 0
-    waited0 = run_queue_wait_ns()
+    # the wall interval encloses the wait interval, so wait <= wall; on-CPU time bounds it from below
     start = clock()
+    cpu0 = time.thread_time_ns()
+    waited0 = run_queue_wait_ns()
     deadline = start + int(seconds * 1e9)
     for i in range(len(ops)):
         op = ops[i]
@@ -83,10 +87,11 @@ def _timed(get, put, delete, scan, ops, keys, values, scan_length, seconds) -> d
         done += 1
         if t1 >= deadline:
             break
-    wall_ns = clock() - start
     waited1 = run_queue_wait_ns()
+    cpu_ns = time.thread_time_ns() - cpu0
+    wall_ns = clock() - start
     busy_ns = wall_ns - (waited1 - waited0) if waited0 is not None and waited1 is not None else wall_ns
-    busy_ns = min(max(busy_ns, 1), wall_ns) if wall_ns > 0 else 0
+    busy_ns = min(max(busy_ns, cpu_ns), wall_ns)
     elapsed = wall_ns / 1e9
     return {
         "throughput": done / (busy_ns / 1e9) if busy_ns > 0 else float("nan"),
