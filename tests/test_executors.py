@@ -146,3 +146,24 @@ def test_batch_crash_state_lists_every_pending_trial_and_resume_tells_them(tmp_p
     again.run()
     trials = again.trials()
     assert len(trials) == 6 and sum(t.state == TrialState.FAILED for t in trials) == 2
+
+
+def test_cli_trial_timeout_and_workers_options(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "out.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "autosys", "tune", "tests.faults.systems:ForkAndHang", "--pids", str(tmp_path / "pids"),
+         "--budget", "2", "--trial-timeout", "1", "--executor", "subprocess", "--workers", "2",
+         "--dir", str(tmp_path / "s"), "--json", str(out), "--quiet"],
+        cwd=root, capture_output=True, text=True, timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    assert json.loads(out.read_text())["trials"]["timed_out"] == 2
+    bad = subprocess.run([sys.executable, "-m", "autosys", "tune", "tests.faults.systems:Printer", "--workers", "2",
+                          "--dir", str(tmp_path / "t")], cwd=root, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--workers needs --executor" in bad.stderr
