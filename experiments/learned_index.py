@@ -4,7 +4,8 @@ For each distribution: generate N keys (10M by default), run a Study of
 `--budget` trials (random search by default; the default config first) on
 the learned-index system, then rebuild the best index under the size cap and
 time it side by side with `numpy.searchsorted` and a compiled binary search
-(same interleaving kernel as the index, no model) on the same random-order
+(the index's own lock-step batch size, no model: what the model itself buys)
+on the same random-order
 queries, interleaved, median of repeats, thread CPU time. Also measures what
 numba's compilation costs: a cold compile into an empty cache vs loading the
 cached kernels.
@@ -13,7 +14,7 @@ Prints a table and writes experiments/results/learned_index.csv,
 learned_index_trials.csv, learned_index_speedup.png and one Pareto plot per
 distribution.
 
-    .venv/bin/python experiments/learned_index.py            # 10M keys x 6 distributions x 40 trials
+    .venv/bin/python experiments/learned_index.py            # 10M keys; 40 trials on lognormal and osm, 15 on the others
     .venv/bin/python experiments/learned_index.py --quick    # 1M keys, 2 distributions, 15 trials
 """
 
@@ -72,11 +73,13 @@ def side_by_side(system: LearnedIndexSystem, config: dict, repeats: int) -> dict
     index = build_index(keys, config, system.backend)
     assert np.array_equal(index.lookup(queries), np.searchsorted(keys, queries))
     runs: dict[str, list[float]] = {"index": [], "searchsorted": [], "binary": []}
-    compiled.binary_search(keys, queries[:16])
+    batch = int(config.get("batch", 16))
+    compiled.binary_search(keys, queries[:16], batch)
     for _ in range(repeats):
         runs["index"].append(thread_ns(lambda: index.lookup(queries)) / queries.size)
         runs["searchsorted"].append(thread_ns(lambda: np.searchsorted(keys, queries)) / queries.size)
-        runs["binary"].append(thread_ns(lambda: compiled.binary_search(keys, queries)) / queries.size)
+        # the same lock-step batching as the index, without a model: what the model itself buys
+        runs["binary"].append(thread_ns(lambda: compiled.binary_search(keys, queries, batch)) / queries.size)
     med = {k: float(np.median(v)) for k, v in runs.items()}
     return {
         "ns_index": med["index"],
@@ -90,11 +93,12 @@ def side_by_side(system: LearnedIndexSystem, config: dict, repeats: int) -> dict
 
 
 def short(config: dict) -> str:
+    batch = f" batch={config.get('batch', 16)}"
     if config["kind"] == "pgm":
-        return f"pgm eps={config['epsilon']}/{config['epsilon_recursive']} {config['search']}"
+        return f"pgm eps={config['epsilon']}/{config['epsilon_recursive']} {config['search']}{batch}"
     mid = f"-{config['mid_models']}" if config.get("stages") == 3 else ""
     return (f"rmi{config['stages']} {config['root']}/{config['transform']}{mid} -> {config['leaves']} "
-            f"{config['leaf']} {config['bounds']} {config['search']}")
+            f"{config['leaf']} {config['bounds']} {config['search']}{batch}")
 
 
 def run_distribution(name: str, args, workdir: Path) -> tuple[dict, pd.DataFrame]:
@@ -103,7 +107,8 @@ def run_distribution(name: str, args, workdir: Path) -> tuple[dict, pd.DataFrame
     started = time.perf_counter()
     system.setup()
     data_s = time.perf_counter() - started
-    study = Study.create(workdir / name, system, tuner=args.tuner, budget=args.budget, seed=args.seed)
+    budget = args.budget if name in TARGETS else args.budget_others
+    study = Study.create(workdir / name, system, tuner=args.tuner, budget=budget, seed=args.seed)
     started = time.perf_counter()
     study.run()
     tuning_s = time.perf_counter() - started
@@ -162,7 +167,9 @@ def main(argv=None) -> int:
     order = ["lognormal", "osm"] + [d for d in GENERATORS if d not in ("lognormal", "osm")]
     parser.add_argument("--distributions", default=",".join(order),
                         help="comma-separated; the two with targets (lognormal, osm) run first")
-    parser.add_argument("--budget", type=int, default=40)
+    parser.add_argument("--budget", type=int, default=40, help="trials for the distributions with targets")
+    parser.add_argument("--budget-others", type=int, default=15,
+                        help="trials for the other distributions (keeps the full run near 10 minutes)")
     parser.add_argument("--tuner", default="random")
     parser.add_argument("--queries", type=int, default=300_000)
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per trial")
@@ -171,7 +178,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.quick:
-        args.n_keys, args.budget, args.distributions = 1_000_000, 15, "lognormal,osm"
+        args.n_keys, args.budget, args.budget_others, args.distributions = 1_000_000, 15, 10, "lognormal,osm"
         args.queries, args.final_repeats = 100_000, 5
     if not compiled.available():
         print("note: numba is not installed; timing the numpy path")

@@ -100,12 +100,14 @@ rmi_configs = st.builds(
     leaves=st.integers(1, 200),
     bounds=st.sampled_from(["leaf", "global"]),
     search=st.sampled_from(["binary", "linear", "exponential"]),
+    batch=st.sampled_from([1, 3, 16, 64]),
 )
 pgm_configs = st.builds(
     PGMConfig,
     epsilon=st.integers(1, 64),
     epsilon_recursive=st.integers(1, 8),
     search=st.sampled_from(["binary", "linear", "exponential"]),
+    batch=st.sampled_from([1, 3, 16, 64]),
 )
 
 

@@ -15,7 +15,6 @@ from numba.extending import intrinsic
 
 from adapters.learned_index.pgm import cone_segments_py
 
-GROUP = 16  # queries searched in lock-step, so their cache misses overlap
 LINEAR_MAX = 64
 _SIGN = np.uint64(2**63)
 _ONE = np.uint64(1)
@@ -294,7 +293,7 @@ def leaf_errors(keys, g, leaf, count, lo, hi):
 
 @njit(cache=True)
 def rmi_lookup(keys, queries, out, key_is_uint, root_radix, log_transform, xmin, rp, radix_min, radix_shift,
-               n_mid, mid, n_leaves, leaf, errors, search):
+               n_mid, mid, n_leaves, leaf, errors, search, group):
     """Each stage runs as its own tight loop over a group of queries, with the mode tests outside
     the loops: one loop body holding every mode's code made LLVM evaluate log1p for every query."""
     n = keys.shape[0]
@@ -304,17 +303,17 @@ def rmi_lookup(keys, queries, out, key_is_uint, root_radix, log_transform, xmin,
     per_leaf = errors.shape[0] > 1
     cubic = leaf.shape[1] == 6
     raw_bits = key_is_uint and not log_transform
-    los = np.empty(GROUP, dtype=np.int64)
-    his = np.empty(GROUP, dtype=np.int64)
-    guesses = np.empty(GROUP, dtype=np.int64)
-    lens = np.empty(GROUP, dtype=np.int64)
-    js = np.empty(GROUP, dtype=np.int64)
-    xs = np.empty(GROUP, dtype=np.float64)
-    qs = np.empty(GROUP, dtype=keys.dtype)
+    los = np.empty(group, dtype=np.int64)
+    his = np.empty(group, dtype=np.int64)
+    guesses = np.empty(group, dtype=np.int64)
+    lens = np.empty(group, dtype=np.int64)
+    js = np.empty(group, dtype=np.int64)
+    xs = np.empty(group, dtype=np.float64)
+    qs = np.empty(group, dtype=keys.dtype)
     last = np.uint64(first_count - 1)
     repairs = 0
-    for base in range(0, m, GROUP):
-        cnt = min(GROUP, m - base)
+    for base in range(0, m, group):
+        cnt = min(group, m - base)
         for k in range(cnt):
             qs[k] = queries[base + k]
             xs[k] = float(qs[k])
@@ -367,36 +366,40 @@ def rmi_lookup(keys, queries, out, key_is_uint, root_radix, log_transform, xmin,
 
 
 @njit(cache=True)
-def pgm_lookup(keys, queries, out, seg_keys, seg_p0, seg_slope, offsets, eps, eps_rec, search):
+def pgm_lookup(keys, queries, out, seg_keys, seg_p0, seg_slope, offsets, eps, eps_rec, search, group):
+    """Levels are walked in lock-step over a group of queries, so their loads overlap."""
     n = keys.shape[0]
     m = queries.shape[0]
     levels = offsets.shape[0] - 1
-    los = np.empty(GROUP, dtype=np.int64)
-    his = np.empty(GROUP, dtype=np.int64)
-    guesses = np.empty(GROUP, dtype=np.int64)
-    lens = np.empty(GROUP, dtype=np.int64)
-    qs = np.empty(GROUP, dtype=keys.dtype)
+    los = np.empty(group, dtype=np.int64)
+    his = np.empty(group, dtype=np.int64)
+    guesses = np.empty(group, dtype=np.int64)
+    lens = np.empty(group, dtype=np.int64)
+    ss = np.empty(group, dtype=np.int64)
+    xs = np.empty(group, dtype=np.float64)
+    qs = np.empty(group, dtype=keys.dtype)
     repairs = 0
-    for base in range(0, m, GROUP):
-        cnt = min(GROUP, m - base)
+    for base in range(0, m, group):
+        cnt = min(group, m - base)
         for k in range(cnt):
-            q = queries[base + k]
-            qs[k] = q
-            x = float(q)
-            s = 0
-            for lev in range(levels - 1, 0, -1):
-                seg = offsets[lev] + s
-                child = offsets[lev - 1]
-                size = offsets[lev] - child
-                pred = seg_p0[seg] + seg_slope[seg] * (x - float(seg_keys[seg]))
-                guess = int(min(max(pred, 0.0), float(size)))
+            qs[k] = queries[base + k]
+            xs[k] = float(qs[k])
+            ss[k] = 0
+        for lev in range(levels - 1, 0, -1):
+            off = offsets[lev]
+            child = offsets[lev - 1]
+            size = off - child
+            for k in range(cnt):
+                q = qs[k]
+                seg = off + ss[k]
+                pred = seg_p0[seg] + seg_slope[seg] * (xs[k] - float(seg_keys[seg]))
+                guess = np.int64(min(max(pred, 0.0), float(size)))
                 lo = min(max(guess - eps_rec - 1, 0), size)
                 hi = min(max(guess + eps_rec + 2, 0), size)
                 u = lo
                 while u < hi and seg_keys[child + u] <= q:
                     u += 1
-                ok = (u == 0 or seg_keys[child + u - 1] <= q) and (u == size or seg_keys[child + u] > q)
-                if not ok:
+                if not ((u == 0 or seg_keys[child + u - 1] <= q) and (u == size or seg_keys[child + u] > q)):
                     lo2 = 0
                     hi2 = size
                     while lo2 < hi2:
@@ -406,30 +409,29 @@ def pgm_lookup(keys, queries, out, seg_keys, seg_p0, seg_slope, offsets, eps, ep
                         else:
                             hi2 = mid
                     u = lo2
-                s = max(u - 1, 0)
-            seg = offsets[0] + s
-            pred = seg_p0[seg] + seg_slope[seg] * (x - float(seg_keys[seg]))
-            guess = int(min(max(pred, 0.0), float(n)))
+                ss[k] = max(u - 1, 0)
+        for k in range(cnt):
+            seg = offsets[0] + ss[k]
+            pred = seg_p0[seg] + seg_slope[seg] * (xs[k] - float(seg_keys[seg]))
+            guess = np.int64(min(max(pred, 0.0), float(n)))
             guesses[k] = guess
-            lo = min(max(guess - eps - 1, 0), n)
-            hi = min(max(guess + eps + 2, 0), n)
-            los[k] = lo
-            his[k] = hi
+            los[k] = min(max(guess - eps - 1, 0), n)
+            his[k] = min(max(guess + eps + 2, 0), n)
         repairs += _window_search(keys, qs, los, his, guesses, cnt, search, out, base, lens)
     return repairs
 
 
 @njit(cache=True)
-def full_binary(keys, queries, out):
+def full_binary(keys, queries, out, group):
     n = keys.shape[0]
     m = queries.shape[0]
-    los = np.zeros(GROUP, dtype=np.int64)
-    his = np.full(GROUP, n, dtype=np.int64)
-    guesses = np.empty(GROUP, dtype=np.int64)
-    lens = np.empty(GROUP, dtype=np.int64)
-    qs = np.empty(GROUP, dtype=keys.dtype)
-    for base in range(0, m, GROUP):
-        cnt = min(GROUP, m - base)
+    los = np.zeros(group, dtype=np.int64)
+    his = np.full(group, n, dtype=np.int64)
+    guesses = np.empty(group, dtype=np.int64)
+    lens = np.empty(group, dtype=np.int64)
+    qs = np.empty(group, dtype=keys.dtype)
+    for base in range(0, m, group):
+        cnt = min(group, m - base)
         for k in range(cnt):
             qs[k] = queries[base + k]
             los[k] = 0

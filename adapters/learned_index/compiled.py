@@ -62,6 +62,7 @@ def rmi_lookup(index, q: np.ndarray) -> tuple[np.ndarray, int]:
         index.leaf_params,
         errors,
         SEARCH_CODES[cfg.search],
+        cfg.batch,
     )
     return out, int(repairs)
 
@@ -120,14 +121,15 @@ def pgm_lookup(index, q: np.ndarray) -> tuple[np.ndarray, int]:
         index.config.epsilon,
         index.config.epsilon_recursive,
         SEARCH_CODES[index.config.search],
+        index.config.batch,
     )
     return out, int(repairs)
 
 
-def binary_search(keys: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """Full-range binary search compiled the same way (an honest extra baseline)."""
+def binary_search(keys: np.ndarray, q: np.ndarray, batch: int = 16) -> np.ndarray:
+    """Full-range binary search compiled the same way, `batch` queries in lock-step (a baseline)."""
     out = np.empty(q.size, dtype=np.int64)
-    kernels().full_binary(keys, q, out)
+    kernels().full_binary(keys, q, out, batch)
     return out
 
 

@@ -28,10 +28,14 @@ class PGMConfig:
     epsilon: int = 64
     epsilon_recursive: int = 4
     search: str = "binary"
+    #: queries searched in lock-step by the compiled path, so their cache misses overlap
+    batch: int = 16
 
     def __post_init__(self):
         if self.epsilon < 1 or self.epsilon_recursive < 1:
             raise ValueError("epsilon and epsilon_recursive must be >= 1")
+        if not 1 <= self.batch <= 1024:
+            raise ValueError(f"batch must be in [1, 1024], not {self.batch!r}")
         if self.search not in search.SEARCHES:
             raise ValueError(f"search must be one of {search.SEARCHES}, not {self.search!r}")
 

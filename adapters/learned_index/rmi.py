@@ -34,6 +34,8 @@ class RMIConfig:
     leaves: int = 4096
     bounds: str = "leaf"
     search: str = "binary"
+    #: queries searched in lock-step by the compiled path, so their cache misses overlap
+    batch: int = 16
 
     def __post_init__(self):
         if self.stages not in (2, 3):
@@ -46,6 +48,8 @@ class RMIConfig:
             raise ValueError(f"leaf must be one of {models.LEAF_KINDS}, not {self.leaf!r}")
         if self.bounds not in ("leaf", "global"):
             raise ValueError(f"bounds must be 'leaf' or 'global', not {self.bounds!r}")
+        if not 1 <= self.batch <= 1024:
+            raise ValueError(f"batch must be in [1, 1024], not {self.batch!r}")
         if self.search not in search.SEARCHES:
             raise ValueError(f"search must be one of {search.SEARCHES}, not {self.search!r}")
         if self.leaves < 1 or self.mid_models < 1:
