@@ -15,7 +15,7 @@ from autosys.space import Bool, Categorical, Condition, Config, Float, Int, Inva
 from autosys.system import Measurement, Objective, System
 
 #: policies the tuner may pick (Belady is the offline bound, never a choice)
-CHOICES = ("lru", "fifo", "clock", "lfu", "arc", "2q", "s3fifo", "sieve", "lecar", "lrb")
+CHOICES = ("lru", "fifo", "clock", "lfu", "arc", "2q", "s3fifo", "sieve", "tinylfu", "lecar", "lrb")
 LECAR_EXPERTS = ("lru,lfu", "lru,lfu,fifo", "lru,lfu,mru", "lru,lfu,fifo,mru", "lru,mru,fifo")
 
 
@@ -37,6 +37,8 @@ def policy_space(choices: tuple[str, ...] = CHOICES) -> Space:
             Float("s3fifo_ghost_ratio", 0.1, 3.0, default=0.9, condition=_when("s3fifo")),
             Int("s3fifo_move_threshold", 1, 3, default=1, condition=_when("s3fifo")),
             Int("s3fifo_max_freq", 1, 7, default=3, condition=_when("s3fifo")),
+            Float("tinylfu_window", 0.005, 0.5, log=True, default=0.01, condition=_when("tinylfu")),
+            Float("tinylfu_reset", 1.0, 1000.0, log=True, default=10.0, condition=_when("tinylfu")),
             Float("lecar_learning_rate", 0.01, 2.0, log=True, default=0.45, condition=_when("lecar")),
             Categorical("lecar_experts", LECAR_EXPERTS, default="lru,lfu", condition=_when("lecar")),
             Float("lecar_history", 0.25, 2.0, default=1.0, condition=_when("lecar")),
@@ -58,6 +60,7 @@ _KNOBS = {
         "s3fifo_move_threshold": "move_threshold",
         "s3fifo_max_freq": "max_freq",
     },
+    "tinylfu": {"tinylfu_window": "window_ratio", "tinylfu_reset": "reset"},
     "lecar": {"lecar_learning_rate": "learning_rate", "lecar_experts": "experts", "lecar_history": "history"},
     "lrb": {"lrb_sample": "sample", "lrb_retrain": "retrain", "lrb_trees": "trees"},
 }

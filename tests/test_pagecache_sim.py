@@ -14,7 +14,7 @@ from adapters.pagecache import traces as T
 from adapters.pagecache.learned import N_FEATURES
 from adapters.pagecache.simulator import POLICIES, PreparedTrace, capacity_of, gap_closed, simulate
 
-CLASSIC = ["lru", "fifo", "clock", "lfu", "arc", "2q", "s3fifo", "sieve"]
+CLASSIC = ["lru", "fifo", "clock", "lfu", "arc", "2q", "s3fifo", "sieve", "tinylfu"]
 ONLINE = CLASSIC + ["lecar"]
 
 
@@ -82,7 +82,7 @@ def test_every_policy_runs_and_reports(zipf_trace):
         assert r.misses >= zipf_trace.n_obj
         assert r.byte_miss_ratio == pytest.approx(r.miss_ratio)  # uniform page sizes
     # scan-resistant policies beat LRU on skewed traffic
-    for name in ("arc", "s3fifo", "2q"):
+    for name in ("arc", "s3fifo", "2q", "tinylfu"):
         assert simulate(zipf_trace, cap, name).miss_ratio < lru
 
 
@@ -105,6 +105,8 @@ def test_knobs_change_behaviour(zipf_trace):
     assert simulate(zipf_trace, cap, "s3fifo", small_ratio=0.02).misses != simulate(zipf_trace, cap, "s3fifo", small_ratio=0.4).misses
     assert simulate(zipf_trace, cap, "2q", kin=0.1).misses != simulate(zipf_trace, cap, "2q", kin=0.5).misses
     assert simulate(zipf_trace, cap, "lfu", aging=True).misses != simulate(zipf_trace, cap, "lfu", aging=False).misses
+    assert simulate(zipf_trace, cap, "lfu", history=True).misses != simulate(zipf_trace, cap, "lfu", history=False).misses
+    assert simulate(zipf_trace, cap, "tinylfu", reset=2).misses != simulate(zipf_trace, cap, "tinylfu", reset=500).misses
 
 
 def test_bad_input_is_rejected(zipf_trace):

@@ -72,7 +72,7 @@ def generate(
 def simulate(
     trace: Path = typer.Argument(..., help="trace file"),
     cache_size: float = typer.Option(0.1, help="fraction of the footprint if < 1, else pages"),
-    policies: str = typer.Option("lru,fifo,clock,lfu,arc,2q,s3fifo,sieve,lecar,belady", help="comma-separated"),
+    policies: str = typer.Option("lru,fifo,clock,lfu,arc,2q,s3fifo,sieve,tinylfu,lecar,belady", help="comma-separated"),
     fmt: str = typer.Option("auto", "--format", help="auto, text, csv, npy or oracleGeneral"),
     column: str = typer.Option("0", help="CSV column (name or index)"),
 ) -> None:

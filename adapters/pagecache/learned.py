@@ -245,11 +245,11 @@ def _tree_predict(f, feat, thr, left, right, leaf, value, roots, base):
 @njit(cache=True)
 def sampled_run(ids, nxt, t, t_end, cap, cache, where, hist, last_idx, freq, taus, ins, size, miss,
                 kind, m, feat, thr, left, right, leaf, value, roots, base, lin,
-                sample_every, sx, snext, st, scount, seed):
+                sample_every, per_sample, sx, snext, st, scount, seed):
     """Run requests [t, t_end) evicting the best of `m` sampled candidates:
     kind 0 = oldest last access (sampled LRU), 1 = largest tree-predicted log
     distance to next request, 2 = largest linear score `lin`.
-    Every `sample_every` requests one random cached page's features are
+    At evictions every `sample_every` requests, `per_sample` random cached pages' features are
     appended to the training ring (sx, snext = absolute time of its next request,
     st = sample time); returns (t, scount)."""
     np.random.seed(seed)
@@ -277,12 +277,13 @@ def sampled_run(ids, nxt, t, t_end, cap, cache, where, hist, last_idx, freq, tau
                 best_score = score
                 best = y
         if sample_every > 0 and (t % sample_every) == 0:
-            y = cache[np.random.randint(0, size[0])]
-            k = scount % cap_s
-            features_of(y, t, hist, freq, taus, ins, sx[k])
-            snext[k] = nxt[last_idx[y]]
-            st[k] = t
-            scount += 1
+            for _ in range(per_sample):
+                y = cache[np.random.randint(0, size[0])]
+                k = scount % cap_s
+                features_of(y, t, hist, freq, taus, ins, sx[k])
+                snext[k] = nxt[last_idx[y]]
+                st[k] = t
+                scount += 1
         evict_insert(ids, t, best, cache, where, hist, last_idx, freq, taus, ins, size, miss)
         t += 1
     return t, scount
@@ -313,7 +314,7 @@ def _empty_model():
 
 
 def run_lrb(tr, cap, sample: int = 32, retrain: int = 0, trees: int = 30, samples_per_window: int = 8_000,
-            seed: int = 0, **_):
+            per_sample: int = 1, depth: int = 6, seed: int = 0, **_):
     """LRB-style policy: sampled eviction by a gradient-boosted next-reuse model, retrained periodically."""
     from sklearn.ensemble import HistGradientBoostingRegressor
     from threadpoolctl import threadpool_limits
@@ -323,7 +324,7 @@ def run_lrb(tr, cap, sample: int = 32, retrain: int = 0, trees: int = 30, sample
     # 0 = automatic: about 20 retrainings per trace, each window 5k-50k requests
     retrain = int(np.clip(n // 20, 5_000, 50_000)) if not retrain else max(1_000, int(retrain))
     window = 2 * retrain
-    sample_every = max(1, window // int(samples_per_window))
+    sample_every = max(1, window * int(per_sample) // int(samples_per_window))
     s = SampledState(tr.n_obj, cap, n)
     ring = int(samples_per_window) * 2
     sx = np.zeros((ring, N_FEATURES))
@@ -338,7 +339,7 @@ def run_lrb(tr, cap, sample: int = 32, retrain: int = 0, trees: int = 30, sample
         t_end = min(n, t + retrain)
         t, scount = sampled_run(tr.ids, tr.nxt, t, t_end, cap, s.cache, s.where, s.hist, s.last_idx, s.freq, s.taus, s.ins,
                                 s.size, s.miss, kind, int(sample), *model, np.zeros(N_FEATURES), sample_every,
-                                sx, snext, st, scount, seed + chunk)
+                                int(per_sample), sx, snext, st, scount, seed + chunk)
         chunk += 1
         if t >= n:
             break
@@ -348,7 +349,7 @@ def run_lrb(tr, cap, sample: int = 32, retrain: int = 0, trees: int = 30, sample
         if keep.sum() < 200:
             continue
         y = np.where(nx[keep] < t, np.log1p(nx[keep] - ts[keep]), np.log1p(2 * window))
-        est = HistGradientBoostingRegressor(max_iter=int(trees), max_depth=6, learning_rate=0.1, random_state=seed)
+        est = HistGradientBoostingRegressor(max_iter=int(trees), max_depth=int(depth), learning_rate=0.1, random_state=seed)
         with threadpool_limits(1):  # small fits: OpenMP threads only contend (2 shared cores)
             est.fit(X[keep], y)
         model = _flatten_hgb(est)
@@ -362,7 +363,7 @@ def run_linear(tr, cap, weights, sample: int = 8, seed: int = 0):
     s = SampledState(tr.n_obj, int(cap), n)
     sx = np.zeros((1, N_FEATURES))
     sampled_run(tr.ids, tr.nxt, 0, n, int(cap), s.cache, s.where, s.hist, s.last_idx, s.freq, s.taus, s.ins, s.size, s.miss,
-                2, int(sample), *_empty_model(), np.asarray(weights, np.float64), 0, sx, np.zeros(1, np.int64),
+                2, int(sample), *_empty_model(), np.asarray(weights, np.float64), 0, 1, sx, np.zeros(1, np.int64),
                 np.zeros(1, np.int64), 0, seed)
     return s.miss
 

@@ -422,3 +422,59 @@ def sieve(ids, n_obj, cap):
         visited[x] = False
         size += 1
     return miss
+
+
+@njit(cache=True)
+def tinylfu(ids, n_obj, cap, window, reset_period):
+    """W-TinyLFU with exact counters (Einziger et al. 2017): new pages enter a small LRU
+    window; the window's victim replaces the main cache's least-frequent page only
+    if it has been requested more often. Every `reset_period` requests all counts
+    halve, so popularity that has drifted away fades (the TinyLFU reset)."""
+    n = len(ids)
+    miss = np.zeros(n, np.uint8)
+    window = min(max(window, 1), cap)
+    main_cap = cap - window
+    prev = np.empty(n_obj + 1, np.int32)
+    nxt = np.empty(n_obj + 1, np.int32)
+    W = n_obj
+    l_init(prev, nxt, W)
+    in_win = np.zeros(n_obj, np.bool_)
+    n_win = 0
+    heap = np.empty(main_cap + 1, np.int32)
+    pos = np.full(n_obj, -1, np.int32)
+    cnt = np.zeros(n_obj, np.float64)  # heap key 1: the count itself, so halving keeps the heap valid
+    last = np.zeros(n_obj, np.int64)
+    size = 0
+    ops = 0
+    for t in range(n):
+        x = ids[t]
+        cnt[x] += 1.0
+        last[x] = t
+        ops += 1
+        if ops >= reset_period:
+            cnt *= 0.5
+            ops = 0
+        if in_win[x]:
+            l_remove(prev, nxt, x)
+            l_push_front(prev, nxt, W, x)
+            continue
+        if pos[x] >= 0:
+            h_update(heap, pos, cnt, last, size, x)
+            continue
+        miss[t] = 1
+        l_push_front(prev, nxt, W, x)
+        in_win[x] = True
+        n_win += 1
+        if n_win > window:
+            v = l_back(prev, W)
+            l_remove(prev, nxt, v)
+            in_win[v] = False
+            n_win -= 1
+            if size < main_cap:
+                size = h_push(heap, pos, cnt, last, size, v)
+            elif main_cap > 0:
+                m = heap[0]
+                if cnt[v] > cnt[m]:
+                    size = h_remove(heap, pos, cnt, last, size, m)
+                    size = h_push(heap, pos, cnt, last, size, v)
+    return miss

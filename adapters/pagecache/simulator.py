@@ -98,6 +98,11 @@ def _sieve(tr, cap, **_):
     return P.sieve(tr.ids, tr.n_obj, cap)
 
 
+def _tinylfu(tr, cap, window_ratio: float = 0.01, reset: float = 10.0, **_):
+    window = max(1, int(round(window_ratio * cap)))
+    return P.tinylfu(tr.ids, tr.n_obj, cap, window, max(1, int(round(reset * cap))))
+
+
 def _belady(tr, cap, **_):
     return P.belady(tr.ids, tr.nxt, tr.n_obj, cap)
 
@@ -121,6 +126,7 @@ POLICIES: dict[str, Callable[..., np.ndarray]] = {
     "2q": _two_q,
     "s3fifo": _s3fifo,
     "sieve": _sieve,
+    "tinylfu": _tinylfu,
     "belady": _belady,
     "lecar": _learned("lecar"),
     "lrb": _learned("lrb"),
@@ -164,5 +170,5 @@ def gap_closed(miss: float, lru_miss: float, belady_miss: float) -> float:
 def warmup() -> None:
     """Compile every classic kernel once on a tiny trace (numba caches to disk)."""
     tr = PreparedTrace.of(Trace(np.arange(64) % 9))
-    for name in ("lru", "fifo", "clock", "lfu", "arc", "2q", "s3fifo", "sieve", "belady"):
+    for name in ("lru", "fifo", "clock", "lfu", "arc", "2q", "s3fifo", "sieve", "tinylfu", "belady"):
         simulate(tr, 4, name)
