@@ -6,8 +6,8 @@ measured throughput, memory_bytes, disk_bytes. Random forests learn log
 throughput relative to the best measured on the same workload (what ranks
 configs), log throughput itself (what is shown), and the log of memory and
 disk per byte of data (what is checked against caps). `recommend` then
-scores candidate configs (every config seen in training plus random samples of
-the space) for a new workload from its features alone, drops those predicted
+scores candidate configs (a portfolio: the best few feasible configs of each
+training workload, optionally plus random samples of the space) for a new workload from its features alone, drops those predicted
 to break the workload's caps, and returns the best: no trial is run.
 `seed_tuner` enqueues the top recommendations so a short study starts there.
 """
@@ -107,10 +107,22 @@ def configs_of(frame: pd.DataFrame) -> list[Config]:
 class KVRecommender:
     """Random forests over (workload features, config features); recommends with no trial runs."""
 
-    def __init__(self, n_estimators: int = 200, n_candidates: int = 400, cap_margin: float = 0.9, random_state: int = 0):
+    def __init__(
+        self,
+        n_estimators: int = 200,
+        portfolio: int = 5,
+        n_candidates: int = 0,
+        cap_margin: float = 0.9,
+        max_features: float | str = 1.0,
+        random_state: int = 0,
+    ):
         if not 0 < cap_margin <= 1:
             raise ValueError("cap_margin must be in (0, 1]: the share of a cap a prediction may use")
+        if portfolio < 0 or n_candidates < 0:
+            raise ValueError("portfolio and n_candidates must be >= 0")
         self.n_estimators = n_estimators
+        self.portfolio = portfolio
+        self.max_features = max_features
         self.n_candidates = n_candidates
         self.cap_margin = cap_margin
         self.random_state = random_state
@@ -142,10 +154,25 @@ class KVRecommender:
         }
         for name, y in targets.items():
             model = RandomForestRegressor(
-                n_estimators=self.n_estimators, min_samples_leaf=2, random_state=self.random_state, n_jobs=1
+                n_estimators=self.n_estimators,
+                min_samples_leaf=2,
+                max_features=self.max_features,
+                random_state=self.random_state,
+                n_jobs=1,
             )
             self._models[name] = model.fit(X, y)
-        unique = {json.dumps(c, sort_keys=True, default=str): c for c in configs}
+        # candidates: each training workload's best feasible configs (a portfolio), or every config seen
+        order = np.argsort(-log_tp, kind="stable")
+        feasible = rows["feasible"].astype(bool).to_numpy() if "feasible" in rows else np.ones(len(rows), bool)
+        taken: dict[str, int] = {}
+        unique: dict[str, Config] = {}
+        for i in order:
+            if self.portfolio:
+                key = workload_key.iloc[i]
+                if not feasible[i] or taken.get(key, 0) >= self.portfolio:
+                    continue
+                taken[key] = taken.get(key, 0) + 1
+            unique.setdefault(json.dumps(configs[i], sort_keys=True, default=str), configs[i])
         self._seen = list(unique.values())
         return self
 
@@ -173,7 +200,7 @@ class KVRecommender:
         )
 
     def candidates(self, space: Space) -> list[Config]:
-        """Configs seen in training that fit `space`, plus random samples of it."""
+        """The portfolio (or every config seen) that fits `space`, plus `n_candidates` random samples."""
         out = []
         for config in self._seen:
             try:
