@@ -159,7 +159,8 @@ def test_meta_tuner_default_members_and_warmup_go_to_bo():
     for _ in range(meta.warmup):
         trial = meta.ask()
         meta.tell(trial, Result.complete(trial.config["x"]))
-    assert meta.usage()["bo"] == 0  # warm-up asks are not bandit pulls
+    assert meta.usage()["bo"] == meta.warmup
+    assert meta.policy.pulls.tolist() == [1, 0, 0]  # the prior's pseudo-pull; warm-up asks are not bandit pulls
     assert len(meta.members[0].history) == meta.warmup
 
 
@@ -171,6 +172,8 @@ def test_meta_tuner_rejects_unknown_and_nested_members():
         MetaTuner(space, members=("meta",))
     with pytest.raises(ValueError, match="credit"):
         MetaTuner(space, credit="huge")
+    with pytest.raises(ValueError, match="prior"):
+        MetaTuner(space, members=("bo", "random"), prior=(1.0,))
 
 
 def test_meta_tuner_members_accept_options():
