@@ -35,7 +35,7 @@ def policy_space(choices: tuple[str, ...] = CHOICES) -> Space:
             Float("twoq_kout", 0.1, 2.0, default=0.5, condition=_when("2q")),
             Float("s3fifo_small_ratio", 0.01, 0.5, log=True, default=0.1, condition=_when("s3fifo")),
             Float("s3fifo_ghost_ratio", 0.1, 3.0, default=0.9, condition=_when("s3fifo")),
-            Int("s3fifo_move_threshold", 1, 3, default=1, condition=_when("s3fifo")),
+            Int("s3fifo_move_threshold", 1, 3, default=2, condition=_when("s3fifo")),  # libCacheSim and the paper: freq > 1
             Int("s3fifo_max_freq", 1, 7, default=3, condition=_when("s3fifo")),
             Float("tinylfu_window", 0.005, 0.5, log=True, default=0.01, condition=_when("tinylfu")),
             Float("tinylfu_reset", 1.0, 1000.0, log=True, default=10.0, condition=_when("tinylfu")),

@@ -88,7 +88,7 @@ def _two_q(tr, cap, kin: float = 0.25, kout: float = 0.5, **_):
     return P.two_q(tr.ids, tr.n_obj, cap, max(1, int(round(kin * cap))), max(1, int(round(kout * cap))))
 
 
-def _s3fifo(tr, cap, small_ratio: float = 0.1, ghost_ratio: float = 0.9, move_threshold: int = 1, max_freq: int = 3, **_):
+def _s3fifo(tr, cap, small_ratio: float = 0.1, ghost_ratio: float = 0.9, move_threshold: int = 2, max_freq: int = 3, **_):
     small = max(1, int(round(small_ratio * cap)))
     ghost = max(1, int(round(ghost_ratio * cap)))
     return P.s3fifo(tr.ids, tr.n_obj, cap, small, ghost, int(move_threshold), int(max_freq))
