@@ -7,10 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from adapters.page_policy import PagePolicySystem, simulator_args
-from adapters.pagecache import traces as T
-from autosys.space import InvalidConfig
-from autosys.tuners import make_tuner
+pytest.importorskip("numba", reason="the page-cache simulator compiles its kernels with numba (pip install autosys[compiled])")
+
+from adapters.page_policy import PagePolicySystem, simulator_args  # noqa: E402
+from adapters.pagecache import traces as T  # noqa: E402
+from autosys.space import InvalidConfig  # noqa: E402
+from autosys.tuners import make_tuner  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from gymnasium.utils.env_checker import check_env
 
-from adapters.pagecache import traces as T
-from adapters.pagecache.gym_env import PageEvictionEnv, train_reinforce
-from adapters.pagecache.learned import N_FEATURES
-from adapters.pagecache.simulator import PreparedTrace, capacity_of, simulate
+pytest.importorskip("numba", reason="the page-cache simulator compiles its kernels with numba (pip install autosys[compiled])")
+from gymnasium.utils.env_checker import check_env  # noqa: E402
+
+from adapters.pagecache import traces as T  # noqa: E402
+from adapters.pagecache.gym_env import PageEvictionEnv, train_reinforce  # noqa: E402
+from adapters.pagecache.learned import N_FEATURES  # noqa: E402
+from adapters.pagecache.simulator import PreparedTrace, capacity_of, simulate  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -7,12 +7,14 @@ from collections import OrderedDict
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from adapters.pagecache import traces as T
-from adapters.pagecache.learned import N_FEATURES
-from adapters.pagecache.simulator import POLICIES, PreparedTrace, capacity_of, gap_closed, simulate
+pytest.importorskip("numba", reason="the page-cache simulator compiles its kernels with numba (pip install autosys[compiled])")
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from adapters.pagecache import traces as T  # noqa: E402
+from adapters.pagecache.learned import N_FEATURES  # noqa: E402
+from adapters.pagecache.simulator import POLICIES, PreparedTrace, capacity_of, gap_closed, simulate  # noqa: E402
 
 CLASSIC = ["lru", "fifo", "clock", "lfu", "arc", "2q", "s3fifo", "sieve", "tinylfu"]
 ONLINE = CLASSIC + ["lecar"]
