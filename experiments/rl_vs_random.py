@@ -52,6 +52,7 @@ from autosys.tuners.random_search import RandomSearch  # noqa: E402
 from autosys.tuners.rl import RLTuner  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
+RL_MODEL = ["gp"]  # set from --rl-model
 METHODS = ("rl", "random-walk", "random-search", "hill-climb")
 BBOB = {1: "sphere", 2: "ellipsoid", 3: "rastrigin", 6: "attractive-sector", 8: "rosenbrock", 10: "ellipsoid-rot", 14: "diff-powers", 15: "rastrigin-rot"}
 
@@ -95,7 +96,7 @@ def run_rl(make: Callable[[], System], seed: int, budget: int, notches: int) -> 
     env = SystemEnv(make(), action="knob", notches=notches, max_steps=budget)
     _, info = env.reset(seed=seed)
     yield info.get("value")
-    tuner = RLTuner(env.tuning_space, direction=env.objective.direction, seed=seed, notches=notches)
+    tuner = RLTuner(env.tuning_space, direction=env.objective.direction, seed=seed, notches=notches, model=RL_MODEL[0])
     if "value" in info and info["value"] is not None:
         tuner.warm_start([(info["config"], Result.complete(info["value"], info["metrics"]))])
     for _ in range(budget):
@@ -300,7 +301,11 @@ def main(argv=None) -> None:
     parser.add_argument("--kernel-budget", type=int, default=None)
     parser.add_argument("--kernel-shape", default="128,128,128")
     parser.add_argument("--no-kernel", action="store_true", help="skip the real kernel part")
+    parser.add_argument("--rl-model", choices=("gp", "trees"), default="gp", help="the RL tuner's Q approximator")
+    parser.add_argument("--tag", default="", help="suffix for the output files (e.g. _trees)")
     args = parser.parse_args(argv)
+    RL_MODEL[0] = args.rl_model
+    print(f"RL tuner: model={args.rl_model} (RLTuner defaults otherwise)")
     seeds = args.seeds or (3 if args.quick else 10)
     budget = args.budget or (50 if args.quick else 100)
     fids = (1, 3, 8) if args.quick else (1, 2, 3, 6, 8, 14, 15)
@@ -313,12 +318,12 @@ def main(argv=None) -> None:
     if not args.no_kernel:
         part_kernel(args.kernel_seeds or (1 if args.quick else 3), args.kernel_budget or (15 if args.quick else 40),
                     args.kernel_shape, rows, curves)
-    with open(RESULTS / "rl_vs_random.csv", "w", newline="") as fh:
+    with open(RESULTS / f"rl_vs_random{args.tag}.csv", "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["part", "problem", "method", "seed", "best", "mean_value", "cpu_s"])
         writer.writerows(rows)
-    plot(curves, RESULTS / "rl_vs_random.png")
-    print(f"\nwrote {RESULTS / 'rl_vs_random.csv'} and .png in {time.time() - start:.0f} s")
+    plot(curves, RESULTS / f"rl_vs_random{args.tag}.png")
+    print(f"\nwrote {RESULTS / f'rl_vs_random{args.tag}.csv'} and .png in {time.time() - start:.0f} s")
 
 
 if __name__ == "__main__":

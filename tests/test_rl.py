@@ -15,7 +15,7 @@ from autosys.trial import Result, TrialState
 from autosys.tuners.rl import RLTuner, move_knob
 
 #: a light model for tests that check behaviour rather than learning (keeps the file fast)
-LIGHT = {"n_estimators": 8, "fqi_iterations": 2}
+LIGHT = {"model": "trees", "n_estimators": 8, "fqi_iterations": 2}
 
 
 def mixed_space() -> Space:
@@ -71,10 +71,12 @@ def test_first_ask_is_the_start_then_knob_moves():
             current = config
 
 
-def test_seeded_runs_are_identical_and_seeds_differ():
-    a = [c for c, _ in run(RLTuner(mixed_space(), seed=3, **LIGHT), bowl, 40)]
-    b = [c for c, _ in run(RLTuner(mixed_space(), seed=3, **LIGHT), bowl, 40)]
-    c = [c for c, _ in run(RLTuner(mixed_space(), seed=4, **LIGHT), bowl, 40)]
+@pytest.mark.parametrize("model", ["gp", "trees"])
+def test_seeded_runs_are_identical_and_seeds_differ(model):
+    options = {**LIGHT, "model": model}
+    a = [c for c, _ in run(RLTuner(mixed_space(), seed=3, **options), bowl, 40)]
+    b = [c for c, _ in run(RLTuner(mixed_space(), seed=3, **options), bowl, 40)]
+    c = [c for c, _ in run(RLTuner(mixed_space(), seed=4, **options), bowl, 40)]
     assert a == b
     assert a != c
 
@@ -163,6 +165,8 @@ def test_bad_options_are_clear():
         RLTuner(mixed_space(), action="teleport")
     with pytest.raises(ValueError, match="gamma"):
         RLTuner(mixed_space(), gamma=1.0)
+    with pytest.raises(ValueError, match="model must be one of"):
+        RLTuner(mixed_space(), model="lstm")
     with pytest.raises(ValueError, match="notches"):
         RLTuner(mixed_space(), notches=0)
 
@@ -170,8 +174,9 @@ def test_bad_options_are_clear():
 def test_registered_name_and_check_tuner_if_available():
     assert RLTuner.name == "rl"
     testing = pytest.importorskip("autosys.testing", reason="autosys.testing (check_tuner) not written yet")
-    passed = testing.check_tuner(lambda space, **kw: RLTuner(space, **kw, **LIGHT), steps=20)
+    passed = testing.check_tuner(RLTuner, steps=20)  # the defaults, as `--tuner rl` builds it
     assert "save_restore" in passed and "failed_and_nan_results" in passed
+    testing.check_tuner(lambda space, **kw: RLTuner(space, **kw, **LIGHT), steps=20)
 
 
 # --------------------------------------------------------------------------- it learns
@@ -223,7 +228,7 @@ def test_learns_to_beat_a_random_walk_on_the_knob_mdp():
     rl, walk = [], []
     for seed in range(3):
         env = SystemEnv(Valley(), action="knob", notches=10, max_steps=steps)
-        rl.append(drive(env, RLTuner(env.tuning_space, seed=seed, notches=10, n_estimators=12), steps))
+        rl.append(drive(env, RLTuner(env.tuning_space, seed=seed, notches=10), steps))
         walk.append(random_walk(SystemEnv(Valley(), action="knob", notches=10, max_steps=steps), steps, seed))
     # the default costs 4*... = 99; the optimum is 1; a random walk rarely leaves the corner
     assert np.median(rl) < 0.5 * np.median(walk), (rl, walk)

@@ -9,7 +9,7 @@ value (the study's default). Failed trials give `failure_reward` and leave the
 state where it was.
 
 The Q-function is learned by fitted Q-iteration (Ernst, Geurts & Wehenkel,
-2005) with scikit-learn extra trees on the replayed transitions — a batch
+2005) with a scikit-learn Gaussian process (or extra trees) on the replayed transitions — a batch
 method that learns from tens to hundreds of steps, the budgets tuning has
 (DDPG-style agents such as CDBTune's usually train on far more). An action is
 described by its move and the config it leads to (the afterstate), which makes
@@ -24,6 +24,7 @@ reproduces the model.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, Mapping
 
 import numpy as np
@@ -33,6 +34,7 @@ from autosys.trial import Result, Trial
 from autosys.tuners.base import Tuner
 
 ACTIONS = ("knob", "config")
+MODELS = ("trees", "gp")
 
 
 # --------------------------------------------------------------------------- knob moves (shared with autosys.envs)
@@ -97,6 +99,14 @@ def relative_feature(value: float | None, reference: float | None) -> float:
     return float(_symlog((value - reference) / scale))
 
 
+def _lbfgs(obj_func, initial_theta, bounds):
+    """scikit-learn's GP optimizer with a cap on iterations (hyperparameters need not be exact)."""
+    from scipy.optimize import minimize
+
+    result = minimize(obj_func, initial_theta, method="L-BFGS-B", jac=True, bounds=bounds, options={"maxiter": 60})
+    return result.x, result.fun
+
+
 # --------------------------------------------------------------------------- the tuner
 
 
@@ -121,7 +131,11 @@ class RLTuner(Tuner):
     sigma: scale (unit cube) of the perturbations of the current config in "config" mode.
     max_metrics: at most this many measured metrics enter the state.
     kappa: optimism in the greedy choice: Q plus `kappa` standard deviations
-        across the trees (directed exploration; 0 is plain greedy).
+        (of the GP, or across the trees; directed exploration; 0 is plain greedy).
+    model: the Q-function approximator: "gp" (a Gaussian process with an ARD
+        Matern kernel: smooth, so it generalizes from few steps) or "trees"
+        (extra trees: cheaper at large budgets, robust to jumps).
+    max_points: fit on at most this many recent transitions (a GP fit is cubic in them).
     """
 
     name = "rl"
@@ -148,8 +162,12 @@ class RLTuner(Tuner):
         sigma: float = 0.1,
         max_metrics: int = 8,
         kappa: float = 0.5,
+        model: str = "gp",
+        max_points: int = 300,
     ):
         super().__init__(space, direction=direction, seed=seed)
+        if model not in MODELS:
+            raise ValueError(f"model must be one of {', '.join(MODELS)}, not {model!r}")
         if action not in ACTIONS:
             raise ValueError(f"action must be one of {', '.join(ACTIONS)}, not {action!r}")
         if len(space) == 0:
@@ -164,6 +182,7 @@ class RLTuner(Tuner):
             ("n_random", n_random, 0),
             ("restart_every", restart_every, 0),
             ("max_metrics", max_metrics, 0),
+            ("max_points", max_points, 10),
         ):
             if int(value) != value or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, not {value!r}")
@@ -193,6 +212,8 @@ class RLTuner(Tuner):
         self.sigma = float(sigma)
         self.max_metrics = int(max_metrics)
         self.kappa = float(kappa)
+        self.model = model
+        self.max_points = int(max_points)
         self._reset_learning()
 
     def _reset_learning(self) -> None:
@@ -211,6 +232,8 @@ class RLTuner(Tuner):
         self._next_moves: list[np.ndarray] = []  # knob mode: actions at each next state; config mode: its encoding
         self._model = None
         self._fits = 0
+        self._kernel = None  # the last optimized GP kernel and how many points it was fitted on
+        self._kernel_n = 0
         self._best: tuple[float, Config, dict[str, float]] | None = None
 
     # --- features
@@ -360,18 +383,22 @@ class RLTuner(Tuner):
     def _q(self, states: np.ndarray, actions: np.ndarray, optimism: float = 0.0) -> np.ndarray:
         """Q-values; with `optimism` > 0, plus that many standard deviations across the trees (UCB)."""
         x = np.hstack([states, actions])
+        if self.model == "gp":
+            mean, std = self._model.predict(x, return_std=True)
+            return mean + optimism * std
         if optimism <= 0:
             return self._model.predict(x)
         per_tree = np.stack([tree.predict(x) for tree in self._model.estimators_])
         return per_tree.mean(axis=0) + optimism * per_tree.std(axis=0)
 
-    def _next_rows(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def _next_rows(self, rng: np.random.Generator, first: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """(state, action) rows for the max in the Bellman target, and each row's transition index."""
         rows, owners = [], []
         if self.action == "config":
             d = len(self.space)
             targets = rng.random((min(self.n_candidates, 32), d))
-        for i, (_, _, _, next_state) in enumerate(self._transitions):
+        for i, (_, _, _, next_state) in enumerate(self._transitions[first:]):
+            i += first
             if self.action == "knob":
                 actions = self._next_moves[i]
             else:
@@ -379,7 +406,7 @@ class RLTuner(Tuner):
                 actions = np.hstack([targets - here, targets])
             if len(actions):
                 rows.append(np.hstack([np.repeat(next_state[None, :], len(actions), axis=0), actions]))
-                owners.append(np.full(len(actions), i))
+                owners.append(np.full(len(actions), i - first))
         if not rows:
             return np.zeros((0, 0)), np.zeros(0, dtype=int)
         return np.vstack(rows), np.concatenate(owners)
@@ -390,25 +417,51 @@ class RLTuner(Tuner):
         self._fits += 1
         seed = None if self.seed is None else [int(self.seed) % (2**32), self._fits]
         rng = np.random.default_rng(seed)
-        x = np.stack([np.concatenate([t[0], t[1]]) for t in self._transitions])
-        rewards = np.array([t[2] for t in self._transitions])
-        x_next, owners = self._next_rows(rng) if self.gamma > 0 else (None, None)
+        first = max(0, len(self._transitions) - self.max_points)  # the most recent experience only
+        transitions = self._transitions[first:]
+        x = np.stack([np.concatenate([t[0], t[1]]) for t in transitions])
+        rewards = np.array([t[2] for t in transitions])
+        x_next, owners = self._next_rows(rng, first) if self.gamma > 0 else (None, None)
         targets = rewards
+        # GP hyperparameters are re-fitted only when the data grew by a quarter (a geometric
+        # schedule: a handful of optimizations per run); in between the last kernel is reused
+        kernel = self._kernel if self._kernel is not None and len(x) < 1.25 * self._kernel_n else None
         for iteration in range(self.fqi_iterations):
-            model = ExtraTreesRegressor(
-                n_estimators=self.n_estimators,
-                min_samples_leaf=2,
-                max_features=1.0,
-                random_state=int(rng.integers(2**31 - 1)),
-                n_jobs=1,
-            )
-            model.fit(x, targets)
+            if self.model == "gp":
+                model = self._gp(x.shape[1], kernel, int(rng.integers(2**31 - 1)))
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # hyperparameters at their bounds are fine here
+                    model.fit(x, targets)
+                if kernel is None:
+                    self._kernel, self._kernel_n = model.kernel_, len(x)
+                kernel = model.kernel_  # hyperparameters fitted once per refit, reused by later iterations
+            else:
+                model = ExtraTreesRegressor(
+                    n_estimators=self.n_estimators,
+                    min_samples_leaf=2,
+                    max_features=1.0,
+                    random_state=int(rng.integers(2**31 - 1)),
+                    n_jobs=1,
+                )
+                model.fit(x, targets)
             if self.gamma == 0 or iteration + 1 == self.fqi_iterations or len(owners) == 0:
                 break
             best_next = np.full(len(rewards), -np.inf)
             np.maximum.at(best_next, owners, model.predict(x_next))
             targets = rewards + self.gamma * np.where(np.isfinite(best_next), best_next, 0.0)
         self._model = model
+
+    @staticmethod
+    def _gp(dims: int, kernel, seed: int):
+        from sklearn.gaussian_process import GaussianProcessRegressor
+        from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
+
+        if kernel is None:
+            kernel = ConstantKernel(1.0, (1e-3, 1e3)) * Matern(
+                np.full(dims, 0.5), (1e-2, 1e2), nu=2.5
+            ) + WhiteKernel(1e-2, (1e-6, 1.0))
+            return GaussianProcessRegressor(kernel, normalize_y=True, optimizer=_lbfgs, random_state=seed)
+        return GaussianProcessRegressor(kernel, normalize_y=True, optimizer=None, random_state=seed)
 
     # --- save / restore
     def _extra_state(self) -> dict:
