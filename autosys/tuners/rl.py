@@ -9,15 +9,15 @@ value (the study's default). Failed trials give `failure_reward` and leave the
 state where it was.
 
 The Q-function is learned by fitted Q-iteration (Ernst, Geurts & Wehenkel,
-2005) with a scikit-learn Gaussian process (or extra trees) on the replayed transitions — a batch
-method that learns from tens to hundreds of steps, the budgets tuning has
-(DDPG-style agents such as CDBTune's usually train on far more). An action is
-described by its move and the config it leads to (the afterstate), which makes
-the reward learnable from few samples. Exploration is epsilon-greedy with a
-linear decay, and the greedy choice is optimistic: Q plus `kappa` standard
-deviations across the trees. Everything
-random is drawn from the seeded generator, and model fits use seeds derived
-from the tuner's seed, so a seed reproduces a run and a restored state
+2005) on the replayed transitions, with a scikit-learn Gaussian process (or
+extra trees) as the approximator: a batch method that learns from tens to
+hundreds of steps, the budgets tuning has (DDPG-style agents such as
+CDBTune's usually train on far more). An action is described by its move and
+the config it leads to (the afterstate), which makes the reward learnable from
+few samples. Exploration is epsilon-greedy with a linear decay, and the greedy
+choice is optimistic: Q plus `kappa` standard deviations of the model.
+Everything random is drawn from the seeded generator, and model fits use seeds
+derived from the tuner's seed, so a seed reproduces a run and a restored state
 reproduces the model.
 """
 
