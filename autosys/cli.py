@@ -143,7 +143,7 @@ def _results_table(summary: dict) -> Table:
 def tune(
     ctx: typer.Context,
     system: Optional[str] = typer.Argument(None, help="System name (see `autosys list`) or module:Class."),
-    tuner: str = typer.Option("random", "--tuner", help="Search strategy (see `autosys list`)."),
+    tuner: str = typer.Option("meta", "--tuner", help="Search strategy (see `autosys list`) [default: meta, a bandit over BO, local and random search]."),
     budget: Optional[int] = typer.Option(None, "--budget", help="Trials to run, the default's included [default: 12]."),
     time_budget: Optional[float] = typer.Option(None, "--time-budget", help="Stop after this many seconds."),
     seed: int = typer.Option(0, "--seed", help="Seeds the tuner, and the system if it takes a seed."),
