@@ -2,14 +2,16 @@
 
 Each notebook is executed with nbclient on a kernel that runs this very
 interpreter (a kernelspec written into a temporary folder), with the kernel's
-working directory in a temporary folder, so nothing is written into the
-repository. A notebook passes when no cell raises and it drew at least one
+working directory and TMPDIR (where the notebooks put their studies) in
+pytest's temporary folders, so nothing is written into the repository and
+nothing piles up in the system's /tmp. A notebook passes when no cell raises and it drew at least one
 figure. Run only these with `pytest -m notebooks`.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -77,15 +79,19 @@ def test_notebook_runs(path: Path, kernel_manager_factory, tmp_path):
     nb = nbformat.read(path, as_version=4)
     stored = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert not stored, f"{path.name} is committed with outputs; strip them to keep diffs small"
+    cwd, scratch = tmp_path / "cwd", tmp_path / "tmp"
+    cwd.mkdir()
+    scratch.mkdir()
     client = NotebookClient(
         nb,
         km=kernel_manager_factory(),
         timeout=CELL_TIMEOUT,
-        resources={"metadata": {"path": str(tmp_path)}},
+        resources={"metadata": {"path": str(cwd)}},
     )
     start = time.monotonic()
-    client.execute()  # raises CellExecutionError naming the failing cell
+    client.execute(env={**os.environ, "TMPDIR": str(scratch)})  # raises CellExecutionError naming the failing cell
     seconds = time.monotonic() - start
     print(f"{path.name}: {seconds:.1f} s")
     assert _images(nb) >= 1, f"{path.name} drew no figure"
-    assert not any(tmp_path.iterdir()), f"{path.name} wrote into its working directory: {sorted(tmp_path.iterdir())}"
+    assert not any(cwd.iterdir()), f"{path.name} wrote into its working directory: {sorted(cwd.iterdir())}"
+    assert any(scratch.iterdir()), f"{path.name} kept no work folder under TMPDIR (where do its studies go?)"
