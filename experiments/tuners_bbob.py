@@ -328,6 +328,10 @@ def main(argv=None) -> int:
     parser.add_argument("--methods", default="autosys-meta,autosys-bo,optuna-tpe,optuna-gp,skopt-gp,random")
     parser.add_argument("--skopt-seeds", type=int, default=None, help="seeds for gp_minimize (slow in 10-D)")
     parser.add_argument("--gp-seeds", type=int, default=None, help="seeds for Optuna's GPSampler")
+    parser.add_argument("--skopt-dims", default=None, help="dims where gp_minimize runs (default: all)")
+    parser.add_argument("--gp-dims", default=None, help="dims where Optuna's GPSampler runs (default: all)")
+    parser.add_argument("--reuse", default=None,
+                        help="a runs CSV from an earlier invocation: its rows for peer methods are reused, not rerun")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--no-timing", action="store_true")
     parser.add_argument("--out", default=str(RESULTS / "tuners_bbob"))
@@ -348,26 +352,45 @@ def main(argv=None) -> int:
 
     problems = [Problem(f"f{fid}-d{d}", "bbob", fid, d) for d in dims for fid in functions]
     problems += [Problem("branin", "branin", 0, 2), Problem("hartmann6", "hartmann6", 0, 6)]
+    limit_dims = {
+        "skopt-gp": [int(d) for d in args.skopt_dims.split(",")] if args.skopt_dims else None,
+        "optuna-gp": [int(d) for d in args.gp_dims.split(",")] if args.gp_dims else None,
+    }
+    reused = pd.read_csv(args.reuse) if args.reuse else pd.DataFrame(columns=["problem", "method", "seed"])
+    reused = reused[
+        reused["method"].isin([m for m in methods if m not in AUTOSYS_METHODS])
+        & reused["problem"].isin([p.name for p in problems])
+    ].copy()
+    reused["invocation"] = "reused"
+    done = {(r.problem, r.method, int(r.seed)) for r in reused.itertuples()}
     jobs = []
     for method in methods:
         n = {"skopt-gp": skopt_seeds, "optuna-gp": gp_seeds}.get(method, seeds)
         for problem in problems:
+            allowed = limit_dims.get(method)
+            if allowed is not None and problem.dim not in allowed:
+                continue
             for seed in range(n):
-                jobs.append((method, problem, args.budget, seed))
+                if (problem.name, method, seed) not in done:
+                    jobs.append((method, problem, args.budget, seed))
     # slow methods first so the pool does not end on one long straggler
     slow = {"skopt-gp": 0, "optuna-gp": 1}
     jobs.sort(key=lambda j: (slow.get(j[0], 2), -j[1].dim))
     print(f"{len(jobs)} runs: {len(problems)} problems x methods {methods}; seeds {seeds} "
           f"(skopt-gp {skopt_seeds}, optuna-gp {gp_seeds}); budget {args.budget}; {args.workers} workers")
+    if len(reused):
+        print(f"reusing {len(reused)} peer runs from {args.reuse}")
     t0 = time.time()
-    rows = []
+    rows = reused.to_dict("records")
     ctx = mp.get_context("spawn")
     with ctx.Pool(args.workers, initializer=_extend_path, initargs=(args.extra_path,), maxtasksperchild=20) as pool:
         for i, row in enumerate(pool.imap_unordered(_job, jobs), 1):
+            row["invocation"] = "this"
             rows.append(row)
             if i % 25 == 0 or i == len(jobs):
                 print(f"  {i}/{len(jobs)} runs done, {time.time() - t0:.0f} s", flush=True)
-    runs = pd.DataFrame(rows).sort_values(["dim", "problem", "method", "seed"])
+    runs = pd.DataFrame(rows)
+    runs = runs.sort_values(["dim", "problem", "method", "seed"])
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     runs.to_csv(f"{out}_runs.csv", index=False)

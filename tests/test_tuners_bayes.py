@@ -53,7 +53,7 @@ def test_gp_fitted_noise_is_small_on_noiseless_and_large_on_noisy_data():
 def test_forest_surrogate_uncertainty_comes_from_tree_spread():
     rng = np.random.default_rng(3)
     X = rng.random((50, 2))
-    model = ForestSurrogate("et").fit(X, X.sum(1), rng)
+    model = ForestSurrogate("et", n_estimators=20).fit(X, X.sum(1), rng)
     mu, sd = model.predict(X[:5])
     assert np.all(sd > 0) and np.allclose(mu, X[:5].sum(1), atol=0.3)
     with pytest.raises(ValueError, match="forest kind"):
@@ -125,7 +125,7 @@ def _sphere(config):
 
 def test_bo_beats_random_search_on_a_5d_bowl():
     space = Space([Float(f"x{i}", -1.0, 1.0) for i in range(5)])
-    bo = _run(BayesOpt(space, seed=0), _sphere, 30)
+    bo = _run(BayesOpt(space, seed=0, n_candidates=500), _sphere, 30)
     rs = min(_run(RandomSearch(space, seed=s), _sphere, 30) for s in range(3))
     assert bo < 0.1 * rs
 
@@ -220,11 +220,16 @@ def test_bo_on_a_conditional_space_keeps_inactive_params_out():
         assert set(trial.config) == set(space.active_names(trial.config))
 
 
-def test_forest_bo_and_options_are_validated():
+@pytest.mark.slow
+def test_forest_bo_finds_the_best_categories():
     space = Space([Categorical("a", tuple("abcdef")), Categorical("b", tuple("uvwxyz")), Float("x", 0.0, 1.0)])
     tuner = ForestBayesOpt(space, seed=8, surrogate_options={"n_estimators": 20})
     best = _run(tuner, lambda c: (c["a"] != "d") + (c["b"] != "w") + c["x"], 30)
     assert best < 1.1
+
+
+def test_bo_options_are_validated():
+    space = Space([Categorical("a", tuple("abcdef")), Float("x", 0.0, 1.0)])
     with pytest.raises(ValueError, match="acquisition"):
         BayesOpt(space, acquisition="ucb-ish")
     with pytest.raises(ValueError, match="batch"):

@@ -11,6 +11,8 @@ from autosys.tuners.local_search import LocalSearch
 from autosys.tuners.multiobjective import ParEGO
 from autosys.tuners.random_search import RandomSearch
 
+SLOW = {"bo-gp-ei-index-cl", "bo-et-lcb", "meta-exp3"}
+
 FACTORIES = {
     "random": RandomSearch,
     "local": LocalSearch,
@@ -23,12 +25,12 @@ FACTORIES = {
     "bo-et-lcb": partial(
         BayesOpt, surrogate="et", acquisition="lcb", n_candidates=300, surrogate_options={"n_estimators": 15}
     ),
-    "meta": MetaTuner,
+    "meta": partial(MetaTuner, members=[("bo", {"n_candidates": 300}), "local", "random"], prior=(1.0, 0.0, 0.0)),
     "meta-exp3": partial(MetaTuner, members=("bo", "random"), policy="exp3"),
 }
 
 
-@pytest.mark.parametrize("name", FACTORIES)
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in FACTORIES])
 def test_strategy_passes_check_tuner(name):
     passed = check_tuner(FACTORIES[name], steps=12)
     assert "save_restore" in passed and "seeded_determinism" in passed
