@@ -195,6 +195,8 @@ class KernelSchedule(System):
             "seed": self.seed,
             "cache_dir": self.cache_dir,
             "check": True,
+            # a schedule that takes gcc this long (autovec + deep unroll: up to a minute here) fails early
+            "compile_timeout": max(5.0, self.timeout / 3),
             "kernels": kernels,
             # idle OpenMP threads sleep instead of spinning: on a shared, oversubscribed host a spinning
             # barrier waits for a descheduled thread (measured here: 60+ vs about 1 GFLOP/s at 2 threads)

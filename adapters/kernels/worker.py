@@ -6,7 +6,7 @@ a segfault, a kernel that never returns — takes down only this process; the
 parent (`adapters.kernels.runner`) turns it into a failed or timed-out trial.
 
 Spec keys: op ("matmul" | "conv2d"), shape, threads, repeats, warmup,
-min_sample_s, max_seconds (timing budget per kernel, which cuts the rounds of
+min_sample_s, compile_timeout, max_seconds (timing budget per kernel, which cuts the rounds of
 slow kernels), seed, cache_dir, flags, check (bool), and kernels: a list of
 {"name", "kind": "c" | "numpy", "source"} measured interleaved in rounds, so
 ratios between them come from the same run.
@@ -82,7 +82,10 @@ def _runner(kernel: dict[str, Any], op: str, a, b, c, spec) -> tuple[Callable[[]
         return (lambda: numpy_op(op, a, b)), info
     from adapters.kernels.compile import DEFAULT_FLAGS, compile_source
 
-    built = compile_source(kernel["source"], spec.get("cache_dir"), tuple(spec.get("flags") or DEFAULT_FLAGS))
+    built = compile_source(
+        kernel["source"], spec.get("cache_dir"), tuple(spec.get("flags") or DEFAULT_FLAGS),
+        timeout=float(spec.get("compile_timeout", 60.0)),
+    )
     info.update(compile_s=built.seconds, cached=built.cached, library=str(built.path))
     lib = ctypes.CDLL(str(built.path))
     fn = lib.kernel
