@@ -17,7 +17,6 @@ from adapters.learned_index.pgm import cone_segments_py
 
 LINEAR_MAX = 64
 _SIGN = np.uint64(2**63)
-_ONE = np.uint64(1)
 
 
 @intrinsic

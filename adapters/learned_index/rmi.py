@@ -19,7 +19,6 @@ import numpy as np
 
 from adapters.learned_index import compiled, models, search
 
-ROOT_CODES = {"linear": 0, "linear_spline": 0, "cubic": 0, "radix": 1}
 
 
 @dataclass(frozen=True)
