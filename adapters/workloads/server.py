@@ -23,6 +23,7 @@ import os
 import re
 import signal
 import statistics
+import shlex
 import subprocess
 import threading
 import time
@@ -452,8 +453,9 @@ class ServerKnobs(System):
             return
         self.sent.append("RESTART")
         try:
-            subprocess.run(self.restart_command, shell=True, check=True, timeout=120, capture_output=True)
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+            # an argument list, never a shell: the command is the user's, its words are not re-parsed
+            subprocess.run(shlex.split(self.restart_command), check=True, timeout=120, capture_output=True)
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError, ValueError) as exc:
             raise SystemUnavailable(f"{self.name}: restart command failed: {exc}") from None
         deadline = time.monotonic() + 60
         while True:
