@@ -304,10 +304,14 @@ def show(directory: Path = typer.Argument(..., help="A study directory.")) -> No
     except StorageError as exc:
         _fail(str(exc))
         return
-    spec = storage.load_spec()
-    if spec is not None:
-        _show_trials(storage, spec)
-    events = storage.events("agent")
+    try:
+        spec = storage.load_spec()
+        if spec is not None:
+            _show_trials(storage, spec)
+        events = storage.events("agent")
+    except StorageError as exc:
+        _fail(str(exc))
+        return
     if events:
         timeline = Table(title="agent timeline")
         for column in ("time", "window", "action", "value", "reason"):

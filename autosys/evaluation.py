@@ -88,6 +88,8 @@ def evaluate_config(system: System, config: Config) -> Outcome:
         outcome = Outcome(TrialState.FAILED, error=f"system unavailable: {exc}")
     except InvalidConfig as exc:
         outcome = Outcome(TrialState.FAILED, error=f"invalid config: {exc}")
+    except TimeoutError as exc:  # a system's own deadline (e.g. a runaway kernel) is a timeout, not a crash
+        outcome = Outcome(TrialState.TIMED_OUT, error=f"timed out: {exc}")
     except Exception as exc:  # a crashing trial is data, not a reason to stop the study
         last = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
         where = f" (at {last.filename}:{last.lineno})" if last else ""

@@ -83,25 +83,22 @@ def load_study(directory: str | Path) -> StudyData:
 # ----------------------------------------------------------------------------- plots
 
 
-def _figure():
-    import matplotlib
+def _figure(width: float, height: float):
+    """A figure and its axes drawn without pyplot, so a notebook's own backend is left alone."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=(width, height))
+    return fig, fig.subplots()
 
 
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    _figure().close(fig)
     return path
 
 
 def plot_convergence(study: StudyData, path: Path) -> Path:
-    plt = _figure()
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = _figure(7, 4)
     df = study.trials
     ok = df[df["feasible"]]
     ax.scatter(ok["number"], ok["value"].astype(float), s=14, color="tab:blue", alpha=0.6, label="trial")
@@ -131,8 +128,7 @@ def _ranking(study: StudyData) -> pd.DataFrame | None:
 
 
 def plot_knob_scatter(study: StudyData, knob: str, path: Path) -> Path:
-    plt = _figure()
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    fig, ax = _figure(5, 3.5)
     ok = study.trials[study.trials["feasible"]]
     x = ok[f"config.{knob}"]
     y = ok["value"].astype(float)
@@ -173,8 +169,7 @@ def plot_pareto(study: StudyData, path: Path) -> Path | None:
     finite = np.all(np.isfinite(pts), axis=1)
     pts = pts[finite]
     mask = pareto_front(pts, [study.maximize, second_dir == "maximize"])
-    plt = _figure()
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+    fig, ax = _figure(5.5, 4)
     ax.scatter(pts[:, 0], pts[:, 1], s=14, color="lightgrey", label="trials")
     front = pts[mask][np.argsort(pts[mask][:, 0])]
     ax.plot(front[:, 0], front[:, 1], "o-", color="tab:orange", label="Pareto front")
@@ -187,8 +182,7 @@ def plot_pareto(study: StudyData, path: Path) -> Path | None:
 
 def plot_comparison(studies: Sequence[StudyData], path: Path) -> Path:
     """Best-so-far per group of studies (same system and tuner): median and IQR over seeds."""
-    plt = _figure()
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = _figure(7, 4)
     groups: dict[str, list[np.ndarray]] = {}
     for s in studies:
         groups.setdefault(s.label, []).append(s.best_so_far())

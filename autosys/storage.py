@@ -183,7 +183,9 @@ class SQLiteStorage(Storage):
 
     def __init__(self, path: str | Path, *, create: bool = True, timeout: float = 30.0, schema_version: int | None = None):
         self.path = Path(path)
-        if self.path.is_dir() or self.path.suffix == "":
+        # a study directory (any name, "run-0.5" too) holds study.sqlite; only an existing file or a
+        # .sqlite/.db name is taken as the database file itself
+        if not self.path.is_file() and self.path.suffix not in (".sqlite", ".db", ".sqlite3"):
             self.path = self.path / self.FILENAME
         if not self.path.exists() and not create:
             raise StorageError(f"no study found at {self.path}")

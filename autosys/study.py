@@ -22,6 +22,7 @@ alive, and trials whose process died are failed (and optionally retried).
 from __future__ import annotations
 
 import concurrent.futures as cf
+import inspect
 import threading
 import time
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ from autosys.space import InvalidConfig
 from autosys.storage import SQLiteStorage, Storage, StorageError, open_storage, storage_exists
 from autosys.system import Objective, System
 from autosys.trial import Result, Trial, TrialState
-from autosys.tuners import make_tuner
+from autosys.tuners import make_tuner, tuner_class
 from autosys.tuners.base import Tuner
 
 FINISHED = (TrialState.COMPLETE, TrialState.FAILED, TrialState.TIMED_OUT)
@@ -140,9 +141,7 @@ class Study:
             except InvalidConfig as exc:
                 pinned = ", ".join(f"{k}={v}" for k, v in fixed_clean.items())
                 raise InvalidConfig(f"pinning {pinned} leaves no valid config: {exc}") from None
-        tuner_obj = make_tuner(
-            tuner, tuner_space, direction=system_obj.objective.direction, seed=seed, **dict(tuner_options or {})
-        )
+        tuner_obj = _build_tuner(tuner, tuner_space, system_obj, seed, tuner_options)
         spec = {
             "system": system_name,
             "system_options": dict(system_options or {}),
@@ -194,13 +193,7 @@ class Study:
             system = make_system(spec["system"], spec["system_options"])
         space = system.space()
         tuner_space = space.subspace(spec["fixed"]) if spec["fixed"] else space
-        tuner = make_tuner(
-            spec["tuner"],
-            tuner_space,
-            direction=system.objective.direction,
-            seed=spec["seed"],
-            **spec["tuner_options"],
-        )
+        tuner = _build_tuner(spec["tuner"], tuner_space, system, spec["seed"], spec["tuner_options"])
         study_grace = cls.GRACE if grace is None else grace
         stored_budget = spec["budget"]
         budget_ = Budget(
@@ -565,6 +558,15 @@ class _Heartbeat:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=30)
+
+
+def _build_tuner(name: str, space, system: System, seed: int, options: Mapping[str, Any] | None) -> Tuner:
+    """The named tuner; a system's `features(config)` goes to tuners that take `features` (cost models)."""
+    options = dict(options or {})
+    features = getattr(system, "features", None)
+    if callable(features) and "features" not in options and "features" in inspect.signature(tuner_class(name)).parameters:
+        options["features"] = features
+    return make_tuner(name, space, direction=system.objective.direction, seed=seed, **options)
 
 
 def _result_of(trial: Trial) -> Result:

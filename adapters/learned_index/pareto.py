@@ -66,15 +66,13 @@ def plot_pareto(
     title: str = "learned index: size vs lookup time",
 ) -> Path:
     """Draw all trials, the Pareto front, the size cap and a baseline's latency; write a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: a notebook's backend stays as it is
 
     done = _completed(df)
     size, latency = _column(df, SIZE), _column(df, LATENCY)
     front = pareto_front(df)
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     ax.scatter(done[size].astype(float), done[latency].astype(float), s=14, color="lightgrey", label="trials")
     ax.step(front[size].astype(float), front[latency].astype(float), where="post", color="tab:orange", marker="o",
             label="Pareto front")
@@ -96,5 +94,4 @@ def plot_pareto(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path

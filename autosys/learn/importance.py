@@ -204,15 +204,13 @@ def knob_importance(source: Any, method: str = "both", seed: int = 0) -> pd.Data
 
 def plot_importance(ranking: pd.DataFrame, path: str | Path, title: str = "knob importance") -> Path:
     """A horizontal bar plot of the ranking (forest and/or lasso importance) written to `path`."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: a notebook's backend stays as it is
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     columns = [c for c in ("forest_importance", "lasso_importance", "importance") if c in ranking]
-    fig, axes = plt.subplots(1, len(columns), figsize=(4.5 * len(columns), 0.4 * len(ranking) + 1.5), squeeze=False)
+    fig = Figure(figsize=(4.5 * len(columns), 0.4 * len(ranking) + 1.5))
+    axes = fig.subplots(1, len(columns), squeeze=False)
     order = ranking.iloc[::-1]
     for ax, column in zip(axes[0], columns):
         err = order["forest_std"] if column == "forest_importance" else order["std"] if column == "importance" and "std" in order else None
@@ -221,7 +219,6 @@ def plot_importance(ranking: pd.DataFrame, path: str | Path, title: str = "knob 
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
