@@ -12,14 +12,12 @@ values once, so the timed replay does nothing but call the engine.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
-from adapters.workloads.ycsb import INSERT, PRESETS, READ, RMW, UPDATE, Workload, load_workload, operations, value_for
+from adapters.workloads.ycsb import INSERT, PRESETS, READ, RMW, UPDATE, Workload, load_workload, operations, spec_data, value_for
 
 KV_FIELDS = ("absent_fraction", "memory_cap_mb", "disk_cap_mb")
 DEFAULT_RECORDS = 20_000
@@ -86,31 +84,11 @@ def load_kv_workload(spec: str | Mapping[str, Any] | KVWorkload, **overrides: An
     """A preset name, a JSON/TOML file, or a mapping; `overrides` (None or 0 = keep) win."""
     if isinstance(spec, KVWorkload):
         data = spec.to_json()
-    elif isinstance(spec, Mapping):
-        data = dict(spec)
-    elif spec in KV_PRESETS:
-        data = KV_PRESETS[spec].to_json()
     else:
-        path = Path(spec)
-        if not path.is_file():
-            raise ValueError(f"workload {spec!r} is neither a preset ({', '.join(KV_PRESETS)}) nor a file")
-        data = _read(path)
-        data.setdefault("name", path.stem)
+        data = spec_data(spec, {k: w.to_json() for k, w in KV_PRESETS.items()})
     data.update({k: v for k, v in overrides.items() if v})
     kv = {k: float(data.pop(k)) for k in KV_FIELDS if k in data}
     return KVWorkload(load_workload(data), **kv)
-
-
-def _read(path: Path) -> dict:
-    text = path.read_text()
-    try:
-        if path.suffix == ".toml":
-            import tomllib
-
-            return tomllib.loads(text)
-        return json.loads(text)
-    except Exception as exc:  # json.JSONDecodeError, tomllib.TOMLDecodeError
-        raise ValueError(f"cannot parse workload file {path}: {exc}") from None
 
 
 def key_bytes(index: int) -> bytes:

@@ -1,7 +1,7 @@
 """Seeded, deterministic database workloads shared by every database adapter.
 
 `load_benchmark(spec)` accepts a preset name (`ycsb-a` ... `ycsb-f`,
-`tpcc-like`, `analytic`), a JSON/TOML file, or a mapping. A file or mapping
+`tpcc-like`, `write-heavy` (TPC-C-like new-order and payment only), `analytic`), a JSON/TOML file, or a mapping. A file or mapping
 names its kind with `"kind": "ycsb" | "tpcc" | "analytic"` (YCSB when
 absent) plus that kind's settings, e.g.
 `{"kind": "tpcc", "items": 2000, "concurrency": 4}`. Concurrency (client
@@ -10,13 +10,18 @@ threads) is a setting of every kind.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Mapping
 
 from adapters.workloads.base import Benchmark, Session
 
 KINDS = ("ycsb", "tpcc", "analytic")
-BENCHMARK_PRESETS = {"tpcc-like": {"kind": "tpcc"}, "tpcc": {"kind": "tpcc"}, "analytic": {"kind": "analytic"}}
+BENCHMARK_PRESETS = {
+    "tpcc-like": {"kind": "tpcc"},
+    "tpcc": {"kind": "tpcc"},
+    # write-heavy: only the two write transactions, short payments dominating, so commits (WAL flushes) weigh most
+    "write-heavy": {"kind": "tpcc", "mix": {"new_order": 0.4, "payment": 0.6}},
+    "analytic": {"kind": "analytic"},
+}
 
 
 def preset_names() -> list[str]:
@@ -34,22 +39,13 @@ def load_benchmark(spec: str | Mapping[str, Any] | Benchmark, **overrides: Any) 
     """
     from adapters.workloads.analytic import make_analytic
     from adapters.workloads.tpcc import make_tpcc
-    from adapters.workloads.ycsb import PRESETS, YCSBBenchmark, _read_file, load_workload
+    from adapters.workloads.ycsb import PRESETS, YCSBBenchmark, load_workload, spec_data
 
     if isinstance(spec, Benchmark):
         return spec
-    if isinstance(spec, Mapping):
-        data = dict(spec)
-    elif spec in PRESETS:
-        data = {"kind": "ycsb", **PRESETS[spec].to_json()}
-    elif spec in BENCHMARK_PRESETS:
-        data = {"name": spec, **BENCHMARK_PRESETS[spec]}
-    else:
-        path = Path(spec)
-        if not path.is_file():
-            raise ValueError(f"workload {spec!r} is neither a preset ({', '.join(preset_names())}) nor a file")
-        data = _read_file(path)
-        data.setdefault("name", path.stem)
+    presets = {name: {"name": name, **settings} for name, settings in BENCHMARK_PRESETS.items()}
+    presets.update({name: {"kind": "ycsb", **w.to_json()} for name, w in PRESETS.items()})  # YCSB names win
+    data = spec_data(spec, presets)
     kind = data.pop("kind", "ycsb")
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if kind == "ycsb":

@@ -70,18 +70,7 @@ PRESETS: dict[str, Workload] = {
 
 def load_workload(spec: str | Mapping[str, Any] | Workload, **overrides: Any) -> Workload:
     """A preset name, a JSON/TOML file path, a mapping, or a Workload; `overrides` win."""
-    if isinstance(spec, Workload):
-        base = spec.to_json()
-    elif isinstance(spec, Mapping):
-        base = dict(spec)
-    elif spec in PRESETS:
-        base = PRESETS[spec].to_json()
-    else:
-        path = Path(spec)
-        if not path.is_file():
-            raise ValueError(f"workload {spec!r} is neither a preset ({', '.join(PRESETS)}) nor a file")
-        base = _read_file(path)
-        base.setdefault("name", path.stem)
+    base = spec.to_json() if isinstance(spec, Workload) else spec_data(spec, {k: w.to_json() for k, w in PRESETS.items()})
     base.update({k: v for k, v in overrides.items() if v is not None})
     known = {f.name for f in fields(Workload)}
     unknown = set(base) - known
@@ -103,6 +92,23 @@ def _read_file(path: Path) -> dict:
         return json.loads(text)
     except Exception as exc:  # json.JSONDecodeError, tomllib.TOMLDecodeError
         raise ValueError(f"cannot parse workload file {path}: {exc}") from None
+
+
+def spec_data(spec: str | Mapping[str, Any], presets: Mapping[str, Mapping[str, Any]]) -> dict:
+    """The settings a workload spec names: a mapping as is, a preset's, or a JSON/TOML file's.
+
+    Shared by every workload loader, so presets, files and errors behave the same everywhere.
+    """
+    if isinstance(spec, Mapping):
+        return dict(spec)
+    if spec in presets:
+        return dict(presets[spec])
+    path = Path(spec)
+    if not path.is_file():
+        raise ValueError(f"workload {spec!r} is neither a preset ({', '.join(presets)}) nor a file")
+    data = _read_file(path)
+    data.setdefault("name", path.stem)
+    return data
 
 
 def zipfian_ranks(rng: np.random.Generator, n_items: int, size: int, theta: float) -> np.ndarray:
