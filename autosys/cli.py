@@ -241,6 +241,8 @@ def tune(
     summary = study.summary()
     summary["study_dir"] = str(study.directory)
     console.print(_results_table(summary))
+    if summary["objective"].get("others") and study.directory is not None:
+        _show_pareto(study.directory, summary)
     counts = summary["trials"]
     console.print(
         f"trials: {counts['complete']} complete, {counts['failed']} failed, {counts['timed_out']} timed out"
@@ -251,6 +253,27 @@ def tune(
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(summary, indent=2, default=str))
     study.close()
+
+
+def _show_pareto(directory: Path, summary: dict) -> None:
+    """Print the trade-off front of a multi-metric objective, add it to the summary, draw pareto.png."""
+    from autosys.report import load_study, pareto_rows, plot_pareto
+
+    data = load_study(directory)
+    rows = pareto_rows(data)
+    if not rows:
+        return
+    summary["pareto_front"] = rows
+    metric, second = summary["objective"]["metric"], summary["objective"]["others"][0][0]
+    table = Table(title=f"Pareto front: {metric} vs {second} ({len(rows)} of the feasible trials)")
+    for column in ("#", metric, second, "config"):
+        table.add_column(column, overflow="fold")
+    for row in rows[:10]:
+        table.add_row(str(row["number"]), _fmt(row[metric]), _fmt(row[second]), json.dumps(row["config"], default=str))
+    console.print(table)
+    path = plot_pareto(data, Path(directory) / "pareto.png")
+    if path is not None:
+        console.print(f"trade-off plot: {path}", highlight=False)
 
 
 @app.command("list")

@@ -180,6 +180,33 @@ def plot_pareto(study: StudyData, path: Path) -> Path | None:
     return _save(fig, path)
 
 
+def _plain(value: Any) -> Any:
+    """A knob value read back from a frame: numpy scalars to Python, 32.0 (NaN-upcast ints) to 32."""
+    if hasattr(value, "item"):
+        value = value.item()
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def pareto_rows(study: StudyData) -> list[dict[str, Any]]:
+    """The feasible trials on the front of the objective and its first other metric, best first."""
+    others = study.spec["objective"].get("others") or []
+    ok = study.trials[study.trials["feasible"]]
+    if not others or ok.empty or f"metrics.{others[0][0]}" not in ok:
+        return []
+    second, second_dir = others[0]
+    pts = np.column_stack([ok["value"].astype(float), ok[f"metrics.{second}"].astype(float)])
+    finite = np.all(np.isfinite(pts), axis=1)
+    ok, pts = ok[finite], pts[finite]
+    on_front = ok[pareto_front(pts, [study.maximize, second_dir == "maximize"])]
+    on_front = on_front.sort_values("value", ascending=not study.maximize)
+    knobs = [c for c in on_front.columns if c.startswith("config.")]
+    return [
+        {"number": int(row["number"]), study.metric: float(row["value"]), second: float(row[f"metrics.{second}"]),
+         "config": {k[len("config."):]: _plain(row[k]) for k in knobs if pd.notna(row[k])}}
+        for _, row in on_front.iterrows()
+    ]
+
+
 def plot_comparison(studies: Sequence[StudyData], path: Path) -> Path:
     """Best-so-far per group of studies (same system and tuner): median and IQR over seeds."""
     fig, ax = _figure(7, 4)

@@ -25,6 +25,10 @@ def test_tune_writes_json_with_default_and_best(tmp_path):
     assert data["trials"]["complete"] + data["trials"]["failed"] == 4
     assert data["best"]["metrics"]["throughput"] >= data["default"]["metrics"]["throughput"]
     assert "best is" in run.stdout
+    # throughput vs p95 latency: the front is printed, saved, and made of real trials
+    assert "Pareto front" in run.stdout and (tmp_path / "s" / "pareto.png").exists()
+    numbers = {row["number"] for row in data["pareto_front"]}
+    assert numbers and numbers <= set(range(4))
     show = autosys("show", str(tmp_path / "s"))
     assert show.returncode == 0 and "default" in show.stdout
 
