@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from adapters.monitors import SQLiteFileMonitor
 from adapters.sqlite_knobs import SQLiteKnobs, apply_pragmas
 from adapters.workloads.ycsb import value_for
 from autosys.monitor import CounterMonitor, Monitor
@@ -64,7 +65,10 @@ class SQLiteService(System):
         return Objective("throughput", "maximize")
 
     def monitors(self) -> list[Monitor]:
-        return [self.counter]
+        """The application's own counters (ops, latency percentiles) and the database and WAL sizes."""
+        if self.path is None:
+            self.setup()
+        return [self.counter, SQLiteFileMonitor(self.path)]
 
     def setup(self) -> None:
         if self._conn is not None:
