@@ -1,13 +1,17 @@
-"""Database knobs: default vs tuned on SQLite (YCSB A/B/C/F, TPC-C-like) and PostgreSQL, plus warm start.
+"""Database knobs: default vs tuned on SQLite (YCSB A/B/C/F, TPC-C-like), PostgreSQL and MariaDB, plus warm start.
 
-    .venv/bin/python experiments/db_knobs.py [--quick] [--budget 30] [--tuner random] [--no-postgres]
+    .venv/bin/python experiments/db_knobs.py [--quick] [--budget 30] [--tuner random] [--server-tuner bo]
+        [--no-postgres] [--no-mysql] [--server-workload write-heavy] [--clients 16] [--workloads ycsb-a,...]
 
 For each workload: a study with a trial budget (durability kept: SQLite may
 not use synchronous=off or an off/memory journal; PostgreSQL keeps fsync,
-full_page_writes and synchronous_commit on), then the default and the best
+full_page_writes and synchronous_commit on; MariaDB keeps
+innodb_flush_log_at_trx_commit=1 and the doublewrite buffer), then the default and the best
 config are re-measured interleaved (default, best, default, best, ...) and
 reported as medians with their min-max spread; "within noise" marks a
-difference whose ranges overlap. Then warm start: cold vs warm-started
+difference whose ranges overlap. The server rows also measure, in the same
+rounds, a non-durable twin (synchronous_commit=off, innodb_flush_log_at_trx_commit=2):
+the most that skipping the commit flush gives, i.e. a ceiling for durable knobs. Then warm start: cold vs warm-started
 studies on a new workload similar to past ones, counting trials until the
 best-so-far reaches 95% of the cold study's final best.
 
@@ -36,18 +40,27 @@ from autosys.study import Study  # noqa: E402
 RESULTS = ROOT / "experiments" / "results"
 
 
-def compare(system, default: dict, best: dict, rounds: int) -> dict:
-    """Interleaved re-measurement of default and best: medians, min-max spreads, ratio, noise flag."""
-    samples = {"default": {"throughput": [], "p95": []}, "best": {"throughput": [], "p95": []}}
+def compare(system, default: dict, best: dict, rounds: int, ceiling: tuple | None = None) -> dict:
+    """Interleaved re-measurement of default and best: medians, min-max spreads, ratio, noise flag.
+
+    `ceiling` = (system, config): a non-durable reference (e.g. synchronous_commit=off) measured in
+    the same rounds, so the table shows how much any durable config could gain at most here.
+    """
+    arms = [("default", system, default), ("best", system, best)]
+    if ceiling is not None:
+        arms.append(("ceiling", *ceiling))
+    samples = {label: {"throughput": [], "p95": []} for label, _, _ in arms}
     for _ in range(rounds):
-        for label, config in (("default", default), ("best", best)):
-            m = system.evaluate(config)
+        for label, sys_, config in arms:
+            m = sys_.evaluate(config)
+            if label == "ceiling":  # a server-wide unsafe knob (InnoDB's) must not leak into the next arm
+                sys_.apply(sys_.default())
             samples[label]["throughput"].extend(m.samples.get("throughput", [m.metrics["throughput"]]))
             samples[label]["p95"].extend(m.samples.get("p95_latency_ms", [m.metrics["p95_latency_ms"]]))
     d, b = samples["default"], samples["best"]
     ratio = statistics.median(b["throughput"]) / statistics.median(d["throughput"])
     overlap = max(d["throughput"]) >= min(b["throughput"]) and max(b["throughput"]) >= min(d["throughput"])
-    return {
+    out = {
         "default_tput": statistics.median(d["throughput"]),
         "default_tput_range": f"{min(d['throughput']):.0f}-{max(d['throughput']):.0f}",
         "tuned_tput": statistics.median(b["throughput"]),
@@ -57,7 +70,11 @@ def compare(system, default: dict, best: dict, rounds: int) -> dict:
         "speedup": ratio,
         "within_noise": overlap,
         "samples": len(d["throughput"]),
+        "nondurable_ceiling": float("nan"),
     }
+    if ceiling is not None:
+        out["nondurable_ceiling"] = statistics.median(samples["ceiling"]["throughput"]) / statistics.median(d["throughput"])
+    return out
 
 
 def tune(directory: Path, system, tuner: str, budget: int, seed: int) -> Study:
@@ -73,19 +90,27 @@ def changed_knobs(default: dict, best: dict) -> str:
     return ", ".join(f"{k}={best[k]}" for k in best if default.get(k) != best[k])
 
 
-def run_row(name: str, system, directory: Path, args, rounds: int) -> dict:
-    study = tune(directory, system, args.tuner, args.budget, args.seed)
+def run_row(name: str, system, directory: Path, args, rounds: int, tuner: str | None = None, ceiling=None) -> dict:
+    """Tune `system`, then re-measure default vs best interleaved; `ceiling` = (system, overrides) non-durable."""
+    study = tune(directory, system, tuner or args.tuner, args.budget, args.seed)
     trials = study.trials()
     best, default = study.best, study.default_trial
     system.setup()
+    if ceiling is not None:
+        ceiling_system, overrides = ceiling
+        ceiling_system.setup()
+        ceiling = (ceiling_system, {**ceiling_system.default(), **overrides})
     try:
-        row = compare(system, default.config, best.config, rounds)
+        row = compare(system, default.config, best.config, rounds, ceiling)
     finally:
         system.teardown()
+        if ceiling is not None:
+            ceiling[0].teardown()
     row.update(
         {
             "system": name.split(":")[0],
             "workload": name.split(":")[1],
+            "tuner": tuner or args.tuner,
             "trials": len(trials),
             "failed": sum(t.state.value != "complete" for t in trials),
             "study_seconds": round(study.spec["wall_seconds"], 1),
@@ -93,9 +118,25 @@ def run_row(name: str, system, directory: Path, args, rounds: int) -> dict:
         }
     )
     study.close()
-    print(f"  {name}: {row['speedup']:.1f}x ({row['default_tput']:.0f} -> {row['tuned_tput']:.0f}/s)"
-          f"{'  [within noise]' if row['within_noise'] else ''}  {row['tuned_config']}", flush=True)
+    ceiling_note = "" if pd.isna(row["nondurable_ceiling"]) else f"  (non-durable ceiling {row['nondurable_ceiling']:.2f}x)"
+    print(f"  {name}: {row['speedup']:.2f}x ({row['default_tput']:.0f} -> {row['tuned_tput']:.0f}/s)"
+          f"{'  [within noise]' if row['within_noise'] else ''}{ceiling_note}  {row['tuned_config']}", flush=True)
     return row
+
+
+def server_row(rows: list, label: str, cls, opts: dict, unsafe: dict, base: Path, args, rounds: int) -> None:
+    """Tune a server (durable) and compare, with a non-durable twin measuring `unsafe` as the ceiling."""
+    from autosys.system import SystemUnavailable
+
+    workload = opts["workload"]
+    try:
+        system = cls(**opts)
+        # its own state file: the per-server lock admits one live system per file (the twin touches only `unsafe`)
+        twin = cls(**opts, durable=False, knobs=",".join(unsafe), state_file=str(base / label / "ceiling-state.json"))
+        rows.append(run_row(f"{label}:{workload}", system, base / label / workload, args, rounds + 2,
+                            tuner=args.server_tuner, ceiling=(twin, unsafe)))
+    except SystemUnavailable as exc:
+        print(f"  skipped: {exc}", flush=True)
 
 
 def warm_experiment(args, base: Path, sqlite_opts: dict) -> dict:
@@ -179,6 +220,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=None, help="interleaved re-measurement rounds (default 3)")
     parser.add_argument("--workloads", default="ycsb-a,ycsb-b,ycsb-c,ycsb-f,tpcc-like")
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--no-mysql", action="store_true", help="skip the MariaDB/MySQL row")
+    parser.add_argument("--server-tuner", default="bo", help="tuner for the PostgreSQL and MariaDB rows")
+    parser.add_argument("--server-workload", default="write-heavy", help="workload of the server rows")
+    parser.add_argument("--clients", type=int, default=16, help="client threads of the server rows")
+    parser.add_argument("--mysql-host", default="127.0.0.1")
+    parser.add_argument("--mysql-port", type=int, default=3306)
     parser.add_argument("--no-warm", action="store_true")
     parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--work", default=None, help="where studies go (default studies/db_knobs, git-ignored)")
@@ -199,20 +246,29 @@ def main() -> None:
 
     if not args.no_postgres:
         from adapters.postgres_knobs import PostgresKnobs
-        from autosys.system import SystemUnavailable
 
-        pg_opts = dict(url=args.pg_url, workload="tpcc-like", concurrency=4, seconds=1.5 if args.quick else 2.5,
-                       warmup=0.5, repeats=1, seed=args.seed)
-        print(f"PostgreSQL ({pg_opts})", flush=True)
-        try:
-            system = PostgresKnobs(**pg_opts)
-            rows.append(run_row("postgres:tpcc-like", system, base / "postgres" / "tpcc-like", args, rounds + 2))
-        except SystemUnavailable as exc:
-            print(f"  skipped: {exc}")
+        pg_opts = dict(url=args.pg_url, workload=args.server_workload, concurrency=args.clients,
+                       seconds=1.5 if args.quick else 2.5, warmup=0.5, repeats=1, seed=args.seed)
+        print(f"PostgreSQL ({args.server_tuner}, budget {args.budget}, fsync/full_page_writes on, synchronous_commit"
+              f" not off; {pg_opts})", flush=True)
+        server_row(rows, "postgres", PostgresKnobs, pg_opts, {"synchronous_commit": "off"}, base, args, rounds)
 
+    if not args.no_mysql:
+        from adapters.mysql_knobs import MySQLKnobs
+
+        my_opts = dict(host=args.mysql_host, port=args.mysql_port, workload=args.server_workload,
+                       concurrency=args.clients, seconds=1.5 if args.quick else 2.5, warmup=0.5, repeats=1,
+                       seed=args.seed)
+        print(f"MariaDB ({args.server_tuner}, budget {args.budget}, innodb_flush_log_at_trx_commit=1 and"
+              f" doublewrite kept; {my_opts})", flush=True)
+        server_row(rows, "mariadb", MySQLKnobs, my_opts, {"innodb_flush_log_at_trx_commit": 2}, base, args, rounds)
+
+    if not rows:
+        raise SystemExit("no rows measured (every system skipped)")
     table = pd.DataFrame(rows)
     columns = ["system", "workload", "default_tput", "default_tput_range", "tuned_tput", "tuned_tput_range", "speedup",
-               "within_noise", "default_p95_ms", "tuned_p95_ms", "trials", "failed", "study_seconds", "tuned_config"]
+               "within_noise", "nondurable_ceiling", "default_p95_ms", "tuned_p95_ms", "tuner", "trials", "failed",
+               "study_seconds", "tuned_config"]
     table = table[columns]
     table.to_csv(RESULTS / "db_knobs.csv", index=False)
     with pd.option_context("display.width", 250, "display.max_colwidth", 90, "display.float_format", "{:,.2f}".format):
@@ -233,11 +289,15 @@ def main() -> None:
     a = table[(table.system == "sqlite") & (table.workload == "ycsb-a")]
     if len(a):
         print(f"  SQLite YCSB-A tuned >= 20x default: {a.speedup.iloc[0]:.1f}x -> {'met' if a.speedup.iloc[0] >= 20 else 'NOT met'}")
-    p = table[table.system == "postgres"]
-    if len(p):
-        s = p.speedup.iloc[0]
-        print(f"  PostgreSQL tpcc-like tuned >= 1.3x (durable): {s:.2f}x -> {'met' if s >= 1.3 else 'NOT met'}"
-              f"{' (within noise)' if p.within_noise.iloc[0] else ''}")
+    for system, target in (("postgres", 1.3), ("mariadb", None)):
+        p = table[table.system == system]
+        if not len(p):
+            continue
+        r = p.iloc[0]
+        goal = f">= {target}x " if target else ""
+        verdict = ("met" if r.speedup >= target and not r.within_noise else "NOT met") if target else "no target"
+        print(f"  {system} {r.workload} tuned {goal}(durable): {r.speedup:.2f}x -> {verdict}"
+              f"{' (within noise)' if r.within_noise else ''}; non-durable ceiling {r.nondurable_ceiling:.2f}x")
     if warm:
         print(f"  warm start reaches 95% of cold in <= {args.budget // 2} trials: {warm['warm_trials_to_target']} -> "
               f"{'met' if warm['met'] else 'NOT met'} (cold took {warm['cold_trials_to_target']})")

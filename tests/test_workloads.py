@@ -30,6 +30,14 @@ def test_presets_and_ycsb_api_unchanged():
     assert len(operations(w, 0)) == 50
 
 
+def test_write_heavy_preset_has_only_write_transactions():
+    bench = load_benchmark("write-heavy", operations=300, concurrency=16)
+    assert bench.name == "write-heavy" and bench.concurrency == 16
+    kinds = {item[0] for item in bench.stream(0)}
+    assert kinds == {"new_order", "payment"}
+    assert load_benchmark("tpcc-like").workload.mix["order_status"] > 0  # the shared preset was not changed
+
+
 def test_user_workload_files(tmp_path):
     toml = tmp_path / "mine.toml"
     toml.write_text('kind = "tpcc"\nitems = 100\noperations = 50\nconcurrency = 3\n[mix]\npayment = 1.0\n')
