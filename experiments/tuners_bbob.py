@@ -337,8 +337,15 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(RESULTS / "tuners_bbob"))
     parser.add_argument("--extra-path", action="append", default=[],
                         help="append a folder to sys.path (e.g. where torch is installed for optuna-gp)")
+    parser.add_argument("--summarize", default=None, metavar="RUNS_CSV",
+                        help="only print the tables for an existing runs CSV (e.g. a cut-short run's .partial.csv)")
     args = parser.parse_args(argv)
     _extend_path(args.extra_path)
+    if args.summarize:
+        runs = pd.read_csv(args.summarize)
+        present = [m for m in args.methods.split(",") if m in set(runs["method"])]
+        print("\n".join(summarize(runs, present)[1]))
+        return 0
 
     functions = [int(f) for f in (args.functions or ("1,8,15,21" if args.quick else "1,2,6,8,10,15,20,21")).split(",")]
     dims = [int(d) for d in args.dims.split(",")]
@@ -373,26 +380,30 @@ def main(argv=None) -> int:
             for seed in range(n):
                 if (problem.name, method, seed) not in done:
                     jobs.append((method, problem, args.budget, seed))
-    # slow methods first so the pool does not end on one long straggler
-    slow = {"skopt-gp": 0, "optuna-gp": 1}
-    jobs.sort(key=lambda j: (slow.get(j[0], 2), -j[1].dim))
+    # the headline (10-D) first, the slowest peers last, so a run cut short still answers the main question
+    slow = {"skopt-gp": 2, "optuna-gp": 1}
+    jobs.sort(key=lambda j: (-j[1].dim, slow.get(j[0], 0)))
     print(f"{len(jobs)} runs: {len(problems)} problems x methods {methods}; seeds {seeds} "
           f"(skopt-gp {skopt_seeds}, optuna-gp {gp_seeds}); budget {args.budget}; {args.workers} workers")
     if len(reused):
         print(f"reusing {len(reused)} peer runs from {args.reuse}")
     t0 = time.time()
     rows = reused.to_dict("records")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(f"{out}_runs.partial.csv")  # every finished run, as it finishes
+    columns = ["problem", "dim", "method", "seed", "cpu_s", "regret_50", "regret_100", "invocation"]
+    pd.DataFrame(rows, columns=columns).to_csv(partial, index=False)
     ctx = mp.get_context("spawn")
     with ctx.Pool(args.workers, initializer=_extend_path, initargs=(args.extra_path,), maxtasksperchild=20) as pool:
         for i, row in enumerate(pool.imap_unordered(_job, jobs), 1):
             row["invocation"] = "this"
             rows.append(row)
+            pd.DataFrame([row], columns=columns).to_csv(partial, mode="a", header=False, index=False)
             if i % 25 == 0 or i == len(jobs):
                 print(f"  {i}/{len(jobs)} runs done, {time.time() - t0:.0f} s", flush=True)
     runs = pd.DataFrame(rows)
     runs = runs.sort_values(["dim", "problem", "method", "seed"])
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     runs.to_csv(f"{out}_runs.csv", index=False)
     med, lines = summarize(runs, methods)
     med.to_csv(f"{out}_median.csv", index=False)
