@@ -5,14 +5,16 @@ known optimum) after 50 and 100 evaluations on BBOB functions from `ioh` in
 2, 5 and 10 dimensions, plus Branin and Hartmann6, over several seeds; then
 the CPU seconds per ask+tell at 50 and 200 observations in 10-D.
 
-    OPENBLAS_NUM_THREADS=1 python experiments/tuners_bbob.py            # full (~20 min on 2 cores)
+    OPENBLAS_NUM_THREADS=1 python experiments/tuners_bbob.py            # full (~15-20 min on 2 cores)
     python experiments/tuners_bbob.py --quick                           # a few minutes
+    python experiments/tuners_bbob.py --extra-path /opt/torch-site      # where torch lives, for optuna-gp
 
 Writes experiments/results/tuners_bbob_{runs,median,timing}.csv and
 tuners_bbob.png, and prints the tables. Optuna's GPSampler needs torch; when it
 cannot be imported the method is reported as unavailable, not silently dropped.
-scikit-optimize's gp_minimize costs seconds per call in 10-D, so it runs on
-`--skopt-seeds` seeds only (its medians are over fewer runs; the table says so).
+scikit-optimize's gp_minimize costs seconds per call in 10-D, so by default it
+runs in 2-D and 6-D on one seed, and GPSampler on one seed (the table prints
+the seeds per cell). `--reuse RUNS_CSV` reuses peer rows of an earlier run.
 """
 
 from __future__ import annotations
@@ -328,8 +330,8 @@ def main(argv=None) -> int:
     parser.add_argument("--methods", default="autosys-meta,autosys-bo,optuna-tpe,optuna-gp,skopt-gp,random")
     parser.add_argument("--skopt-seeds", type=int, default=None, help="seeds for gp_minimize (slow in 10-D)")
     parser.add_argument("--gp-seeds", type=int, default=None, help="seeds for Optuna's GPSampler")
-    parser.add_argument("--skopt-dims", default=None, help="dims where gp_minimize runs (default: all)")
-    parser.add_argument("--gp-dims", default=None, help="dims where Optuna's GPSampler runs (default: all)")
+    parser.add_argument("--skopt-dims", default=None, help="dims where gp_minimize runs (default 2,6)")
+    parser.add_argument("--gp-dims", default=None, help="dims where Optuna's GPSampler runs (default 2,6,10)")
     parser.add_argument("--reuse", default=None,
                         help="a runs CSV from an earlier invocation: its rows for peer methods are reused, not rerun")
     parser.add_argument("--workers", type=int, default=2)
@@ -347,11 +349,17 @@ def main(argv=None) -> int:
         print("\n".join(summarize(runs, present)[1]))
         return 0
 
-    functions = [int(f) for f in (args.functions or ("1,8,15,21" if args.quick else "1,2,6,8,10,15,20,21")).split(",")]
-    dims = [int(d) for d in args.dims.split(",")]
-    seeds = args.seeds or (2 if args.quick else 5)
-    skopt_seeds = args.skopt_seeds or (1 if args.quick else 2)
-    gp_seeds = args.gp_seeds or (1 if args.quick else 3)
+    # defaults sized to ~15-20 min on 2 shared cores: sphere, Rosenbrock, Rastrigin and Gallagher
+    # (smooth, valley, multimodal, rugged), GPSampler on 1 seed, gp_minimize (minutes per 10-D run) in 2-D/6-D only
+    functions = [int(f) for f in (args.functions or ("1,21" if args.quick else "1,8,15,21")).split(",")]
+    dims = [int(d) for d in (args.dims if not args.quick or args.dims != "2,5,10" else "2,10").split(",")]
+    seeds = args.seeds or (2 if args.quick else 3)
+    skopt_seeds = args.skopt_seeds or 1
+    gp_seeds = args.gp_seeds or 1
+    if args.skopt_dims is None:
+        args.skopt_dims = "2" if args.quick else "2,6"
+    if args.gp_dims is None:
+        args.gp_dims = "2,10" if args.quick else "2,6,10"
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if "optuna-gp" in methods and not _torch_ok():
         print("optuna-gp: unavailable (Optuna's GPSampler needs torch, which does not import here)")
