@@ -82,9 +82,9 @@ def build_tuner(tuner: str | Tuner | Callable[..., Tuner], space: Space, directi
             raise ValueError("tuner options apply only when the tuner is given by name")
         return tuner
     if isinstance(tuner, str):
-        from autosys.tuners.bandit import _tuner_class
+        from autosys.tuners import tuner_class
 
-        return _tuner_class(tuner)(space, direction=direction, seed=seed, **options)
+        return tuner_class(tuner)(space, direction=direction, seed=seed, **options)
     if callable(tuner):
         return tuner(space, direction=direction, seed=seed, **options)
     raise TypeError(f"tuner must be a name, a Tuner or a factory, not {type(tuner).__name__}")

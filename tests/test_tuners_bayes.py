@@ -11,7 +11,7 @@ from autosys.testing import conditional_space, mixed_space
 from autosys.trial import Result
 from autosys.tuners.bayes import BayesOpt, ForestBayesOpt, SpaceEncoder, expected_improvement
 from autosys.tuners.random_search import RandomSearch
-from autosys.tuners.surrogates import ForestSurrogate, GaussianProcess, standardize
+from autosys.learn.surrogates import ForestSurrogate, GaussianProcess, standardize
 
 
 def test_gp_likelihood_gradient_matches_finite_differences():

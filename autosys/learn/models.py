@@ -8,7 +8,6 @@ the agent's policy all sit behind it, so a better model helps all of them.
 
 from __future__ import annotations
 
-import warnings
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -47,28 +46,22 @@ def _check(X: Any, y: Any | None = None) -> tuple[np.ndarray, np.ndarray | None]
 
 
 class ForestModel(Model):
-    """Random forest or extra trees; uncertainty is the spread of the trees' predictions."""
+    """Random forest or extra trees (the BO surrogate); uncertainty is the spread of the trees."""
 
     def __init__(self, kind: str = "rf", n_estimators: int = 100, min_samples_leaf: int = 2, seed: int = 0):
-        if kind not in ("rf", "et"):
-            raise ValueError("kind must be 'rf' (random forest) or 'et' (extra trees)")
-        self.kind, self.n_estimators, self.min_samples_leaf, self.seed = kind, n_estimators, min_samples_leaf, seed
-        self._forest = None
+        from autosys.learn.surrogates import ForestSurrogate
+
+        self.seed = seed
+        self._forest = ForestSurrogate(kind, n_estimators, min_samples_leaf)
 
     def fit(self, X, y):
-        from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
-
         X, y = _check(X, y)
-        cls = RandomForestRegressor if self.kind == "rf" else ExtraTreesRegressor
-        self._forest = cls(
-            n_estimators=self.n_estimators, min_samples_leaf=self.min_samples_leaf, random_state=self.seed
-        ).fit(X, y)
+        self._forest.fit(X, y, np.random.default_rng(self.seed))
         return self
 
     def predict(self, X):
         X, _ = _check(X)
-        per_tree = np.stack([tree.predict(X) for tree in self._forest.estimators_])
-        return per_tree.mean(axis=0), per_tree.std(axis=0)
+        return self._forest.predict(X)
 
 
 class BoostingModel(Model):
@@ -100,7 +93,7 @@ class BoostingModel(Model):
 
 
 class GPModel(Model):
-    """scikit-learn Gaussian process, Matérn 5/2 plus fitted white noise, on standardized targets."""
+    """The fast numpy Gaussian process BO uses (Matérn 5/2, ARD, fitted noise), on standardized targets."""
 
     def __init__(self, seed: int = 0):
         self.seed = seed
@@ -108,22 +101,16 @@ class GPModel(Model):
         self._mu, self._sd = 0.0, 1.0
 
     def fit(self, X, y):
-        from sklearn.exceptions import ConvergenceWarning
-        from sklearn.gaussian_process import GaussianProcessRegressor
-        from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
+        from autosys.learn.surrogates import GaussianProcess
 
         X, y = _check(X, y)
         self._mu, self._sd = float(y.mean()), float(y.std()) or 1.0
-        kernel = ConstantKernel(1.0) * Matern(length_scale=np.ones(X.shape[1]), nu=2.5) + WhiteKernel(1e-2)
-        self._gp = GaussianProcessRegressor(kernel, normalize_y=False, random_state=self.seed, n_restarts_optimizer=1)
-        with warnings.catch_warnings():  # small noisy data sets often stop L-BFGS early; the fit is still usable
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            self._gp.fit(X, (y - self._mu) / self._sd)
+        self._gp = GaussianProcess().fit(X, (y - self._mu) / self._sd, np.random.default_rng(self.seed))
         return self
 
     def predict(self, X):
         X, _ = _check(X)
-        mean, std = self._gp.predict(X, return_std=True)
+        mean, std = self._gp.predict(X)
         return mean * self._sd + self._mu, std * self._sd
 
 

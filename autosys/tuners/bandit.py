@@ -11,7 +11,6 @@ value so far (OpenTuner's AUC-bandit idea).
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections import deque
 from typing import Any, Mapping, Sequence
@@ -20,6 +19,7 @@ import numpy as np
 
 from autosys.space import Config, Space
 from autosys.trial import Result, Trial
+from autosys.tuners import tuner_class
 from autosys.tuners.base import Tuner
 
 # --------------------------------------------------------------------------- policies
@@ -302,27 +302,6 @@ class BanditTuner(Tuner):
 
 # --------------------------------------------------------------------------- tuners = arms
 
-#: strategies of this package not (yet) in the CLI registry, so the meta-tuner can still build them
-_BUILTIN = {
-    "bo": "autosys.tuners.bayes:BayesOpt",
-    "bo-rf": "autosys.tuners.bayes:ForestBayesOpt",
-    "local": "autosys.tuners.local_search:LocalSearch",
-    "bandit": "autosys.tuners.bandit:BanditTuner",
-    "meta": "autosys.tuners.bandit:MetaTuner",
-    "random": "autosys.tuners.random_search:RandomSearch",
-}
-
-
-def _tuner_class(name: str) -> type[Tuner]:
-    from autosys.tuners import TUNERS
-
-    path = TUNERS.get(name) or _BUILTIN.get(name)
-    if path is None:
-        raise ValueError(f"unknown tuner {name!r}; choose one of: {', '.join(sorted({*TUNERS, *_BUILTIN}))}")
-    module, attr = path.split(":")
-    return getattr(importlib.import_module(module), attr)
-
-
 class MetaTuner(Tuner):
     """Runs several tuners; a bandit picks which one answers each `ask()`.
 
@@ -378,7 +357,7 @@ class MetaTuner(Tuner):
         self.members: list[Tuner] = []
         for i, (name, options) in enumerate(specs):
             seed = None if self.seed is None else int(self.seed) * 1009 + i
-            self.members.append(_tuner_class(name)(space, direction=self.direction, seed=seed, **options))
+            self.members.append(tuner_class(name)(space, direction=self.direction, seed=seed, **options))
         self.policy_name = policy
         self.policy_options = dict(policy_options or {})
         if prior is None and members is None:

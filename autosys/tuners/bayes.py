@@ -21,7 +21,7 @@ from scipy.stats import norm, qmc
 
 from autosys.space import Bool, Categorical, Config, InvalidConfig, Ordinal, Space
 from autosys.tuners.base import Tuner
-from autosys.tuners.surrogates import GaussianProcess, make_surrogate, standardize
+from autosys.learn.surrogates import GaussianProcess, make_surrogate, standardize
 
 ACQUISITIONS = ("ei", "pi", "lcb", "hedge")
 BATCH_STRATEGIES = ("kriging_believer", "cl_min", "cl_mean", "cl_max")
