@@ -561,11 +561,15 @@ class _Heartbeat:
 
 
 def _build_tuner(name: str, space, system: System, seed: int, options: Mapping[str, Any] | None) -> Tuner:
-    """The named tuner; a system's `features(config)` goes to tuners that take `features` (cost models)."""
+    """The named tuner; a system's `features(config)` goes to tuners that take `features` (cost models),
+    and its objective's metrics to tuners that take `objectives` (multi-objective)."""
     options = dict(options or {})
     features = getattr(system, "features", None)
-    if callable(features) and "features" not in options and "features" in inspect.signature(tuner_class(name)).parameters:
+    accepted = inspect.signature(tuner_class(name)).parameters
+    if callable(features) and "features" not in options and "features" in accepted:
         options["features"] = features
+    if "objectives" in accepted and "objectives" not in options:  # multi-objective tuners (ParEGO)
+        options["objectives"] = [list(pair) for pair in system.objective.metrics]
     return make_tuner(name, space, direction=system.objective.direction, seed=seed, **options)
 
 
