@@ -14,6 +14,7 @@ import json
 import math
 from typing import Any, Callable, Sequence
 
+from autosys.conformance import ConformanceError, check_system  # systems: see autosys/conformance.py
 from autosys.space import Bool, Categorical, Condition, Constraint, Float, Int, InvalidConfig, Space
 from autosys.trial import Result, TrialState
 from autosys.tuners.base import Tuner
@@ -224,4 +225,4 @@ def _check_save_restore(factory, steps):
         _check("save_restore", a == b, "a restored tuner suggests differently from the original")
 
 
-__all__ = ["check_tuner", "conditional_space", "mixed_space", "mixed_objective", "conditional_objective"]
+__all__ = ["check_system", "ConformanceError", "check_tuner", "conditional_space", "mixed_space", "mixed_objective", "conditional_objective"]
