@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import shutil
 import statistics
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -90,7 +89,6 @@ class KVSelect(System):
             "seed": seed,
         }
         self._prepared: PreparedWorkload | None = None
-        self._own_tmp: Path | None = None
         self._counter = 0
 
     # --- the contract
@@ -112,16 +110,10 @@ class KVSelect(System):
         return Objective("throughput", "maximize", limits=tuple(limits), others=(("p95_latency_us", "minimize"),))
 
     def setup(self) -> None:
-        if self.workdir is None:
-            self._own_tmp = Path(tempfile.mkdtemp(prefix="autosys-kv-"))
-            self.workdir = self._own_tmp
-        Path(self.workdir).mkdir(parents=True, exist_ok=True)
+        self.acquire_workdir()
 
     def teardown(self) -> None:
-        if self._own_tmp is not None:
-            shutil.rmtree(self._own_tmp, ignore_errors=True)
-            self._own_tmp = None
-            self.workdir = None
+        self.release_workdir()
 
     def prepared(self) -> PreparedWorkload:
         """The workload's keys, values and operations (built once per system)."""

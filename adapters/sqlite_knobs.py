@@ -16,7 +16,6 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import statistics
-import tempfile
 import time
 from pathlib import Path
 import numpy as np
@@ -25,7 +24,7 @@ from adapters.workloads import load_benchmark
 from adapters.workloads.base import Session
 from adapters.workloads.runner import run_serial
 from adapters.workloads.ycsb import YCSBBenchmark
-from adapters.workloads.ycsb import DELETE, INSERT, READ, RMW, SCAN, UPDATE, load_workload, operations, value_for
+from adapters.workloads.ycsb import DELETE, INSERT, READ, RMW, SCAN, UPDATE, operations, value_for
 from autosys.space import Categorical, Condition, Config, Forbid, Int, Ordinal, Space
 from autosys.system import Measurement, Objective, System
 
@@ -68,7 +67,6 @@ class SQLiteKnobs(System):
         self.durable = durable
         self.seed = seed
         self._stream = None
-        self._own_tmp: Path | None = None
 
     # --- the contract
     def space(self) -> Space:
@@ -96,16 +94,10 @@ class SQLiteKnobs(System):
         return Objective("throughput", "maximize", others=(("p95_latency_ms", "minimize"),))
 
     def setup(self) -> None:
-        if self.workdir is None:
-            self._own_tmp = Path(tempfile.mkdtemp(prefix="autosys-sqlite-"))
-            self.workdir = self._own_tmp
-        Path(self.workdir).mkdir(parents=True, exist_ok=True)
+        self.acquire_workdir()
 
     def teardown(self) -> None:
-        if self._own_tmp is not None:
-            shutil.rmtree(self._own_tmp, ignore_errors=True)
-            self._own_tmp = None
-            self.workdir = None
+        self.release_workdir()
 
     def evaluate(self, config: Config) -> Measurement:
         if self.workdir is None:

@@ -10,6 +10,8 @@ A system describes its knobs (`space`), its out-of-the-box setting
 from __future__ import annotations
 
 import math
+import shutil
+import tempfile
 from pathlib import Path
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -153,6 +155,22 @@ class System(ABC):
 
     def teardown(self) -> None:
         """Release resources and restore anything changed. Safe to call twice."""
+
+    def acquire_workdir(self) -> Path:
+        """The folder to keep files in: the study's, or a private temporary one (see `release_workdir`)."""
+        if self.workdir is None:
+            self._private_workdir = Path(tempfile.mkdtemp(prefix=f"autosys-{self.name}-"))
+            self.workdir = self._private_workdir
+        Path(self.workdir).mkdir(parents=True, exist_ok=True)
+        return Path(self.workdir)
+
+    def release_workdir(self) -> None:
+        """Remove the private folder `acquire_workdir` made (a study's folder is left alone)."""
+        private = getattr(self, "_private_workdir", None)
+        if private is not None:
+            shutil.rmtree(private, ignore_errors=True)
+            self._private_workdir = None
+            self.workdir = None
 
     def __enter__(self) -> "System":
         self.setup()
