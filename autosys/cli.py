@@ -152,6 +152,7 @@ def tune(
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the result summary as JSON here."),
     set_: list[str] = typer.Option([], "--set", help="Pin a knob: --set journal_mode=wal (repeatable)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    patience: Optional[int] = typer.Option(None, "--patience", help="Stop early after this many trials without improvement."),
     executor_kind: Optional[str] = typer.Option(
         None, "--executor", help="Where trials run: inline, subprocess, pool or dask [default: inline, subprocess with --trial-timeout]."
     ),
@@ -228,7 +229,12 @@ def tune(
             progress.update(task, advance=1, description=f"tuning ({best_text})")
 
         try:
-            study.run(callback=on_trial, executor=executor)
+            stop_when = None
+            if patience is not None:
+                from autosys.tuners.stopping import stop_on_stagnation
+
+                stop_when = stop_on_stagnation(patience)
+            study.run(callback=on_trial, executor=executor, stop_when=stop_when)
         except KeyboardInterrupt:
             executor.shutdown(wait=False, cancel_futures=True)
             err_console.print(f"interrupted; continue with: autosys tune --resume {study.directory}")

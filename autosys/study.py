@@ -240,6 +240,7 @@ class Study:
         retries: int = 0,
         heartbeat: float | None = None,
         grace: float | None = None,
+        stop_when: Callable[["Study"], bool] | None = None,
     ) -> "Study":
         """Run trials until the budget is spent (counting trials of other processes on this study).
 
@@ -251,6 +252,8 @@ class Study:
             config when a process working on this study died.
         heartbeat, grace: seconds between heartbeats, and without one before a
             trial of another host is declared dead (defaults HEARTBEAT, GRACE).
+        stop_when: asked before each new trial; True ends the study early (e.g.
+            `autosys.tuners.stopping.stop_on_stagnation(patience)`); running trials finish.
         """
         if retries < 0:
             raise ValueError(f"retries must be 0 or more, not {retries}")
@@ -272,6 +275,7 @@ class Study:
         attempts: dict[int, int] = {}
         beat = _Heartbeat(self.storage, self._in_flight, heartbeat)
         failed = False
+        stopped = False
         if in_process:
             self.system.setup()
         try:
@@ -287,7 +291,8 @@ class Study:
                         for record in failed_dead:
                             callback(self, record)
                     last_check = time.monotonic()
-                while len(futures) < slots and not self._out_of_time(start):
+                stopped = stopped or (stop_when is not None and stop_when(self))
+                while len(futures) < slots and not self._out_of_time(start) and not stopped:
                     record = self._claim()
                     if record is None:
                         break
@@ -295,7 +300,7 @@ class Study:
                     futures[executor.submit(run_trial, target, record.config)] = record
                 if not futures:
                     # trials other processes still run may yet fail and be retried: wait them out
-                    if self._out_of_time(start) or not self.storage.count((TrialState.RUNNING,)):
+                    if stopped or self._out_of_time(start) or not self.storage.count((TrialState.RUNNING,)):
                         break
                     time.sleep(heartbeat)
                     continue

@@ -113,3 +113,16 @@ def test_non_finite_metrics_are_never_read_back_as_numbers(tmp_path):
     for trial in study.trials():
         if trial.state == TrialState.FAILED:
             assert trial.value is None and math.isnan(trial.metrics["loss"])
+
+
+def test_stop_on_stagnation_ends_the_study_early(tmp_path):
+    from autosys.tuners.stopping import stop_on_stagnation
+
+    study = Study.create(tmp_path / "s", Quadratic(), tuner="grid", tuner_options={"resolution": 3}, budget=200, seed=0)
+    study.run(stop_when=stop_on_stagnation(patience=8))
+    trials = study.trials()
+    assert 8 < len(trials) < 200
+    def best(ts):
+        return min((t.value for t in ts if t.value is not None and "infeasible" not in t.info), default=float("inf"))
+
+    assert best(trials[-8:]) >= best(trials[:-8])  # the last 8 trials brought no improvement

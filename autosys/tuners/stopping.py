@@ -62,3 +62,16 @@ def stagnated(losses, patience: int = 20, min_delta: float = 0.0, rel_delta: flo
     for loss in losses:
         stop = rule.update(loss)
     return stop
+
+
+def stop_on_stagnation(patience: int = 20, min_delta: float = 0.0, rel_delta: float = 0.0):
+    """A `Study.run(stop_when=...)` rule: stop once `patience` finished trials brought no improvement."""
+
+    def rule(study) -> bool:
+        sign = -1.0 if study.objective.direction == "maximize" else 1.0
+        feasible = {t.number for t in study.feasible_trials()}
+        losses = [sign * t.value if t.number in feasible and t.value is not None else None
+                  for t in study.trials() if t.state.finished]
+        return stagnated(losses, patience=patience, min_delta=min_delta, rel_delta=rel_delta)
+
+    return rule
