@@ -13,7 +13,6 @@ type of that parameter's default. User errors print one line and exit 2.
 
 from __future__ import annotations
 
-import inspect
 import json
 import sys
 import time

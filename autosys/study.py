@@ -32,7 +32,7 @@ from typing import Any, Callable, Mapping
 import pandas as pd
 
 from autosys.evaluation import Outcome
-from autosys.executors import Executor, InlineExecutor, SystemRef, TrialTimeout, WorkerLost, make_executor, run_trial
+from autosys.executors import Executor, SystemRef, TrialTimeout, WorkerLost, make_executor, run_trial
 from autosys.registry import make_system
 from autosys.space import InvalidConfig
 from autosys.storage import SQLiteStorage, Storage, StorageError, open_storage, storage_exists
