@@ -14,13 +14,12 @@ of duplicates pushes outside it.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from adapters.learned_index import compiled, search
-from adapters.learned_index.rmi import _check_keys, _check_queries
+from adapters.learned_index.base import SortedKeyIndex
 
 
 @dataclass(frozen=True)
@@ -80,18 +79,10 @@ def cone_segments_py(x: np.ndarray, y: np.ndarray, eps: float) -> tuple[np.ndarr
     return starts[:k], slopes[:k]
 
 
-class PGM:
+class PGM(SortedKeyIndex):
     """Build with `PGM(keys, config)`; `lookup(queries)` equals numpy.searchsorted(keys, queries)."""
 
-    def __init__(self, keys: np.ndarray, config: PGMConfig | None = None, backend: str = "auto"):
-        self.config = config or PGMConfig()
-        self.keys = _check_keys(keys)
-        self.backend = compiled.resolve_backend(backend)
-        self.n = int(self.keys.size)
-        started = time.perf_counter()
-        self._build()
-        self.build_seconds = time.perf_counter() - started
-        self.last_repairs = 0
+    config_class = PGMConfig
 
     def _segments(self, x: np.ndarray, y: np.ndarray, eps: int):
         if self.backend == "numba":
@@ -138,16 +129,8 @@ class PGM:
     def describe(self) -> dict:
         return {**asdict(self.config), "segments": self.segments, "levels": self.levels, "bytes": self.size_bytes}
 
-    def lookup(self, queries: np.ndarray) -> np.ndarray:
-        q = _check_queries(queries, self.keys)
-        if self.n == 0:
-            return np.zeros(q.size, dtype=np.int64)
-        if self.backend == "numba":
-            out, repairs = compiled.pgm_lookup(self, q)
-        else:
-            out, repairs = self._lookup_numpy(q)
-        self.last_repairs = repairs
-        return out
+    def _lookup_compiled(self, q: np.ndarray) -> tuple[np.ndarray, int]:
+        return compiled.pgm_lookup(self, q)
 
     def _predict(self, seg: np.ndarray, x: np.ndarray, size: int) -> np.ndarray:
         pred = self.seg_p0[seg] + self.seg_slope[seg] * (x - self.seg_keys[seg].astype(np.float64))

@@ -12,12 +12,12 @@ bound missed (e.g. a query in the gap before a leaf's first key).
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from adapters.learned_index import compiled, models, search
+from adapters.learned_index.base import SortedKeyIndex
 
 
 
@@ -68,21 +68,11 @@ def _group_min_max(values: np.ndarray, g: np.ndarray, count: int) -> tuple[np.nd
     return lo, hi
 
 
-class RMI:
+class RMI(SortedKeyIndex):
     """Build with `RMI(keys, config)`; `lookup(queries)` equals numpy.searchsorted(keys, queries)."""
 
-    def __init__(self, keys: np.ndarray, config: RMIConfig | None = None, backend: str = "auto"):
-        self.config = config or RMIConfig()
-        self.keys = _check_keys(keys)
-        self.backend = compiled.resolve_backend(backend)
-        self.n = int(self.keys.size)
-        started = time.perf_counter()
-        self._build()
-        self.build_seconds = time.perf_counter() - started
-        #: how many answers the last lookup had to repair (a model bound missed)
-        self.last_repairs = 0
+    config_class = RMIConfig
 
-    # --- build
     def _route_root(self, q: np.ndarray, x: np.ndarray, count: int) -> np.ndarray:
         cfg = self.config
         if cfg.root == "radix":
@@ -171,20 +161,14 @@ class RMI:
             return 0
         return int((self.errors[:, 1] - self.errors[:, 0]).max()) + 2
 
-    def lookup(self, queries: np.ndarray) -> np.ndarray:
-        """Lower-bound positions of `queries` (same dtype kind as the keys), exact."""
-        q = _check_queries(queries, self.keys)
-        if self.n == 0:
-            return np.zeros(q.size, dtype=np.int64)
-        if self.backend == "numba":
-            out, repairs = compiled.rmi_lookup(self, q)
-        else:
-            with np.errstate(over="ignore", invalid="ignore"):  # cubic models far outside their range
-                out, repairs = self._lookup_numpy(q)
-        self.last_repairs = repairs
-        return out
+    def _lookup_compiled(self, q: np.ndarray) -> tuple[np.ndarray, int]:
+        return compiled.rmi_lookup(self, q)
 
     def _lookup_numpy(self, q: np.ndarray) -> tuple[np.ndarray, int]:
+        with np.errstate(over="ignore", invalid="ignore"):  # cubic models far outside their range
+            return self._search_numpy(q)
+
+    def _search_numpy(self, q: np.ndarray) -> tuple[np.ndarray, int]:
         n = self.n
         x = q.astype(np.float64)
         g = self._route(q, x)
@@ -210,37 +194,3 @@ def _sort_groups(g: np.ndarray) -> np.ndarray | None:
     if g.size < 2 or bool(np.all(g[1:] >= g[:-1])):
         return None
     return np.argsort(g, kind="stable")
-
-
-def _check_keys(keys: np.ndarray) -> np.ndarray:
-    keys = np.asarray(keys)
-    if keys.ndim != 1:
-        raise ValueError(f"keys must be a 1-d array, not shape {keys.shape}")
-    if keys.dtype == np.uint64 or keys.dtype == np.float64:
-        pass
-    elif keys.dtype.kind == "u":
-        keys = keys.astype(np.uint64)
-    elif keys.dtype.kind == "f":
-        keys = keys.astype(np.float64)
-    else:
-        raise ValueError(f"keys must be uint64 or float64 (see keys.as_key_array), not {keys.dtype}")
-    if keys.dtype.kind == "f" and keys.size and not np.isfinite(keys).all():
-        raise ValueError("keys must be finite (no NaN or infinity)")
-    if keys.size > 1 and bool(np.any(keys[1:] < keys[:-1])):
-        raise ValueError("keys must be sorted ascending")
-    return np.ascontiguousarray(keys)
-
-
-def _check_queries(queries: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    q = np.asarray(queries)
-    if q.ndim != 1:
-        q = q.reshape(-1)
-    if q.dtype == keys.dtype:
-        return np.ascontiguousarray(q)
-    if keys.dtype.kind == "u" and q.dtype.kind in "iu" and q.dtype != bool:
-        if q.dtype.kind == "i" and q.size and q.min() < 0:
-            raise ValueError("negative queries against uint64 keys: compare as floats by indexing float64 keys")
-        return q.astype(np.uint64)
-    if keys.dtype.kind == "f" and q.dtype.kind in "iuf" and q.dtype != bool:
-        return q.astype(np.float64)
-    raise ValueError(f"queries of dtype {q.dtype} cannot be looked up in {keys.dtype} keys")
