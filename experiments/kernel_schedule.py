@@ -10,8 +10,9 @@ conv2d, on this machine, in one run:
   and at all threads;
 * at 512^3: trials each tuner needs to reach 90% of the best GFLOP/s found by
   any run (median over seeds): random search, model-guided (cold), and
-  model-guided warm-started from the 256^3 study (cross-shape transfer);
-* how well a cost model trained on 256^3 + 512^3 trials ranks schedules of
+  model-guided warm-started from the trials of other shapes (a 256^3 study and
+  a 1024^3 study: AutoTVM's cross-shape transfer);
+* how well a cost model trained on the other shapes' trials ranks schedules of
   shapes it never saw.
 
 A config measured once is reused within the run (its trial still counts for
@@ -48,7 +49,7 @@ from autosys.tuners.random_search import RandomSearch  # noqa: E402
 
 RESULTS = ROOT / "experiments" / "results"
 
-FULL = dict(seeds=5, budget_256=20, budget_512=30, budget_ns=12, budget_1024=10, budget_conv=20, top=3)
+FULL = dict(seeds=5, budget_256=30, budget_512=30, budget_ns=12, budget_1024=20, budget_conv=20, top=3)
 QUICK = dict(seeds=2, budget_256=8, budget_512=12, budget_ns=6, budget_1024=5, budget_conv=8, top=1)
 #: random configs before the model-guided tuner trusts its model (the tuner's generic default is 8)
 N_INITIAL = 5
@@ -153,11 +154,14 @@ def main(argv: list[str] | None = None) -> int:
 
     print("1) tuning, one thread", flush=True)
     tuners: dict[str, list[ModelGuidedTuner]] = {}
-    # 256^3: one model-guided study; its trials warm-start later shapes
+    # the knowledge base: a model-guided study at 256^3, then 1024^3 warm-started from it;
+    # their trials warm-start 512^3 (a shape neither saw) and the non-square shape
     t256 = model_tuner(bench.system("mm256"), seed=100)
     bench.run("mm256", t256, plan["budget_256"], "model", 100)
-    tuners["mm256"] = [t256]
-    # 512^3: random vs model-guided (cold) vs model-guided warm-started from 256^3
+    t1024 = model_tuner(bench.system("mm1024"), seed=100, prior=[t256], epsilon=0.05)
+    bench.run("mm1024", t1024, plan["budget_1024"], "model+transfer", 100)
+    tuners["other shapes"] = [t256, t1024]
+    # 512^3: random vs model-guided (cold) vs model-guided warm-started from the other shapes
     search: dict[str, list[list[float]]] = {"random": [], "model": [], "model+transfer": []}
     sys512 = bench.system("mm512")
     for seed in seeds:
@@ -167,14 +171,12 @@ def main(argv: list[str] | None = None) -> int:
         search["model"].append(bench.run("mm512", cold, plan["budget_512"], "model", seed))
         tuners.setdefault("mm512", []).append(cold)
     for seed in seeds:
-        warm = model_tuner(sys512, seed, prior=tuners["mm256"], epsilon=0.05)
+        warm = model_tuner(sys512, seed, prior=tuners["other shapes"], epsilon=0.05)
         search["model+transfer"].append(bench.run("mm512", warm, plan["budget_512"], "model+transfer", seed))
-    # the other shapes: model-guided, warm-started from the matmul studies so far
-    mm_prior = tuners["mm256"] + tuners["mm512"]
+    # the non-square shape: model-guided, warm-started from every square matmul study so far
+    mm_prior = tuners["other shapes"] + tuners["mm512"]
     bench.run("mm128x1000x512", model_tuner(bench.system("mm128x1000x512"), 0, prior=mm_prior, epsilon=0.05),
               plan["budget_ns"], "model+transfer", 0)
-    bench.run("mm1024", model_tuner(bench.system("mm1024"), 0, prior=mm_prior, epsilon=0.05),
-              plan["budget_1024"], "model+transfer", 0)
     bench.run("conv64x56", model_tuner(bench.system("conv64x56"), 0), plan["budget_conv"], "model", 0)
 
     print("2) two threads: the best one-thread schedules with each way of splitting the work", flush=True)
@@ -226,15 +228,15 @@ def main(argv: list[str] | None = None) -> int:
                                     reached=n is not None, best=float(np.nanmax(values))))
     search_df = pd.DataFrame(search_rows)
 
-    # cost model transfer: fit on 256 + 512 trials, rank unseen shapes
+    # cost model transfer: fit on the 256 + 1024 trials, rank shapes it never saw
     def records(label):
         op, shape = SHAPES[label]
         dims = tuple(int(x) for x in shape.split(","))
         return [KernelRecord(op, dims, r["config"], r["gflops"]) for r in bench.rows
                 if r["shape"] == label and r["threads"] == 1 and math.isfinite(r["gflops"])]
 
-    cm = KernelCostModel().fit(records("mm256") + records("mm512"))
-    transfer = {label: cm.ranking_quality(records(label)) for label in ("mm128x1000x512", "mm1024")
+    cm = KernelCostModel().fit(records("mm256") + records("mm1024"))
+    transfer = {label: cm.ranking_quality(records(label)) for label in ("mm512", "mm128x1000x512")
                 if len(records(label)) >= 3}
 
     trials_df = pd.DataFrame(bench.rows)
@@ -265,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  model / random = {med['model'] / med['random']:.2f}   (target: <= 0.5)")
         print(f"  model+transfer / random = {med['model+transfer'] / med['random']:.2f}")
     for label, q in transfer.items():
-        print(f"cost model trained on 256^3+512^3, ranking {label} ({q['n']} trials): "
+        print(f"cost model trained on 256^3+1024^3, ranking {label} ({q['n']} trials): "
               f"pairwise accuracy {q['pairwise_accuracy']:.2f}, Kendall tau {q['kendall_tau']:.2f}")
     r512 = summary_df.set_index("shape").loc["mm512"]
     print(f"target: tuned matmul at 512 >= 80% of numpy single-thread -> {r512['tuned_vs_numpy_1t']:.0%}")
