@@ -37,7 +37,10 @@ class KVSelect(System):
     operations, value_size (0 = the workload's own); memory_cap_mb,
     disk_cap_mb (0 = none; a cap given here overrides the workload file's);
     repeats (fresh store each, median reported); seconds (cap on each timed
-    replay); engines (comma-separated subset, empty = all available); seed.
+    replay); engines (comma-separated subset, empty = all available); seed;
+    normalize (rescale throughput to the host speed of the first measurement
+    in this process, against the speed phases of shared VMs: see
+    autosys/hostspeed.py; throughput_raw keeps the plain figure).
     """
 
     name = "kv"
@@ -54,6 +57,7 @@ class KVSelect(System):
         seconds: float = 1.0,
         engines: str = "",
         seed: int = 0,
+        normalize: bool = True,
     ):
         if repeats < 1:
             raise ValueError("repeats must be at least 1")
@@ -75,6 +79,7 @@ class KVSelect(System):
             raise ValueError(f"no key-value engine is available: {self.missing_engines}")
         self.repeats = repeats
         self.seconds = seconds
+        self.normalize = bool(normalize)
         self.seed = seed
         self._options = {
             "workload": workload,
@@ -85,6 +90,7 @@ class KVSelect(System):
             "disk_cap_mb": disk_cap_mb,
             "repeats": repeats,
             "seconds": seconds,
+            "normalize": self.normalize,
             "engines": engines,
             "seed": seed,
         }
@@ -133,7 +139,9 @@ class KVSelect(System):
         median = statistics.median(throughputs)
         metrics = {
             "throughput": median,
+            "throughput_raw": statistics.median(r["throughput_raw"] for r in runs),
             "throughput_wall": statistics.median(r["throughput_wall"] for r in runs),
+            "host_slowdown": statistics.median(r["host_slowdown"] for r in runs),
             "p95_latency_us": statistics.median(r["p95_latency_us"] for r in runs),
             "memory_bytes": max(r["memory_bytes"] for r in runs),
             "disk_bytes": max(r["disk_bytes"] for r in runs),
@@ -158,7 +166,7 @@ class KVSelect(System):
             start = time.perf_counter()
             engine.load(prepared.load_items)
             load_seconds = time.perf_counter() - start
-            result = replay(engine, prepared, self.seconds)
+            result = replay(engine, prepared, self.seconds, normalize=self.normalize)
             result["memory_bytes"] = float(engine.memory_bytes())
             result["disk_bytes"] = float(engine.disk_bytes())
             result["load_seconds"] = load_seconds

@@ -143,4 +143,9 @@ def test_replay_rates_are_consistent(tmp_path):
         engine.load(prepared.load_items)
         r = replay(engine, prepared, seconds=5.0)
         assert r["done"] == len(prepared)
-        assert math.isfinite(r["throughput"]) and r["throughput_wall"] <= r["throughput"] * (1 + 1e-9)
+        assert math.isfinite(r["throughput"]) and r["throughput_wall"] <= r["throughput_raw"] * (1 + 1e-9)
+        # host-speed normalisation rescales at most the whole busy time by the measured slowdown
+        bounds = sorted([r["throughput_raw"], r["throughput_raw"] * r["host_slowdown"]])
+        assert bounds[0] * (1 - 1e-9) <= r["throughput"] <= bounds[1] * (1 + 1e-9)
+    plain = replay(DictEngine().open(), prepared, seconds=5.0, normalize=False)
+    assert plain["throughput"] == plain["throughput_raw"] and plain["host_slowdown"] == 1.0

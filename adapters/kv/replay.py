@@ -13,6 +13,13 @@ wall-clock figure is reported too (`throughput_wall`). The cyclic garbage
 collector is paused while the clock runs (as `timeit` does): a collection
 of the benchmark's own objects is not a cost of the engine, and one pause
 of a few ms decided 30% of a 15 ms dict run.
+
+The host itself also changes speed in phases of a few seconds (see
+autosys/hostspeed.py): a calibration loop runs just before and after the
+replay, and with `normalize` (the default) the on-CPU part of the busy time
+is rescaled to the speed the process saw when it first calibrated. The
+figure before that rescaling is `throughput_raw`; the slowdown is reported
+as `host_slowdown`.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from adapters.kv.engines import KVEngine
+from autosys.hostspeed import HostSpeed, normalised_seconds
 from adapters.kv.workloads import PreparedWorkload
 from adapters.workloads.ycsb import DELETE, INSERT, READ, RMW, SCAN, UPDATE
 
@@ -37,13 +45,14 @@ def run_queue_wait_ns() -> int | None:
         return None
 
 
-def replay(engine: KVEngine, prepared: PreparedWorkload, seconds: float) -> dict[str, Any]:
+def replay(engine: KVEngine, prepared: PreparedWorkload, seconds: float, normalize: bool = True) -> dict[str, Any]:
     """Run the operations in order until done or `seconds` of wall time passed.
 
     Returns throughput (operations per second of wall time less run-queue
-    wait, see the module doc), throughput_wall, p95 latency (wall) in
-    microseconds, how many operations ran, and checksums of what was read
-    (read_hits, scanned) that must agree across engines for the same stream.
+    wait, and with `normalize` at reference host speed; see the module doc),
+    throughput_raw, throughput_wall, p95 latency (wall) in microseconds,
+    how many operations ran, and checksums of what was read (read_hits,
+    scanned) that must agree across engines for the same stream.
     """
     get, put, delete, scan = engine.get, engine.put, engine.delete, engine.scan
     ops, keys, values = prepared.ops, prepared.keys, prepared.values
@@ -51,10 +60,18 @@ def replay(engine: KVEngine, prepared: PreparedWorkload, seconds: float) -> dict
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _timed(get, put, delete, scan, ops, keys, values, scan_length, seconds)
+        before = HostSpeed.slowdown() if normalize else 1.0
+        result = _timed(get, put, delete, scan, ops, keys, values, scan_length, seconds)
+        slowdown = (before + HostSpeed.slowdown()) / 2 if normalize else 1.0
     finally:
         if gc_was_enabled:
             gc.enable()
+    busy_s, cpu_s = result.pop("busy_s"), result.pop("cpu_s")
+    result["throughput_raw"] = result["throughput"]
+    result["host_slowdown"] = slowdown
+    if normalize and busy_s > 0:
+        result["throughput"] = result["done"] / normalised_seconds(busy_s, cpu_s, slowdown)
+    return result
 
 
 def _timed(get, put, delete, scan, ops, keys, values, scan_length, seconds) -> dict[str, Any]:
@@ -101,4 +118,6 @@ def _timed(get, put, delete, scan, ops, keys, values, scan_length, seconds) -> d
         "read_hits": read_hits,
         "scanned": scanned,
         "elapsed": elapsed,
+        "busy_s": busy_ns / 1e9,
+        "cpu_s": cpu_ns / 1e9,
     }
