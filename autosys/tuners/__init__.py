@@ -25,6 +25,7 @@ TUNERS: dict[str, str] = {
     "model": "autosys.tuners.model_guided:ModelGuidedTuner",
     "rl": "autosys.tuners.rl:RLTuner",
     "meta": "autosys.tuners.bandit:MetaTuner",
+    "cash": "autosys.tuners.conditional:ConditionalBandit",
 }
 
 
