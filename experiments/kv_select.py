@@ -3,14 +3,18 @@
 For each workload this runs, as stored autosys studies:
   * the oracle: one study per engine with the engine pinned (its knobs tuned);
   * the tuners: random search and forest-based BO (bo-rf) over the whole
-    conditional space, 30 trials each (--tuners);
+    conditional space, and `cash` (a bandit over the engines with a bo-rf
+    per engine, autosys/tuners/conditional.py), 30 trials each (--tuners);
   * a short study seeded with the recommender's top configs (10 trials).
 The training rows for the recommender are read back from those stored studies
-(`rows_from_studies`, the same code as experiments/kv_training_data.py), and
-the recommender is evaluated leave-one-out: for each workload it is fitted on
-the other workloads' rows only (every variant of the same mix held out too:
-ycsb-b@mem3 is not trained on ycsb-b) and picks a config from the workload's
-features, with no trial on it.
+(`rows_from_studies`, the same code as experiments/kv_training_data.py), plus
+a corpus of random workloads (`sample_workloads`, every engine studied on
+each; --corpus, kept in <out>/kv_studies_corpus between runs). The
+recommender is evaluated leave-one-out: for each workload it is fitted on the
+other workloads' rows (every variant of the same mix held out too:
+ycsb-b@mem3 is not trained on ycsb-b) and the corpus, and picks a config from
+the workload's features, with no trial on it. The table also shows the pick of
+a recommender trained on the other workloads alone, without the corpus.
 
 Noise: throughput is counted per second of wall time less the time the
 thread waited for a CPU taken by other jobs (Linux schedstat; see
@@ -43,7 +47,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from adapters.kv.recommender import KVRecommender, rows_from_studies  # noqa: E402
-from adapters.kv.workloads import load_kv_workload  # noqa: E402
+from adapters.kv.training import ENGINE_BUDGETS, SMALL_ENGINE_BUDGETS, build_corpus, study_each_engine  # noqa: E402
 from adapters.kv_select import KVSelect  # noqa: E402
 from autosys.study import Study  # noqa: E402
 
@@ -64,8 +68,6 @@ WORKLOADS: dict[str, dict] = {
     "insert-heavy@mem4": {"workload": "insert-heavy", "memory_cap_mb": 4.0},
 }
 QUICK = ["ycsb-a", "ycsb-c", "ycsb-e", "scan-heavy", "insert-heavy", "absent-reads", "ycsb-b@mem3", "scan-heavy@mem3"]
-ORACLE_BUDGET = {"dict": 1, "sorteddict": 5, "sqlite": 10, "lmdb": 10, "rocksdb": 16}
-QUICK_ORACLE_BUDGET = {"dict": 1, "sorteddict": 3, "sqlite": 6, "lmdb": 6, "rocksdb": 8}
 
 
 def make_system(label: str, args) -> KVSelect:
@@ -74,17 +76,14 @@ def make_system(label: str, args) -> KVSelect:
 
 def run_studies(label: str, root: Path, args) -> None:
     """The oracle's per-engine studies and the tuner's study for one workload."""
-    budgets = QUICK_ORACLE_BUDGET if args.quick else ORACLE_BUDGET
-    system = make_system(label, args)
-    for engine in system.engines:
-        Study.create(
-            root / label / f"oracle-{engine}", make_system(label, args), tuner="random", budget=budgets[engine],
-            seed=args.seed, fixed={"engine": engine}, evaluate_default=False,
-        ).run().close()
+    budgets = SMALL_ENGINE_BUDGETS if args.quick else ENGINE_BUDGETS
+    study_each_engine(root / label, lambda: make_system(label, args), budgets, args.seed)
     for tuner in args.tuners:
-        Study.create(
-            root / label / f"tuner-{tuner}", make_system(label, args), tuner=tuner, budget=args.budget, seed=args.seed
-        ).run().close()
+        path = root / label / f"tuner-{tuner}"
+        if (path / "study.sqlite").exists():  # --reuse: finish what is there
+            Study.resume(path, system=make_system(label, args)).run().close()
+            continue
+        Study.create(path, make_system(label, args), tuner=tuner, budget=args.budget, seed=args.seed).run().close()
 
 
 def best_configs(rows: pd.DataFrame, label: str) -> dict[str, dict]:
@@ -107,12 +106,18 @@ def remeasure(label: str, candidates: dict[str, dict], args) -> dict[str, dict]:
     system = make_system(label, args)
     system.setup()
     space = system.space()
-    unique = {space.config_key(c): c for c in candidates.values()}  # one config is measured once
+    # one config is measured once (validate first: a stored 200.0 and a recommended 200 are one config)
+    candidates = {name: space.validate(c) for name, c in candidates.items()}
+    unique = {space.config_key(c): c for c in candidates.values()}
     samples: dict[str, list] = {key: [] for key in unique}
+    order = list(unique.items())
     try:
         system.evaluate({"engine": "dict"})  # warm-up: the first run of a process is slow
-        for _ in range(args.rounds):
-            for key, config in unique.items():
+        for round_ in range(args.rounds):
+            # rotate the order each round, so no config always follows the same one (RocksDB's
+            # background threads, a freed block cache) or always runs at the end of a round
+            shift = round_ % len(order)
+            for key, config in order[shift:] + order[:shift]:
                 try:
                     samples[key].append(system.evaluate(config).metrics)
                 except Exception as exc:  # a recommended config may fail for real: record it
@@ -138,11 +143,15 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="8 workloads, smaller oracle budgets")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--budget", type=int, default=30, help="trials of the tuner's study (default's included)")
-    parser.add_argument("--tuners", default="random,bo-rf", help="comma-separated tuners of the 30-trial studies")
+    parser.add_argument("--tuners", default="random,bo-rf,cash", help="comma-separated tuners of the 30-trial studies")
     parser.add_argument("--seconds", type=float, default=0.5, help="cap on each timed replay")
     parser.add_argument("--rounds", type=int, default=None, help="re-measurement rounds (default 5)")
     parser.add_argument("--out", type=Path, default=ROOT / "experiments" / "results")
     parser.add_argument("--reuse", action="store_true", help="reuse stored studies from an earlier run")
+    parser.add_argument("--corpus", type=int, default=24,
+                        help="random training workloads (every engine studied on each) added to the recommender's data")
+    parser.add_argument("--corpus-dir", type=Path, default=None,
+                        help="where the corpus studies live (default: <out>/kv_studies_corpus; kept between runs)")
     args = parser.parse_args()
     args.rounds = args.rounds or 5
     args.tuners = [t.strip() for t in args.tuners.split(",") if t.strip()]
@@ -163,7 +172,18 @@ def main() -> int:
         run_studies(label, root, args)
         print(f"[{i + 1}/{len(labels)}] {label}: studies done in {time.time() - t0:.0f}s", flush=True)
 
-    # 2. training rows, read back from the stored studies
+    # 2. training rows, read back from the stored studies; the random corpus is never an evaluation workload
+    corpus_dir = args.corpus_dir or args.out / "kv_studies_corpus"
+    corpus = pd.DataFrame()
+    if args.corpus:
+        t0 = time.time()
+        build_corpus(corpus_dir, args.corpus, seed=args.seed, seconds=args.seconds,
+                     progress=lambda line: print("  " + line, flush=True))
+        corpus = rows_from_studies(corpus_dir)
+        corpus = corpus[corpus["workload"].isin([f"corpus-{i:02d}" for i in range(args.corpus)])]
+        corpus["label"], corpus["source"] = corpus["workload"], [Path(s).name for s in corpus["study"]]
+        print(f"corpus: {len(corpus)} rows from {corpus['workload'].nunique()} random workloads "
+              f"({time.time() - t0:.0f}s)", flush=True)
     rows = rows_from_studies(root)
     rows["label"] = [Path(s).parent.name for s in rows["study"]]
     rows["source"] = [Path(s).name for s in rows["study"]]
@@ -171,12 +191,15 @@ def main() -> int:
 
     # 3. leave-one-out recommendations, and a short study seeded by them
     recs: dict[str, dict] = {}
+    recs_presets: dict[str, dict] = {}
     for label in labels:
         # strict leave-one-out: hold out every variant of the workload (e.g. ycsb-b and ycsb-b@mem3)
         base = label.split("@")[0]
         train = rows[(rows["label"].str.split("@").str[0] != base) & (rows["source"] != "seeded")]
-        model = KVRecommender(random_state=args.seed).fit(train)
         system = make_system(label, args)
+        presets_only = KVRecommender(random_state=args.seed).fit(train)
+        recs_presets[label] = presets_only.recommend(system.kv_workload, system.space(), k=1, seed=args.seed)[0]
+        model = KVRecommender(random_state=args.seed).fit(pd.concat([train, corpus], ignore_index=True))
         top = model.recommend(system.kv_workload, system.space(), k=3, seed=args.seed)
         recs[label] = top[0]
         seeded_dir = root / label / "seeded"
@@ -196,6 +219,7 @@ def main() -> int:
         best = best_configs(rows, label)
         candidates = {k: v for k, v in best.items()}
         candidates["recommended"] = recs[label]["config"]
+        candidates["recommended-presets"] = recs_presets[label]["config"]
         measured = remeasure(label, candidates, args)
         oracle_name = max(
             (n for n in measured if measured[n]["feasible"]), key=lambda n: measured[n]["throughput"], default=None
@@ -218,6 +242,8 @@ def main() -> int:
                 **entry,
                 "recommended_engine": recs[label]["config"]["engine"],
                 "recommended_ratio": ratio("recommended"),
+                "recommended_presets_engine": recs_presets[label]["config"]["engine"],
+                "recommended_presets_ratio": ratio("recommended-presets"),
                 "seeded10_ratio": ratio("seeded"),
                 "default_engine_ops_s": None,
                 "per_engine": json.dumps({n: round(m["throughput"]) for n, m in measured.items() if m["feasible"]}),
@@ -236,15 +262,17 @@ def main() -> int:
     print()
     tuner_cols = [c for t in args.tuners for c in (f"{t}_engine", f"{t}_ratio")]
     print(frame[["workload", "oracle_engine", "oracle_ops_s", *tuner_cols, "recommended_engine",
-                 "recommended_ratio", "seeded10_ratio"]].to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
+                 "recommended_ratio", "recommended_presets_ratio", "seeded10_ratio"]].to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
     print()
     for tuner in args.tuners:
         ratios = frame[f"{tuner}_ratio"]
         print(f"tuner {tuner} ({args.budget} trials) within 10% of the oracle on every workload: {(ratios >= 0.9).all()} "
               f"({(ratios >= 0.9).sum()}/{len(ratios)}, worst {ratios.min():.2f}, median {ratios.median():.2f})")
     rec_share = float((frame["recommended_ratio"] >= 0.8).mean())
-    print(f"recommender within 20% of the oracle on {rec_share:.0%} of held-out workloads (target >= 75%): "
-          f"{rec_share >= 0.75}")
+    presets_share = float((frame["recommended_presets_ratio"] >= 0.8).mean())
+    print(f"recommender trained on the other workloads only: within 20% of the oracle on {presets_share:.0%}")
+    print(f"recommender trained on the other workloads + {args.corpus} random ones: within 20% of the oracle on "
+          f"{rec_share:.0%} of held-out workloads (target >= 75%): {rec_share >= 0.75}")
     print(f"{len(labels)} workloads, {len(rows)} stored trials, {time.time() - start:.0f}s")
     _plot(frame, args.out / f"{tag}.png", args.tuners)
     return 0
@@ -272,7 +300,8 @@ def _plot(frame: pd.DataFrame, path: Path, tuners: list[str]) -> None:
     x = np.arange(len(frame))
     fig, ax = plt.subplots(figsize=(max(8, len(frame) * 0.8), 4))
     series = [(f"{t}_ratio", f"{t}, 30 trials") for t in tuners]
-    series += [("recommended_ratio", "recommender, no trials (leave-one-out)"),
+    series += [("recommended_ratio", "recommender, no trials (leave-one-out, + random corpus)"),
+               ("recommended_presets_ratio", "recommender trained on the other workloads only"),
                ("seeded10_ratio", "recommender-seeded random, 10 trials")]
     width = 0.8 / len(series)
     for i, (column, label) in enumerate(series):

@@ -5,9 +5,11 @@ Reads every `kv` study under the given directories (as written by
 CSV row per completed trial: workload features (wf_*), config (config.*),
 throughput, memory_bytes, disk_bytes, feasible. With --generate it first runs
 small random-search studies over the kv presets to have something to learn
-from.
+from; with --corpus N it studies every engine on N random workloads
+(adapters/kv/training.py: the corpus experiments/kv_select.py trains on).
 
     .venv/bin/python experiments/kv_training_data.py --generate --studies experiments/results/kv_train_studies
+    .venv/bin/python experiments/kv_training_data.py --corpus 24 --studies experiments/results/kv_studies_corpus
     .venv/bin/python experiments/kv_training_data.py --studies studies/ --out experiments/results/kv_select_training.csv
 """
 
@@ -44,12 +46,17 @@ def main() -> int:
     parser.add_argument("--studies", type=Path, nargs="+", required=True, help="directories holding kv studies")
     parser.add_argument("--out", type=Path, default=ROOT / "experiments" / "results" / "kv_select_training.csv")
     parser.add_argument("--generate", action="store_true", help="first run random-search studies into --studies[0]")
+    parser.add_argument("--corpus", type=int, default=0, help="first study every engine on N random workloads")
     parser.add_argument("--budget", type=int, default=30)
     parser.add_argument("--seconds", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if args.generate:
         generate(args.studies[0], args.budget, args.seed, args.seconds)
+    if args.corpus:
+        from adapters.kv.training import build_corpus
+
+        build_corpus(args.studies[0], args.corpus, seed=args.seed, seconds=args.seconds)
     frames = [rows_from_studies(path) for path in args.studies]
     import pandas as pd
 

@@ -100,3 +100,33 @@ def test_cli_recommend_kv(studies, tmp_path):
     assert len(recs) == 2 and recs[0]["config"]["engine"] in ("dict", "sorteddict", "sqlite", "lmdb", "rocksdb")
     missing = CliRunner().invoke(recommend_app, ["kv", "--workload", str(workload), "--training", str(tmp_path / "nope")])
     assert missing.exit_code == 2 and "no training data" in missing.output
+
+
+def test_sample_workloads_cover_the_space_and_are_seeded():
+    from adapters.kv.workloads import sample_workloads
+
+    first, again, other = sample_workloads(30, seed=3), sample_workloads(30, seed=3), sample_workloads(30, seed=4)
+    assert [w.to_json() for w in first] == [w.to_json() for w in again]
+    assert [w.to_json() for w in first] != [w.to_json() for w in other]
+    assert len({w.name for w in first}) == 30
+    with_scans = sum("scan" in w.base.mix for w in first)
+    assert 0 < with_scans < 30  # some scan mixes, not only
+    assert any(w.memory_cap_mb > 0 for w in first) and any(w.memory_cap_mb == 0 for w in first)
+    assert {w.base.distribution for w in first} == {"zipfian", "uniform", "latest"}
+    for w in first:
+        assert load_kv_workload(w.to_json()).to_json() == w.to_json()  # a valid, round-trippable spec
+
+
+def test_build_corpus_studies_every_engine_and_resumes(tmp_path):
+    from adapters.kv.training import build_corpus
+
+    budgets = {"dict": 1, "sorteddict": 2}
+    kw = dict(seconds=0.2, budgets=budgets, progress=lambda line: None, records=300, operations=300,
+              engines="dict,sorteddict")
+    build_corpus(tmp_path, 2, seed=1, **kw)
+    rows = rows_from_studies(tmp_path)
+    assert set(rows["workload"]) == {"corpus-00", "corpus-01"}
+    per_engine = rows.groupby(["workload", "config.engine"]).size().to_dict()
+    assert per_engine == {(w, e): n for w in ("corpus-00", "corpus-01") for e, n in budgets.items()}
+    build_corpus(tmp_path, 2, seed=1, **kw)  # complete studies are resumed, not repeated
+    assert len(rows_from_studies(tmp_path)) == len(rows)
