@@ -85,7 +85,7 @@ class PostgresKnobs(ServerKnobs):
         durable: bool = True,
         seed: int = 0,
         records: int = 0,
-        operations: int = 20_000,
+        operations: int = 100_000,  # enough for ~10k ops/s over warm-up + window; see StreamExhausted
         concurrency: int = 4,
         seconds: float = 3.0,
         warmup: float = 0.5,

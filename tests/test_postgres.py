@@ -187,3 +187,32 @@ def test_a_sigkilled_run_is_restored_by_the_next_one(server, tmp_path):
     assert _snapshot(server) == before
     assert database not in _bench_databases(server)
     assert not state.exists()
+
+
+def test_recovery_that_restarts_reconnects_before_dropping_the_database(server, tmp_path):
+    """A restart ends every connection: recovery must not go on with the one it had (it once did)."""
+    import json
+
+    database = f"autosys_bench_test_{os.getpid()}"
+    server.execute(f"DROP DATABASE IF EXISTS {database}")
+    server.execute(f"CREATE DATABASE {database}")
+    state = tmp_path / "pg-state.json"
+    state.write_text(json.dumps({"pid": 0, "token": "killed", "database": database, "originals": {}, "restart_needed": True}))
+    # stands in for `pg_ctlcluster ... restart` without restarting the shared server: it ends
+    # the admin connections, which is what a restart does to them
+    marker = tmp_path / "restarted"
+    fake_restart = tmp_path / "fake_restart.py"
+    fake_restart.write_text(
+        "import pathlib, psycopg\n"
+        f"c = psycopg.connect({URL!r}, autocommit=True)\n"
+        "c.execute(\"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'autosys-admin'\")\n"
+        f"pathlib.Path({str(marker)!r}).write_text('yes')\n"
+    )
+    system = PostgresKnobs(
+        url=URL, workload="ycsb-a", records=100, knobs="wal_writer_delay", state_file=str(state),
+        allow_restart=True, restart_command=f"{sys.executable} {fake_restart}",
+    )
+    system.space()  # reads the catalog, which first recovers what the killed run left
+    assert marker.exists()
+    assert database not in _bench_databases(server)
+    assert not state.exists()

@@ -119,3 +119,15 @@ def test_analytic_queries_run(tmp_path):
     assert run_serial(s, bench, bench.stream(0), seconds=60)["done"] == 40
     bench.reset(s)
     assert s.one("SELECT COUNT(*) FROM sales")[0] == 2000
+
+
+def test_a_stream_used_up_by_the_warm_up_is_an_error_not_a_rate(tmp_path):
+    from adapters.workloads.runner import StreamExhausted
+
+    bench = load_benchmark("ycsb-c", records=200, operations=300)
+    path = tmp_path / "w.db"
+    s = _sqlite(path)
+    bench.create(s)
+    # 300 reads take milliseconds: all of them fall in the 1-s warm-up, none in the window
+    with pytest.raises(StreamExhausted, match="ran out"):
+        run_clients(lambda ci: _sqlite(path), bench, bench.stream(0), concurrency=1, seconds=5, warmup=1.0)

@@ -24,6 +24,10 @@ class ClientError(RuntimeError):
     """A client could not go on (connection lost, statement timed out, ...)."""
 
 
+class StreamExhausted(RuntimeError):
+    """The measured window was too short to trust: the operation stream ran out early."""
+
+
 @dataclass
 class RunStats:
     done: int
@@ -140,6 +144,14 @@ def run_clients(
     latencies = np.array([x for per in lat for x in per], dtype=float)
     end = max([e for e in last_end if e > 0] or [window["measure_from"]])
     elapsed = max(end - window["measure_from"], 1e-9)
+    if len(latencies) == 0 or (elapsed < 0.5 * seconds and len(latencies) < 0.5 * len(items)):
+        # the warm-up used up most of the stream: a rate over the sliver left (or over nothing)
+        # would be reported as if it were real. A stream run to the end inside the window is fine.
+        raise StreamExhausted(
+            f"only {len(latencies)} operations were measured, over {elapsed:.2f} s of the {seconds:g}-s window: "
+            f"the stream of {len(items)} operations ran out (raise `operations`), or one operation takes longer "
+            "than the window"
+        )
     by_kind: dict[str, int] = {}
     for per in kinds:
         for k, v in per.items():

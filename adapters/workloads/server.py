@@ -333,6 +333,8 @@ class ServerKnobs(System):
                 self._reload(conn)
                 if self._restart_pending or any(self.catalog()[n].how == "restart" for n in self._applied):
                     self._restart()
+                    conn.close()
+                    conn = self._admin()  # the restart ended the old connection
                 self._wait_applied(conn, {n: self.catalog()[n].value for n in self._originals})
             if self._db_created:
                 self._drop_database(conn, self.database)
@@ -399,6 +401,8 @@ class ServerKnobs(System):
             if state.get("restart_needed"):
                 if self.allow_restart:
                     self._restart()
+                    conn.close()
+                    conn = self._admin()  # the restart ended the old connection
                 else:
                     pending = self._pending_restart(conn, list(originals))
                     if pending:

@@ -195,10 +195,7 @@ class YCSBBenchmark(Benchmark):
 
     def load(self, session) -> None:
         w = self.workload
-        session.executemany(
-            "INSERT INTO usertable (ycsb_key, ycsb_value) VALUES (?, ?)",
-            ((k, value_for(k, w.value_size)) for k in range(w.records)),
-        )
+        session.bulk_insert("usertable", ("ycsb_key", "ycsb_value"), ((k, value_for(k, w.value_size)) for k in range(w.records)))
 
     def reset(self, session) -> None:
         session.execute("DELETE FROM usertable WHERE ycsb_key >= ?", (self.workload.records,))
