@@ -1,8 +1,9 @@
 """Seeded, deterministic database workloads shared by every database adapter.
 
 `load_benchmark(spec)` accepts a preset name (`ycsb-a` ... `ycsb-f`,
-`tpcc-like`, `write-heavy` (TPC-C-like new-order and payment only), `analytic`), a JSON/TOML file, or a mapping. A file or mapping
-names its kind with `"kind": "ycsb" | "tpcc" | "analytic"` (YCSB when
+`tpcc-like`, `write-heavy` (TPC-C-like new-order and payment only), `analytic`,
+and for PostgreSQL `pgbench`, `pgbench-write-heavy`), a JSON/TOML file, or a mapping. A file or mapping
+names its kind with `"kind": "ycsb" | "tpcc" | "analytic" | "pgbench"` (YCSB when
 absent) plus that kind's settings, e.g.
 `{"kind": "tpcc", "items": 2000, "concurrency": 4}`. Concurrency (client
 threads) is a setting of every kind.
@@ -14,13 +15,17 @@ from typing import Any, Mapping
 
 from adapters.workloads.base import Benchmark, Session
 
-KINDS = ("ycsb", "tpcc", "analytic")
+KINDS = ("ycsb", "tpcc", "analytic", "pgbench")
 BENCHMARK_PRESETS = {
     "tpcc-like": {"kind": "tpcc"},
     "tpcc": {"kind": "tpcc"},
     # write-heavy: only the two write transactions, short payments dominating, so commits (WAL flushes) weigh most
     "write-heavy": {"kind": "tpcc", "mix": {"new_order": 0.4, "payment": 0.6}},
     "analytic": {"kind": "analytic"},
+    # PostgreSQL only: the real pgbench as the client (adapters/workloads/pgbench.py)
+    "pgbench": {"kind": "pgbench"},
+    # update-heavy over 6M accounts (about 900 MB): several times the default shared_buffers
+    "pgbench-write-heavy": {"kind": "pgbench", "mode": "simple-update", "scale": 60},
 }
 
 
@@ -38,6 +43,7 @@ def load_benchmark(spec: str | Mapping[str, Any] | Benchmark, **overrides: Any) 
     item count; unknown settings raise ValueError naming them.
     """
     from adapters.workloads.analytic import make_analytic
+    from adapters.workloads.pgbench import make_pgbench
     from adapters.workloads.tpcc import make_tpcc
     from adapters.workloads.ycsb import PRESETS, YCSBBenchmark, load_workload, spec_data
 
@@ -56,6 +62,11 @@ def load_benchmark(spec: str | Mapping[str, Any] | Benchmark, **overrides: Any) 
         return make_tpcc(data, **overrides)
     if kind == "analytic":
         return make_analytic(data, **overrides)
+    if kind == "pgbench":
+        overrides.pop("operations", None)  # pgbench runs for a time, not a count
+        if "records" in overrides:
+            overrides["scale"] = max(1, int(overrides.pop("records")) // 100_000)  # 100,000 accounts per scale unit
+        return make_pgbench(data, **overrides)
     raise ValueError(f"workload kind {kind!r} is not one of {', '.join(KINDS)}")
 
 

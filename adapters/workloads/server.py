@@ -522,9 +522,11 @@ class ServerKnobs(System):
         return False
 
     def _measure_once(self, session_knobs: Config) -> tuple[RunStats, dict[str, float], float]:
+        external = getattr(self.bench, "external", False)  # pgbench: a client program of its own
         prep = self._bench_session(-1, {})
         try:
             self.bench.reset(prep)
+            dsn = self.bench.dsn_of(prep.conn) if external else None
         finally:
             prep.conn.close()
         admin = self._admin(self.database)
@@ -532,16 +534,20 @@ class ServerKnobs(System):
             self._before_run(admin)
             before = self._counters(admin)
             cpu0 = time.process_time()
-            stats = run_clients(
-                lambda ci: self._bench_session(ci, session_knobs),
-                self.bench,
-                self._items,
-                concurrency=self.bench.concurrency,
-                seconds=self.seconds,
-                warmup=self.warmup,
-                retryable=self._retryable,
-                grace=self.statement_timeout + 5,
-            )
+            if external:
+                stats = self.bench.run(dsn, session_knobs, self.seconds, self.warmup, self.seed,
+                                       timeout=self.statement_timeout + 30)
+            else:
+                stats = run_clients(
+                    lambda ci: self._bench_session(ci, session_knobs),
+                    self.bench,
+                    self._items,
+                    concurrency=self.bench.concurrency,
+                    seconds=self.seconds,
+                    warmup=self.warmup,
+                    retryable=self._retryable,
+                    grace=self.statement_timeout + 5,
+                )
             used = time.process_time() - cpu0
             after = self._counters(admin)
         finally:
