@@ -142,7 +142,7 @@ def server_row(rows: list, label: str, cls, opts: dict, unsafe: dict, base: Path
     try:
         system = cls(**opts)
         # its own state file: the per-server lock admits one live system per file (the twin touches only `unsafe`)
-        twin = cls(**opts, durable=False, knobs=",".join(unsafe), state_file=str(base / label / "ceiling-state.json"))
+        twin = cls(**{**opts, "durable": False, "knobs": ",".join(unsafe), "state_file": str(base / label / "ceiling-state.json")})
         rows.append(run_row(f"{label}:{workload}", system, base / label / workload, args, rounds + 2,
                             tuner=args.server_tuner, ceiling=(twin, unsafe)))
     except SystemUnavailable as exc:
@@ -238,6 +238,8 @@ def main() -> None:
                         help="lets the PostgreSQL study change restart-only knobs (shared_buffers, wal_buffers), e.g."
                              " 'pg_ctlcluster 15 main restart'; without it they stay at their defaults")
     parser.add_argument("--pg-seconds", type=float, default=10.0, help="measured seconds per PostgreSQL run")
+    parser.add_argument("--pg-knobs", default="", help="comma-separated PostgreSQL knobs to tune (default: all it knows)")
+    parser.add_argument("--tag", default="", help="suffix of the result files (db_knobs<tag>.csv, ...), for partial runs")
     parser.add_argument("--mysql-workload", default="write-heavy", help="MariaDB row's workload")
     parser.add_argument("--clients", type=int, default=16, help="client threads of the server rows")
     parser.add_argument("--mysql-host", default="127.0.0.1")
@@ -266,7 +268,8 @@ def main() -> None:
         pg_opts = dict(url=args.pg_url, workload=args.pg_workload, concurrency=args.clients,
                        seconds=min(args.pg_seconds, 3.0) if args.quick else args.pg_seconds,
                        warmup=1.0 if args.quick else 2.0, repeats=1, seed=args.seed,
-                       allow_restart=bool(args.pg_restart_command), restart_command=args.pg_restart_command)
+                       allow_restart=bool(args.pg_restart_command), restart_command=args.pg_restart_command,
+                       knobs=args.pg_knobs)
         print(f"PostgreSQL ({args.server_tuner}, budget {args.budget}, fsync/full_page_writes on, synchronous_commit"
               f" not off; {pg_opts})", flush=True)
         server_row(rows, "postgres", PostgresKnobs, pg_opts, {"synchronous_commit": "off"}, base, args, rounds)
@@ -288,7 +291,7 @@ def main() -> None:
                "within_noise", "nondurable_ceiling", "default_p95_ms", "tuned_p95_ms", "tuner", "trials", "failed",
                "study_seconds", "tuned_config"]
     table = table[columns]
-    table.to_csv(RESULTS / "db_knobs.csv", index=False)
+    table.to_csv(RESULTS / f"db_knobs{args.tag}.csv", index=False)
     with pd.option_context("display.width", 250, "display.max_colwidth", 90, "display.float_format", "{:,.2f}".format):
         print(table.drop(columns=["tuned_config"]).to_string(index=False))
         print(table[["system", "workload", "tuned_config"]].to_string(index=False))
@@ -297,11 +300,11 @@ def main() -> None:
     if not args.no_warm:
         print("Warm start (SQLite, new YCSB-A-like workload: 2x records, another seed)", flush=True)
         warm = warm_experiment(args, base, sqlite_opts)
-        pd.DataFrame([warm]).to_csv(RESULTS / "db_knobs_warm.csv", index=False)
+        pd.DataFrame([warm]).to_csv(RESULTS / f"db_knobs{args.tag}_warm.csv", index=False)
         for key in ("mapped_to", "distance", "cold_best", "warm_best", "target_95pct", "cold_trials_to_target",
                     "warm_trials_to_target", "budget", "met"):
             print(f"  {key}: {warm[key]}")
-    plot(table, warm, RESULTS / "db_knobs.png")
+    plot(table, warm, RESULTS / f"db_knobs{args.tag}.png")
 
     print("targets:")
     a = table[(table.system == "sqlite") & (table.workload == "ycsb-a")]
