@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
 from adapters.kv.workloads import KVWorkload, sample_workloads, with_size
+
+if TYPE_CHECKING:
+    from adapters.kv_select import KVSelect
 
 #: trials per engine: more where an engine has more knobs (dict has none)
 ENGINE_BUDGETS: dict[str, int] = {"dict": 1, "sorteddict": 5, "sqlite": 10, "lmdb": 10, "rocksdb": 16}
@@ -22,7 +25,7 @@ SMALL_ENGINE_BUDGETS: dict[str, int] = {"dict": 1, "sorteddict": 3, "sqlite": 6,
 
 
 def study_each_engine(
-    directory: Path, make_system: Callable[[], "object"], budgets: Mapping[str, int] = ENGINE_BUDGETS, seed: int = 0
+    directory: Path, make_system: Callable[[], "KVSelect"], budgets: Mapping[str, int] = ENGINE_BUDGETS, seed: int = 0
 ) -> None:
     """One stored study per engine under `directory` (oracle-<engine>); a study already there is resumed."""
     from autosys.storage import SQLiteStorage

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from adapters.workloads.base import TYPES, Benchmark, Session
+from adapters.workloads.base import Benchmark, Session, TYPES, checked_settings
 
 QUERIES = ("revenue_by_region", "top_products", "daily_average", "range_count", "insert_batch")
 DAYS, REGIONS, PRODUCTS = 365, 8, 500
@@ -151,10 +151,4 @@ class Analytic(Benchmark):
 
 
 def make_analytic(spec: Mapping[str, Any] | None = None, **overrides: Any) -> Analytic:
-    data = dict(spec or {})
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    known = set(AnalyticWorkload.__dataclass_fields__)
-    unknown = set(data) - known
-    if unknown:
-        raise ValueError(f"analytic workload: unknown setting {sorted(unknown)[0]!r}; known: {', '.join(sorted(known))}")
-    return Analytic(AnalyticWorkload(**data))
+    return Analytic(AnalyticWorkload(**checked_settings(AnalyticWorkload, "analytic", spec, overrides)))

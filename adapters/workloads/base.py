@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from functools import lru_cache
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 DIALECTS = ("sqlite", "postgres", "mysql")
 
@@ -98,6 +98,17 @@ class Session:
 
     def types(self) -> dict[str, str]:
         return TYPES[self.dialect]
+
+
+def checked_settings(fields_of: type, label: str, spec: Mapping[str, Any] | None, overrides: Mapping[str, Any]) -> dict:
+    """A workload dataclass's settings: `spec` with non-None `overrides` on top, unknown names rejected."""
+    data = dict(spec or {})
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    known = set(fields_of.__dataclass_fields__)
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"{label} workload: unknown setting {sorted(unknown)[0]!r}; known: {', '.join(sorted(known))}")
+    return data
 
 
 class Benchmark(ABC):

@@ -28,10 +28,11 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from adapters.workloads.base import Benchmark, Session
+from adapters.workloads.base import Benchmark, Session, checked_settings
+from adapters.workloads.server import NAME_RE
 
 MODES = {"tpcb-like": [], "simple-update": ["-N"], "select-only": ["-S"]}
-_OPTION_VALUE = re.compile(r"^[A-Za-z0-9_.+\-]+$")
+_OPTION_VALUE = re.compile(r"^[A-Za-z0-9_.+\-]+$")  # a number or an enum word: nothing libpq would re-split
 
 
 def pgbench_binary() -> str | None:
@@ -152,7 +153,7 @@ def _pgoptions(knobs: Mapping[str, Any]) -> str:
     parts = []
     for name, value in knobs.items():
         text = ("on" if value else "off") if isinstance(value, bool) else str(value)
-        if not re.match(r"^[a-z_][a-z0-9_.]*$", name) or not _OPTION_VALUE.match(text):
+        if not NAME_RE.match(name) or not _OPTION_VALUE.match(text):
             raise ValueError(f"cannot pass knob {name}={text!r} to pgbench")
         parts.append(f"-c {name}={text}")
     return " ".join(parts)
@@ -160,13 +161,7 @@ def _pgoptions(knobs: Mapping[str, Any]) -> str:
 
 def make_pgbench(spec: Mapping[str, Any] | None = None, **overrides: Any) -> PgbenchBenchmark:
     """A pgbench benchmark from a mapping of PgbenchWorkload fields; unknown names are rejected."""
-    data = dict(spec or {})
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    known = set(PgbenchWorkload.__dataclass_fields__)
-    unknown = set(data) - known
-    if unknown:
-        raise ValueError(f"pgbench workload: unknown setting {sorted(unknown)[0]!r}; known: {', '.join(sorted(known))}")
-    return PgbenchBenchmark(PgbenchWorkload(**data))
+    return PgbenchBenchmark(PgbenchWorkload(**checked_settings(PgbenchWorkload, "pgbench", spec, overrides)))
 
 
 __all__ = ["MODES", "PgbenchBenchmark", "PgbenchWorkload", "make_pgbench", "pgbench_binary"]

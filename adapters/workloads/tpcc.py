@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from adapters.workloads.base import TYPES, Benchmark, Session
+from adapters.workloads.base import Benchmark, Session, TYPES, checked_settings
 
 TRANSACTIONS = ("new_order", "payment", "order_status")
 TABLES = ("warehouse", "district", "customer", "history", "item", "stock", "orders", "new_order", "order_line")
@@ -240,10 +240,4 @@ def _nurand(rng: np.random.Generator, a: int, low: int, high: int, size) -> np.n
 
 def make_tpcc(spec: Mapping[str, Any] | None = None, **overrides: Any) -> TPCCLike:
     """A TPC-C-like benchmark from a mapping of TPCCWorkload fields; unknown names are rejected."""
-    data = dict(spec or {})
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    known = set(TPCCWorkload.__dataclass_fields__)
-    unknown = set(data) - known
-    if unknown:
-        raise ValueError(f"tpcc-like workload: unknown setting {sorted(unknown)[0]!r}; known: {', '.join(sorted(known))}")
-    return TPCCLike(TPCCWorkload(**data))
+    return TPCCLike(TPCCWorkload(**checked_settings(TPCCWorkload, "tpcc-like", spec, overrides)))

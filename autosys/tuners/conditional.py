@@ -17,6 +17,8 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
+import numpy as np
+
 from autosys.space import Categorical, Config, Space
 from autosys.trial import Result, Trial
 from autosys.tuners import tuner_class
@@ -151,8 +153,6 @@ class ConditionalBandit(Tuner):
 
 def _one_config(space: Space, seed: int | None) -> bool:
     """True when a (sub)space holds a single config: nothing to tune beyond choosing it."""
-    import numpy as np
-
     rng = np.random.default_rng(seed)
     first = space.config_key(space.sample(rng))
     return all(space.config_key(space.sample(rng)) == first for _ in range(20))
