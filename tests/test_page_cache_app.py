@@ -3,9 +3,12 @@
 import numpy as np
 import pytest
 
-from adapters.page_cache_app import POLICIES, AdaptiveCache, PageCacheApp
-from adapters.pagecache import traces
-from adapters.pagecache.simulator import simulate
+# the batch simulator this test compares against compiles its kernels with numba
+pytest.importorskip("numba", reason="the page-cache simulator compiles its kernels with numba (pip install autosys[compiled])")
+
+from adapters.page_cache_app import POLICIES, AdaptiveCache, PageCacheApp  # noqa: E402
+from adapters.pagecache import traces  # noqa: E402
+from adapters.pagecache.simulator import simulate  # noqa: E402
 
 
 @pytest.mark.parametrize("policy", ["lru", "fifo"])
