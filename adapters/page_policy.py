@@ -9,10 +9,11 @@ with the share of the LRU-to-Belady gap each config closes.
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 from autosys.space import Bool, Categorical, Condition, Config, Float, Int, InvalidConfig, Space
-from autosys.system import Measurement, Objective, System
+from autosys.system import Measurement, Objective, System, SystemUnavailable
 
 #: policies the tuner may pick (Belady is the offline bound, never a choice)
 CHOICES = ("lru", "fifo", "clock", "lfu", "arc", "2q", "s3fifo", "sieve", "tinylfu", "lecar", "lrb")
@@ -102,6 +103,8 @@ class PagePolicySystem(System):
     ):
         if not cache_size > 0:
             raise ValueError(f"cache_size must be positive (a fraction < 1 of the footprint, or pages), got {cache_size}")
+        if importlib.util.find_spec("numba") is None:  # say so now, not as an ImportError in the first trial
+            raise SystemUnavailable("the page-policy simulator compiles its kernels with numba: pip install 'autosys[compiled]'")
         self._settings = dict(
             trace=trace, cache_size=cache_size, trace_format=trace_format, column=column, generator=generator,
             requests=requests, pages=pages, alpha=alpha, seed=seed, max_requests=max_requests,

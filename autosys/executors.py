@@ -490,6 +490,11 @@ class DaskExecutor(Executor):
         memory_mb: float | None = None,
         connect_timeout: float = 30.0,
     ):
+        # bad arguments get their own error first, whether or not dask is installed
+        if scheduler is not None and workers is not None:
+            raise ValueError("give either a scheduler address or a number of local workers, not both")
+        if scheduler is not None and not re.fullmatch(r"(tcp|tls|ws|wss|inproc)://[A-Za-z0-9_.:\[\]/-]+", scheduler):
+            raise ValueError(f"the scheduler address must look like tcp://HOST:PORT, not {scheduler!r}")
         try:
             from distributed import Client, LocalCluster
         except ImportError as exc:
@@ -497,11 +502,6 @@ class DaskExecutor(Executor):
                 "the dask executor needs dask[distributed]: pip install 'autosys[distributed]'"
             ) from exc
         import logging
-
-        if scheduler is not None and workers is not None:
-            raise ValueError("give either a scheduler address or a number of local workers, not both")
-        if scheduler is not None and not re.fullmatch(r"(tcp|tls|ws|wss|inproc)://[A-Za-z0-9_.:\[\]/-]+", scheduler):
-            raise ValueError(f"the scheduler address must look like tcp://HOST:PORT, not {scheduler!r}")
         self.timeout = timeout
         self.memory_mb = memory_mb
         self._cluster = None
