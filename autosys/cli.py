@@ -145,6 +145,9 @@ def tune(
     tuner: str = typer.Option("meta", "--tuner", help="Search strategy (see `autosys list`) [default: meta, a bandit over BO, local and random search]."),
     budget: Optional[int] = typer.Option(None, "--budget", help="Trials to run, the default's included [default: 12]."),
     time_budget: Optional[float] = typer.Option(None, "--time-budget", help="Stop after this many seconds."),
+    confirm: int = typer.Option(
+        0, "--confirm", help="Spend the last K trials of the budget re-measuring the leading configs (noisy systems)."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seeds the tuner, and the system if it takes a seed."),
     directory: Optional[Path] = typer.Option(None, "--dir", help="Study directory [default: studies/SYSTEM-TIME]."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the study in this directory."),
@@ -197,6 +200,7 @@ def tune(
                 seed=seed,
                 fixed=fixed,
                 storage=storage,
+                confirm=confirm,
             )
             study.spec["system"] = system
     except (UsageError, InvalidConfig, UnknownSystem, StudyError, StorageError, SystemUnavailable, ValueError, OSError) as exc:

@@ -37,6 +37,7 @@ from autosys.registry import make_system
 from autosys.space import InvalidConfig
 from autosys.storage import SQLiteStorage, Storage, StorageError, open_storage, storage_exists
 from autosys.system import Objective, System
+from autosys.selection import best_trial, next_to_confirm
 from autosys.trial import Result, Trial, TrialState
 from autosys.tuners import make_tuner, tuner_class
 from autosys.tuners.base import Tuner
@@ -107,8 +108,13 @@ class Study:
         fixed: Mapping[str, Any] | None = None,
         evaluate_default: bool = True,
         storage: str | None = None,
+        confirm: int = 0,
     ) -> "Study":
         """Start a new study in `directory` (which must not hold one already).
+
+        confirm: the last `confirm` trials of the trial budget re-measure the
+        leading configs instead of asking the tuner (autosys/selection.py), so
+        the answer is not a lucky run or a config that breaks a limit when run again.
 
         storage: a postgresql://USER@HOST/DB URL to keep the study in
         PostgreSQL (study name: ?study=NAME, else the directory's name) instead
@@ -124,6 +130,8 @@ class Study:
             finally:
                 existing.close()
         budget_ = Budget(budget, seconds)
+        if confirm < 0 or (confirm and (budget_.trials is None or confirm >= budget_.trials)):
+            raise ValueError(f"confirm must be 0 or more and less than the trial budget ({budget_.trials}), not {confirm}")
         if isinstance(system, str):
             system_name, system_obj = system, make_system(system, system_options)
         else:
@@ -153,6 +161,7 @@ class Study:
             "objective": system_obj.objective.to_json(),
             "space": space.to_json(),
             "evaluate_default": evaluate_default,
+            "confirm": int(confirm),
             "created_at": time.time(),
         }
         storage_ = open_storage(location, study=directory.name)
@@ -355,6 +364,11 @@ class Study:
             self._sync_tuner()
             if self.spec.get("evaluate_default", True) and not self._has_default():
                 return self.storage.claim_trial(Trial(number=-1, config=self.system.default(), source="default"))
+            confirm = int(self.spec.get("confirm", 0))
+            if confirm and self.budget.trials is not None and self.storage.count() >= self.budget.trials - confirm:
+                config = next_to_confirm(self.storage.trials(), self.objective, top=confirm)
+                if config is not None:  # nothing feasible yet: keep searching instead
+                    return self.storage.claim_trial(Trial(number=-1, config=config, source="confirm", seed=self.spec["seed"]))
             proposal = self.tuner.ask()
             record = Trial(
                 number=-1,
@@ -444,12 +458,13 @@ class Study:
 
     @property
     def best(self) -> Trial | None:
-        """The best feasible completed trial (the default included), or None."""
-        best: Trial | None = None
-        for trial in self.feasible_trials():
-            if best is None or self.objective.better(trial.value, best.value):
-                best = trial
-        return best
+        """The best feasible config's representative trial (the default included), or None.
+
+        Configs are ranked by the conservative median of their runs, and one
+        that broke a limit in any run is out (autosys/selection.py); a config
+        run once is ranked by that run.
+        """
+        return best_trial(self.storage.trials(), self.objective)
 
     @property
     def default_trial(self) -> Trial | None:
