@@ -396,6 +396,11 @@ _MISSING = object()
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,127}")
 
 
+def config_key(config: Mapping[str, Any]) -> str:
+    """A canonical string for a config: one per distinct config, whatever the key order."""
+    return json.dumps(dict(config), sort_keys=True, default=str)
+
+
 class Space:
     """An ordered set of parameters plus constraints over whole configs."""
 
@@ -622,8 +627,8 @@ class Space:
         return spaces.Dict(out)
 
     def config_key(self, config: Mapping[str, Any]) -> str:
-        """A canonical string for a config, to find duplicates."""
-        return json.dumps({k: config[k] for k in self.params if k in config}, sort_keys=True, default=str)
+        """A canonical string for a config, to find duplicates (knobs outside this space ignored)."""
+        return config_key({k: config[k] for k in self.params if k in config})
 
     # --- JSON
     def to_json(self) -> dict:

@@ -37,7 +37,7 @@ from autosys.registry import make_system
 from autosys.space import InvalidConfig
 from autosys.storage import SQLiteStorage, Storage, StorageError, open_storage, storage_exists
 from autosys.system import Objective, System
-from autosys.selection import best_trial, next_to_confirm
+from autosys.selection import CONFIRM, best_trial, next_to_confirm, root_choices
 from autosys.trial import Result, Trial, TrialState
 from autosys.tuners import make_tuner, tuner_class
 from autosys.tuners.base import Tuner
@@ -112,9 +112,10 @@ class Study:
     ) -> "Study":
         """Start a new study in `directory` (which must not hold one already).
 
-        confirm: the last `confirm` trials of the trial budget re-measure the
-        leading configs instead of asking the tuner (autosys/selection.py), so
-        the answer is not a lucky run or a config that breaks a limit when run again.
+        confirm: the last `confirm` trials of the trial budget are a final
+        instead of tuner proposals: a few leading configs run in turns, side by
+        side, and they decide the answer (autosys/selection.py), so it is not a
+        lucky run, a drift of the host, or a config that breaks a limit when run again.
 
         storage: a postgresql://USER@HOST/DB URL to keep the study in
         PostgreSQL (study name: ?study=NAME, else the directory's name) instead
@@ -366,9 +367,9 @@ class Study:
                 return self.storage.claim_trial(Trial(number=-1, config=self.system.default(), source="default"))
             confirm = int(self.spec.get("confirm", 0))
             if confirm and self.budget.trials is not None and self.storage.count() >= self.budget.trials - confirm:
-                config = next_to_confirm(self.storage.trials(), self.objective, top=confirm)
+                config = next_to_confirm(self.storage.trials(), self.objective, confirm, root_choices(self.tuner.space))
                 if config is not None:  # nothing feasible yet: keep searching instead
-                    return self.storage.claim_trial(Trial(number=-1, config=config, source="confirm", seed=self.spec["seed"]))
+                    return self.storage.claim_trial(Trial(number=-1, config=config, source=CONFIRM, seed=self.spec["seed"]))
             proposal = self.tuner.ask()
             record = Trial(
                 number=-1,
@@ -460,9 +461,9 @@ class Study:
     def best(self) -> Trial | None:
         """The best feasible config's representative trial (the default included), or None.
 
-        Configs are ranked by the conservative median of their runs, and one
-        that broke a limit in any run is out (autosys/selection.py); a config
-        run once is ranked by that run.
+        Configs are ranked by the conservative median of their runs (of their
+        final runs, with `confirm`), and one that broke a limit in any run is
+        out (autosys/selection.py); a config run once is ranked by that run.
         """
         return best_trial(self.storage.trials(), self.objective)
 

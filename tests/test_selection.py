@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from autosys.selection import best_trial, next_to_confirm, rank_configs
-from autosys.space import Categorical, Float, Space
+from autosys.selection import best_trial, final_candidates, next_to_confirm, rank_configs, root_choices
+from autosys.space import Categorical, Condition, Float, Space
 from autosys.study import Study
 from autosys.system import Limit, Measurement, Objective, System
 from autosys.trial import Trial, TrialState
@@ -35,11 +35,34 @@ def test_a_config_that_broke_a_limit_once_is_never_the_answer():
     assert best_trial(failed, MAXIMIZE) is None
 
 
-def test_next_to_confirm_races_the_leaders_by_fewest_runs():
-    trials = [run(0, {"x": "a"}, 10.0), run(1, {"x": "b"}, 30.0), run(2, {"x": "c"}, 20.0), run(3, {"x": "b"}, 29.0)]
-    assert next_to_confirm(trials, MAXIMIZE, top=2) == {"x": "c"}  # b has two runs already
-    assert next_to_confirm(trials, MAXIMIZE, top=1) == {"x": "b"}
-    assert next_to_confirm([], MAXIMIZE, top=3) is None
+def test_the_final_takes_the_best_of_each_root_choice_first_and_gives_each_two_runs():
+    space = Space([Categorical("engine", ("a", "b")), Float("x", 0.0, 1.0, condition=Condition("engine", ("a",)))])
+    assert root_choices(space) == ["engine"]
+    trials = [run(0, {"engine": "a", "x": 0.1}, 30.0), run(1, {"engine": "a", "x": 0.2}, 29.0),
+              run(2, {"engine": "a", "x": 0.3}, 28.0), run(3, {"engine": "b"}, 20.0)]
+    # plain rank would put three "a" variants first; the final compares the engines
+    assert final_candidates(trials, MAXIMIZE, 2, ["engine"]) == [{"engine": "a", "x": 0.1}, {"engine": "b"}]
+    assert final_candidates(trials, MAXIMIZE, 2) == [{"engine": "a", "x": 0.1}, {"engine": "a", "x": 0.2}]
+    # a budget of 4 final runs: two candidates, in turns, two runs each
+    done = list(trials)
+    for i in range(4):
+        config = next_to_confirm(done, MAXIMIZE, 4, ["engine"])
+        done.append(Trial(number=10 + i, config=config, state=TrialState.COMPLETE, value=25.0 - i, source="confirm"))
+    assert [t.config["engine"] for t in done[4:]] == ["a", "b", "a", "b"]
+    assert next_to_confirm([], MAXIMIZE, 4) is None
+
+
+def test_the_final_runs_alone_decide_the_answer():
+    early = [run(0, {"engine": "b"}, 10.0), run(1, {"engine": "b"}, 11.0), run(2, {"engine": "a"}, 20.0)]
+    final = [Trial(number=3 + i, config={"engine": e}, state=TrialState.COMPLETE, value=v, source="confirm")
+             for i, (e, v) in enumerate([("a", 15.0), ("b", 18.0), ("a", 16.0), ("b", 19.0)])]
+    # by all runs "a" leads (20 vs 10-11, measured earlier on a slower host); side by side "b" wins
+    assert best_trial(early, MAXIMIZE).config == {"engine": "a"}
+    assert best_trial(early + final, MAXIMIZE).config == {"engine": "b"}
+    # a finalist that broke a limit in its final runs is out, and the other finalist wins
+    broke = final[:3] + [Trial(number=9, config={"engine": "b"}, state=TrialState.COMPLETE, value=19.0,
+                               source="confirm", info={"infeasible": "memory"})]
+    assert best_trial(early + broke, MAXIMIZE).config == {"engine": "a"}
 
 
 class OneSteadyManyNoisy(System):
@@ -55,8 +78,6 @@ class OneSteadyManyNoisy(System):
         self.rng = np.random.default_rng(seed)
 
     def space(self):
-        from autosys.space import Condition
-
         return Space([
             Categorical("kind", ("steady", "noisy"), default="noisy"),
             Float("x", 0.0, 1.0, default=0.5, condition=Condition("kind", ("noisy",))),
@@ -84,6 +105,7 @@ def test_confirmation_runs_undo_the_winners_curse(tmp_path):
                 confirmations = [t for t in study.trials() if t.source == "confirm"]
                 assert len(confirmations) == confirm and len(study.trials()) == 30
                 assert all(any(u.config == t.config and u.source != "confirm" for u in study.trials()) for t in confirmations)
+                assert {t.config["kind"] for t in confirmations} == {"steady", "noisy"}  # the final compares the kinds
             study.close()
     assert picks["confirm"].count("steady") > picks["plain"].count("steady"), picks
     assert picks["confirm"].count("steady") >= 6, picks
