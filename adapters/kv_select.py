@@ -23,6 +23,8 @@ from typing import Any
 from adapters.kv.engines import ENGINES, available_engines, make_engine
 from adapters.kv.replay import replay
 from adapters.kv.workloads import KVWorkload, PreparedWorkload, load_kv_workload, prepare
+from autosys.hostspeed import HostSpeed
+from autosys.isolation import fork_available, run_forked
 from autosys.space import Categorical, Config, InvalidConfig, Space
 from autosys.system import Limit, Measurement, Objective, System
 
@@ -40,7 +42,9 @@ class KVSelect(System):
     replay); engines (comma-separated subset, empty = all available); seed;
     normalize (rescale throughput to the host speed of the first measurement
     in this process, against the speed phases of shared VMs: see
-    autosys/hostspeed.py; throughput_raw keeps the plain figure).
+    autosys/hostspeed.py; throughput_raw keeps the plain figure); isolate
+    (each run in a forked child, so no engine's leftovers - heap, freed
+    caches, background threads - slow the next: autosys/isolation.py).
     """
 
     name = "kv"
@@ -58,6 +62,7 @@ class KVSelect(System):
         engines: str = "",
         seed: int = 0,
         normalize: bool = True,
+        isolate: bool = True,
     ):
         if repeats < 1:
             raise ValueError("repeats must be at least 1")
@@ -80,6 +85,7 @@ class KVSelect(System):
         self.repeats = repeats
         self.seconds = seconds
         self.normalize = bool(normalize)
+        self.isolate = bool(isolate)
         self.seed = seed
         self._options = {
             "workload": workload,
@@ -91,6 +97,7 @@ class KVSelect(System):
             "repeats": repeats,
             "seconds": seconds,
             "normalize": self.normalize,
+            "isolate": self.isolate,
             "engines": engines,
             "seed": seed,
         }
@@ -134,7 +141,7 @@ class KVSelect(System):
         if config["engine"] not in self.engines:
             raise InvalidConfig(f"engine {config['engine']!r} is not available: {self.missing_engines.get(config['engine'])}")
         prepared = self.prepared()
-        runs = [self._run_once(config, prepared) for _ in range(self.repeats)]
+        runs = [self._measure(config, prepared) for _ in range(self.repeats)]
         throughputs = [r["throughput"] for r in runs]
         median = statistics.median(throughputs)
         metrics = {
@@ -156,9 +163,20 @@ class KVSelect(System):
             info={"workload": self.kv_workload.name, "engine": config["engine"], "missing_engines": self.missing_engines},
         )
 
-    def _run_once(self, config: Config, prepared: PreparedWorkload) -> dict[str, Any]:
+    def _measure(self, config: Config, prepared: PreparedWorkload) -> dict[str, Any]:
+        """One run on a fresh store; with `isolate`, in a forked child (autosys/isolation.py)."""
         self._counter += 1
         path = Path(self.workdir) / f"store-{self._counter}"
+        if not (self.isolate and fork_available()):
+            return self._run_once(config, prepared, path)
+        if self.normalize:
+            HostSpeed.reference_ms()  # taken here, so every child rescales to the same reference
+        try:
+            return run_forked(lambda: self._run_once(config, prepared, path), timeout=120 + 20 * self.seconds)
+        finally:
+            shutil.rmtree(path, ignore_errors=True)  # a killed child leaves its store behind
+
+    def _run_once(self, config: Config, prepared: PreparedWorkload, path: Path) -> dict[str, Any]:
         shutil.rmtree(path, ignore_errors=True)
         engine = make_engine(config)
         try:
@@ -166,6 +184,7 @@ class KVSelect(System):
             start = time.perf_counter()
             engine.load(prepared.load_items)
             load_seconds = time.perf_counter() - start
+            _touch(prepared)
             result = replay(engine, prepared, self.seconds, normalize=self.normalize)
             result["memory_bytes"] = float(engine.memory_bytes())
             result["disk_bytes"] = float(engine.disk_bytes())
@@ -181,6 +200,15 @@ class KVSelect(System):
             name: (f"available: {spec.about}" if name in self.engines else f"left out: {self.missing_engines[name]}")
             for name, spec in ENGINES.items()
         }
+
+
+def _touch(prepared: PreparedWorkload) -> None:
+    """Reference every key and value once before the clock starts: in a forked child the first
+    reference to an object writes its refcount and so copies its page (copy-on-write), which is
+    the fork's cost, not the engine's."""
+    for sequence in (prepared.keys, prepared.values):
+        for _item in sequence:
+            pass
 
 
 __all__ = ["KVSelect"]

@@ -72,6 +72,20 @@ def test_every_engine_reads_the_same_data(workload, tmp_path):
     assert list(tmp_path.iterdir()) == []  # every store is removed after its run
 
 
+def test_a_forked_run_measures_the_same_stream_and_leaves_nothing_behind(tmp_path):
+    """isolate (the default) runs each measurement in a forked child; in-process gives the same reads."""
+    hits = {}
+    for isolate in (True, False):
+        system = KVSelect(workload="ycsb-a", isolate=isolate, **SMALL)
+        system.workdir = tmp_path
+        m = system.evaluate(system.space().complete({"engine": "sorteddict"}))
+        assert m.metrics["operations_done"] == 600 and m.metrics["memory_bytes"] > 0
+        hits[isolate] = m.metrics["read_hits"]
+        assert system._counter == 1  # the store counter lives in the parent
+    assert hits[True] == hits[False]
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_absent_reads_miss_and_caps_become_limits(tmp_path):
     system = KVSelect(workload="absent-reads", memory_cap_mb=1.5, disk_cap_mb=20, **SMALL)
     limits = {limit.metric: limit.max for limit in system.objective.limits}
