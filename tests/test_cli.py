@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from autosys.study import open_study
+
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--records", "300", "--operations", "200", "--repeats", "1", "--seconds", "0.3"]
 
@@ -31,6 +33,22 @@ def test_tune_writes_json_with_default_and_best(tmp_path):
     assert numbers and numbers <= set(range(4))
     show = autosys("show", str(tmp_path / "s"))
     assert show.returncode == 0 and "default" in show.stdout
+
+
+def test_confirm_ends_the_study_with_final_runs_of_stored_configs(tmp_path):
+    out = tmp_path / "out.json"
+    run = autosys("tune", "sqlite", "--budget", "6", "--confirm", "2", "--tuner", "random", "--dir", str(tmp_path / "s"),
+                  "--json", str(out), "--quiet", *SMALL)
+    assert run.returncode == 0, run.stderr
+    storage, _ = open_study(tmp_path / "s")
+    stored = storage.trials()
+    storage.close()
+    assert len(stored) == 6 and [t.source for t in stored[-2:]] == ["confirm", "confirm"]
+    searched = [t.config for t in stored[:-2]]
+    assert all(t.config in searched for t in stored[-2:])  # the final re-runs configs the search found
+    assert json.loads(out.read_text())["best"]["config"] in [t.config for t in stored[-2:]]
+    bad = autosys("tune", "sqlite", "--budget", "3", "--confirm", "3", "--dir", str(tmp_path / "t"), *SMALL)
+    assert bad.returncode == 2 and "confirm" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_invalid_set_value_is_one_line_naming_the_parameter(tmp_path):
