@@ -37,6 +37,7 @@ from autosys.registry import make_system
 from autosys.space import InvalidConfig
 from autosys.storage import SQLiteStorage, Storage, StorageError, open_storage, storage_exists
 from autosys.system import Objective, System
+from autosys.isolation import no_fork
 from autosys.selection import CONFIRM, best_trial, next_to_confirm, root_choices
 from autosys.trial import Result, Trial, TrialState
 from autosys.tuners import make_tuner, tuner_class
@@ -562,18 +563,23 @@ class _Heartbeat:
             self._thread.start()
 
     def _loop(self) -> None:
+        # no_fork: a measurement forked while this thread is inside SQLite would inherit SQLite's
+        # mutex held, and hang on its first SQLite call (autosys/isolation.py)
         try:
-            storage = self.storage.clone()
+            with no_fork():
+                storage = self.storage.clone()
         except Exception:
             return
         try:
             while not self._stop.wait(self.interval):
                 try:
-                    storage.heartbeat(list(self.running))
+                    with no_fork():
+                        storage.heartbeat(list(self.running))
                 except Exception:
                     pass  # a busy or broken file: the study's own writes will report it
         finally:
-            storage.close()
+            with no_fork():
+                storage.close()
 
     def stop(self) -> None:
         self._stop.set()

@@ -38,3 +38,37 @@ def test_a_child_that_dies_or_hangs_is_a_clear_error_not_a_hang():
     with pytest.raises(ChildFailed, match="within 1 s"):
         run_forked(lambda: time.sleep(60), timeout=1)
     assert time.monotonic() - start < 10
+
+
+def test_forks_wait_for_threads_inside_sqlite(tmp_path):
+    """A thread inside SQLite holds SQLite's global mutex; a child forked then would hang on its first
+    SQLite call. Threads wrap such calls in no_fork() (the study heartbeat does), and forks wait."""
+    import sqlite3
+    import threading
+
+    from autosys.isolation import no_fork
+
+    stop = threading.Event()
+
+    def hammer():
+        conn = sqlite3.connect(tmp_path / "busy.sqlite", check_same_thread=False)
+        conn.execute("CREATE TABLE IF NOT EXISTS t (x)")
+        while not stop.is_set():
+            with no_fork():
+                conn.execute("INSERT INTO t VALUES (randomblob(64))")
+                conn.commit()
+        conn.close()
+
+    def child_uses_sqlite():
+        conn = sqlite3.connect(":memory:")
+        value = conn.execute("SELECT 40 + 2").fetchone()[0]
+        conn.close()
+        return value
+
+    thread = threading.Thread(target=hammer, daemon=True)
+    thread.start()
+    try:
+        assert all(run_forked(child_uses_sqlite, timeout=10) == 42 for _ in range(40))
+    finally:
+        stop.set()
+        thread.join(timeout=10)
