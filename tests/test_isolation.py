@@ -50,14 +50,16 @@ def test_forks_wait_for_threads_inside_sqlite(tmp_path):
 
     stop = threading.Event()
 
-    def hammer():
-        conn = sqlite3.connect(tmp_path / "busy.sqlite", check_same_thread=False)
-        conn.execute("CREATE TABLE IF NOT EXISTS t (x)")
+    def hammer():  # every SQLite call inside no_fork(), opening and closing included
+        with no_fork():
+            conn = sqlite3.connect(tmp_path / "busy.sqlite", check_same_thread=False)
+            conn.execute("CREATE TABLE IF NOT EXISTS t (x)")
         while not stop.is_set():
             with no_fork():
                 conn.execute("INSERT INTO t VALUES (randomblob(64))")
                 conn.commit()
-        conn.close()
+        with no_fork():
+            conn.close()
 
     def child_uses_sqlite():
         conn = sqlite3.connect(":memory:")
