@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from adapters.kv.engines import ENGINES, available_engines, make_engine
+from adapters.kv.engines import ENGINES, available_engines, make_engine, rocksdb_started_here
 from adapters.kv.replay import replay
 from adapters.kv.workloads import KVWorkload, PreparedWorkload, load_kv_workload, prepare
 from autosys.hostspeed import HostSpeed
@@ -44,7 +44,9 @@ class KVSelect(System):
     in this process, against the speed phases of shared VMs: see
     autosys/hostspeed.py; throughput_raw keeps the plain figure); isolate
     (each run in a forked child, so no engine's leftovers - heap, freed
-    caches, background threads - slow the next: autosys/isolation.py).
+    caches, background threads - slow the next: autosys/isolation.py; off by
+    default, and runs stay in-process once this process has opened RocksDB,
+    whose background threads a fork loses).
     """
 
     name = "kv"
@@ -62,7 +64,7 @@ class KVSelect(System):
         engines: str = "",
         seed: int = 0,
         normalize: bool = True,
-        isolate: bool = True,
+        isolate: bool = False,
     ):
         if repeats < 1:
             raise ValueError("repeats must be at least 1")
@@ -167,8 +169,8 @@ class KVSelect(System):
         """One run on a fresh store; with `isolate`, in a forked child (autosys/isolation.py)."""
         self._counter += 1
         path = Path(self.workdir) / f"store-{self._counter}"
-        if not (self.isolate and fork_available()):
-            return self._run_once(config, prepared, path)
+        if not (self.isolate and fork_available()) or rocksdb_started_here():
+            return self._run_once(config, prepared, path)  # a fork would lose RocksDB's threads
         if self.normalize:
             HostSpeed.reference_ms()  # taken here, so every child rescales to the same reference
         try:

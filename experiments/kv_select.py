@@ -76,7 +76,8 @@ QUICK = ["ycsb-a", "ycsb-c", "ycsb-e", "scan-heavy", "insert-heavy", "absent-rea
 
 
 def make_system(label: str, args) -> KVSelect:
-    return KVSelect(**WORKLOADS[label], seconds=args.seconds, seed=args.seed)
+    # isolate: every run in a forked child (this process never opens an engine itself)
+    return KVSelect(**WORKLOADS[label], seconds=args.seconds, seed=args.seed, isolate=True)
 
 
 def run_studies(label: str, root: Path, args) -> None:
@@ -196,7 +197,7 @@ def main() -> int:
     corpus = pd.DataFrame()
     if args.corpus:
         t0 = time.time()
-        build_corpus(corpus_dir, args.corpus, seed=args.seed, seconds=args.seconds,
+        build_corpus(corpus_dir, args.corpus, seed=args.seed, seconds=args.seconds, isolate=True,
                      progress=lambda line: print("  " + line, flush=True))
         corpus = rows_from_studies(corpus_dir)
         corpus = corpus[corpus["workload"].isin([f"corpus-{i:02d}" for i in range(args.corpus)])]

@@ -73,7 +73,7 @@ def test_every_engine_reads_the_same_data(workload, tmp_path):
 
 
 def test_a_forked_run_measures_the_same_stream_and_leaves_nothing_behind(tmp_path):
-    """isolate (the default) runs each measurement in a forked child; in-process gives the same reads."""
+    """isolate=True runs each measurement in a forked child; in-process gives the same reads."""
     hits = {}
     for isolate in (True, False):
         system = KVSelect(workload="ycsb-a", isolate=isolate, **SMALL)
@@ -84,6 +84,24 @@ def test_a_forked_run_measures_the_same_stream_and_leaves_nothing_behind(tmp_pat
         assert system._counter == 1  # the store counter lives in the parent
     assert hits[True] == hits[False]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_isolated_runs_stay_in_process_once_rocksdb_ran_here(tmp_path):
+    """RocksDB's background threads do not survive a fork: a child of a process that opened it would
+    wait forever for a flush, so such a process measures in-process."""
+    pytest.importorskip("rocksdict", reason="RocksDB needs the kv extra (rocksdict)")
+    from adapters.kv.engines import rocksdb_started_here
+
+    system = KVSelect(workload="ycsb-a", isolate=True, **SMALL)
+    system.workdir = tmp_path
+    config = system.space().complete({"engine": "rocksdb"})
+    first = system.evaluate(config)  # forked (unless an earlier test opened RocksDB in this process)
+    system.isolate = False
+    system.evaluate(config)  # in-process: RocksDB's threads now live here
+    assert rocksdb_started_here()
+    system.isolate = True
+    again = system.evaluate(config)  # must not fork now: it would hang
+    assert again.metrics["read_hits"] == first.metrics["read_hits"]
 
 
 def test_absent_reads_miss_and_caps_become_limits(tmp_path):

@@ -372,6 +372,15 @@ class LMDBEngine(KVEngine):
 # ----------------------------------------------------------------------------- RocksDB
 
 
+_ROCKSDB_PROCESS: int | None = None  # the process that opened RocksDB (its background threads live there)
+
+
+def rocksdb_started_here() -> bool:
+    """Whether this process has opened RocksDB: its background flush and compaction threads do not
+    survive a fork, so a child forked from it waits forever for a flush (autosys/isolation.py)."""
+    return _ROCKSDB_PROCESS == os.getpid()
+
+
 class RocksDBEngine(KVEngine):
     """RocksDB (an LSM-tree) through rocksdict, with its write, compaction and read knobs."""
 
@@ -416,6 +425,8 @@ class RocksDBEngine(KVEngine):
         opts.set_block_based_table_factory(table)
         opts.set_max_background_jobs(2)
         self._db = r.Rdict(str(self.path), options=opts)
+        global _ROCKSDB_PROCESS
+        _ROCKSDB_PROCESS = os.getpid()
 
     def close(self) -> None:
         db = getattr(self, "_db", None)

@@ -45,8 +45,11 @@ def study_each_engine(
 def build_corpus(
     root: Path, count: int, seed: int = 0, seconds: float = 0.5, budgets: Mapping[str, int] = SMALL_ENGINE_BUDGETS,
     progress: Callable[[str], None] = print, records: int = 0, operations: int = 0, engines: str = "",
+    isolate: bool = False,
 ) -> list[KVWorkload]:
     """Study every engine on `count` random workloads under `root` (resumes what is there).
+
+    isolate: measure each run in a forked child (KVSelect's option).
 
     records / operations (0 = the sampled sizes) shrink the workloads, e.g. for a test.
     """
@@ -60,7 +63,8 @@ def build_corpus(
         spec = folder / "workload.json"
         spec.write_text(json.dumps(workload.to_json(), indent=1))
         study_each_engine(
-            folder, lambda: KVSelect(workload=str(spec), seconds=seconds, seed=seed, engines=engines), budgets, seed
+            folder, lambda: KVSelect(workload=str(spec), seconds=seconds, seed=seed, engines=engines, isolate=isolate),
+            budgets, seed,
         )
         progress(f"corpus [{i + 1}/{count}] {workload.name}: {dict(workload.base.mix)}")
     return workloads
