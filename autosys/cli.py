@@ -146,7 +146,7 @@ def tune(
     budget: Optional[int] = typer.Option(None, "--budget", help="Trials to run, the default's included [default: 12]."),
     time_budget: Optional[float] = typer.Option(None, "--time-budget", help="Stop after this many seconds."),
     confirm: int = typer.Option(
-        0, "--confirm", help="Spend the last K trials of the budget re-measuring the leading configs (noisy systems)."
+        0, "--confirm", help="Spend the last K trials of the budget on a side-by-side final of the leading configs, which decides (noisy systems)."
     ),
     seed: int = typer.Option(0, "--seed", help="Seeds the tuner, and the system if it takes a seed."),
     directory: Optional[Path] = typer.Option(None, "--dir", help="Study directory [default: studies/SYSTEM-TIME]."),

@@ -33,12 +33,12 @@ import pandas as pd
 
 from autosys.evaluation import Outcome
 from autosys.executors import Executor, SystemRef, TrialTimeout, WorkerLost, make_executor, run_trial
+from autosys.isolation import no_fork
 from autosys.registry import make_system
+from autosys.selection import CONFIRM, best_trial, next_to_confirm, root_choices
 from autosys.space import InvalidConfig
 from autosys.storage import SQLiteStorage, Storage, StorageError, open_storage, storage_exists
 from autosys.system import Objective, System
-from autosys.isolation import no_fork
-from autosys.selection import CONFIRM, best_trial, next_to_confirm, root_choices
 from autosys.trial import Result, Trial, TrialState
 from autosys.tuners import make_tuner, tuner_class
 from autosys.tuners.base import Tuner
