@@ -1,5 +1,15 @@
 """autosys: an ML-for-systems autotuning toolkit.
 
+The layers, each a package whose docstring says what it may import (checked by
+the import-linter contract in pyproject.toml, run by the test suite):
+
+    cli/                         the `autosys` command line
+    analysis/  checks/           reports, importance, workload mapping; conformance suites
+    run/  online/                the study loop; the embedded agent and monitors
+    tuners/  executors/  storage/  search strategies; where trials run; where studies are kept
+    learn/                       models behind fit / predict-with-uncertainty / rank
+    core/                        space, trial, system contract, SystemSpec, registry
+
 Importing this package has no side effects; heavy pieces load on first use.
 """
 
@@ -7,25 +17,33 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["minimize", "maximize", "Study", "Space", "System", "__version__"]
+#: public name -> module that defines it (loaded on first use, so `import autosys` stays cheap)
+_EXPORTS = {
+    "minimize": "autosys.run.optimize",
+    "maximize": "autosys.run.optimize",
+    "Study": "autosys.run.study",
+    "Space": "autosys.core.space",
+    "Int": "autosys.core.space",
+    "Float": "autosys.core.space",
+    "Categorical": "autosys.core.space",
+    "Ordinal": "autosys.core.space",
+    "Bool": "autosys.core.space",
+    "System": "autosys.core.system",
+    "Measurement": "autosys.core.system",
+    "Objective": "autosys.core.system",
+    "Limit": "autosys.core.system",
+    "SystemSpec": "autosys.core.spec",
+    "check_system": "autosys.checks.system",
+    "check_tuner": "autosys.checks.tuner",
+}
+
+__all__ = [*_EXPORTS, "__version__"]
 
 
 def __getattr__(name: str):
-    # lazy re-exports keep `import autosys` cheap
-    if name in ("minimize", "maximize"):
-        from autosys import optimize
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'autosys' has no attribute {name!r}")
+    import importlib
 
-        return getattr(optimize, name)
-    if name == "Study":
-        from autosys.study import Study
-
-        return Study
-    if name == "Space":
-        from autosys.space import Space
-
-        return Space
-    if name == "System":
-        from autosys.system import System
-
-        return System
-    raise AttributeError(f"module 'autosys' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -1,3 +1,3 @@
-from autosys.cli import main
+from autosys.cli.main import main
 
 main()

@@ -39,8 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     import pandas as pd
     import torch
 
-    from adapters.kernel_schedule import KernelSchedule
-    from autosys.evaluation import evaluate_config
+    from adapters.kernels.system import KernelSchedule
+    from autosys.core.evaluation import evaluate_config
     from autosys.tuners.model_guided import ModelGuidedTuner
     from autosys.tuners.random_search import RandomSearch
 

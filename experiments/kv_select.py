@@ -51,10 +51,10 @@ import pandas as pd  # noqa: E402
 
 from adapters.kv.recommender import KVRecommender, rows_from_studies  # noqa: E402
 from adapters.kv.training import ENGINE_BUDGETS, SMALL_ENGINE_BUDGETS, build_corpus, study_each_engine  # noqa: E402
-from adapters.kv_select import KVSelect  # noqa: E402
-from autosys.selection import best_trial  # noqa: E402
-from autosys.study import Study, open_study  # noqa: E402
-from autosys.system import Objective  # noqa: E402
+from adapters.kv.system import KVSelect  # noqa: E402
+from autosys.run.selection import best_trial  # noqa: E402
+from autosys.run.study import Study, open_study  # noqa: E402
+from autosys.core.system import Objective  # noqa: E402
 
 # label -> KVSelect options (beyond the common ones)
 WORKLOADS: dict[str, dict] = {

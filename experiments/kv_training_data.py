@@ -28,8 +28,8 @@ from adapters.kv.workloads import KV_PRESETS  # noqa: E402
 
 def generate(root: Path, budget: int, seed: int, seconds: float) -> None:
     """One random-search study per kv preset (and a memory-capped variant of each)."""
-    from adapters.kv_select import KVSelect
-    from autosys.study import Study
+    from adapters.kv.system import KVSelect
+    from autosys.run.study import Study
 
     for name in KV_PRESETS:
         for cap in (0.0, 3.0):

@@ -37,8 +37,8 @@ sys.path.insert(0, str(ROOT))
 from adapters.learned_index import compiled  # noqa: E402
 from adapters.learned_index.keys import GENERATORS  # noqa: E402
 from adapters.learned_index.pareto import plot_pareto  # noqa: E402
-from adapters.learned_index_system import LearnedIndexSystem, build_index  # noqa: E402
-from autosys.study import Study  # noqa: E402
+from adapters.learned_index.system import LearnedIndexSystem, build_index  # noqa: E402
+from autosys.run.study import Study  # noqa: E402
 
 RESULTS = ROOT / "experiments" / "results"
 TARGETS = {"lognormal": 5.0, "osm": 3.0}

@@ -22,7 +22,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from autosys.monitor import CounterMonitor, Sampler, SystemMonitor  # noqa: E402
+from autosys.online.monitor import CounterMonitor, Sampler, SystemMonitor  # noqa: E402
 from autosys.storage import SQLiteStorage  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from adapters.page_policy import policy_space, simulator_args  # noqa: E402
+from adapters.pagecache.system import policy_space, simulator_args  # noqa: E402
 from adapters.pagecache import traces as T  # noqa: E402
 from adapters.pagecache.simulator import PreparedTrace, capacity_of, gap_closed, simulate  # noqa: E402
 
@@ -79,7 +79,7 @@ def build_traces(quick: bool, seed: int) -> dict[str, T.Trace]:
 def tune_on_prefix(trace: T.Trace, cap_fraction: float, budget: int, seed: int, tuner_name: str):
     """Random search on the first half; returns (label, policy, knobs) of the best candidate there."""
     from autosys.tuners import make_tuner
-    from autosys.trial import Result
+    from autosys.core.trial import Result
 
     half = PreparedTrace.of(trace.head(len(trace) // 2))
     cap = capacity_of(cap_fraction, half.n_obj)

@@ -30,10 +30,10 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from autosys.executors import DaskExecutor, Executor, InlineExecutor, PoolExecutor, SubprocessExecutor  # noqa: E402
-from autosys.space import Float, Space  # noqa: E402
+from autosys.core.space import Float, Space  # noqa: E402
 from autosys.storage import SQLiteStorage  # noqa: E402
-from autosys.study import Budget, Study  # noqa: E402
-from autosys.system import Measurement, Objective, System  # noqa: E402
+from autosys.run.study import Budget, Study  # noqa: E402
+from autosys.core.system import Measurement, Objective, System  # noqa: E402
 from autosys.tuners.bayes import BayesOpt  # noqa: E402
 from autosys.tuners.random_search import RandomSearch  # noqa: E402
 
@@ -145,7 +145,7 @@ def ideal_batch(seed: int, trials: int, batch: str) -> float:
 
     It separates what batching costs the tuner from anything the executors add.
     """
-    from autosys.trial import Result
+    from autosys.core.trial import Result
 
     system = SleepyBranin(0.0)
     tuner = BayesOpt(system.space(), direction="minimize", seed=100 + seed, batch=batch)

@@ -3,7 +3,7 @@
 The setting is the online one an embedded agent faces: the system runs at its
 current config and each step may move one knob by one notch (a big jump is
 unsafe on a live system), so reaching a good config takes a sequence of
-decisions. `autosys.envs.SystemEnv(action="knob")` is that MDP. Compared, in
+decisions. `autosys.online.envs.SystemEnv(action="knob")` is that MDP. Compared, in
 lock-step (one evaluation per method in turn, so drift hits all alike):
 
 - rl:            `RLTuner(action="knob")` acting on the env (fitted Q-iteration);
@@ -16,7 +16,7 @@ lock-step (one evaluation per method in turn, so drift hits all alike):
 
 Part A: BBOB functions (ioh, known optimum; 4-D, domain [-5, 5], start at the
 centre, 10 notches per knob) over several seeds and instances; regret = f - f*.
-Part B: a real system, the generated C matmul kernel (adapters.kernel_schedule,
+Part B: a real system, the generated C matmul kernel (adapters.kernels.system,
 128^3, GFLOP/s measured for real), a few seeds.
 
     python experiments/rl_vs_random.py            # ~10 min on 2 cores
@@ -44,10 +44,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from autosys.envs import SystemEnv  # noqa: E402
-from autosys.space import Float, Space  # noqa: E402
-from autosys.system import Measurement, Objective, System  # noqa: E402
-from autosys.trial import Result  # noqa: E402
+from autosys.online.envs import SystemEnv  # noqa: E402
+from autosys.core.space import Float, Space  # noqa: E402
+from autosys.core.system import Measurement, Objective, System  # noqa: E402
+from autosys.core.trial import Result  # noqa: E402
 from autosys.tuners.random_search import RandomSearch  # noqa: E402
 from autosys.tuners.rl import RLTuner  # noqa: E402
 
@@ -232,7 +232,7 @@ def part_bbob(seeds: int, budget: int, dim: int, notches: int, fids, rows: list,
 
 def part_kernel(seeds: int, budget: int, shape: str, rows: list, curves: dict) -> None:
     try:
-        from adapters.kernel_schedule import KernelSchedule
+        from adapters.kernels.system import KernelSchedule
     except ImportError as exc:
         print(f"\nPart B skipped: the kernel adapter is not importable ({exc})")
         return

@@ -132,9 +132,9 @@ def run_method(method: str, problem: Problem, budget: int, seed: int) -> list[fl
 
     warnings.filterwarnings("ignore")
     if method in AUTOSYS_METHODS:
-        from autosys.optimize import build_tuner
-        from autosys.space import Float, Space
-        from autosys.trial import Result
+        from autosys.run.optimize import build_tuner
+        from autosys.core.space import Float, Space
+        from autosys.core.trial import Result
 
         space = Space([Float(f"x{i}", lo, hi) for i, (lo, hi) in enumerate(bounds)])
         tuner = build_tuner(AUTOSYS_METHODS[method], space, "minimize", seed)
@@ -202,9 +202,9 @@ def time_ask_tell(method: str, d: int, n_obs: int, reps: int, seed: int = 0) -> 
     X, y = _random_history(d, n_obs + reps, rng)
     warnings.filterwarnings("ignore")
     if method in AUTOSYS_METHODS:
-        from autosys.optimize import build_tuner
-        from autosys.space import Float, Space
-        from autosys.trial import Result
+        from autosys.run.optimize import build_tuner
+        from autosys.core.space import Float, Space
+        from autosys.core.trial import Result
 
         space = Space([Float(f"x{i}", -5.0, 5.0) for i in range(d)])
         tuner = build_tuner(AUTOSYS_METHODS[method], space, "minimize", seed)

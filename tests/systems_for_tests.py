@@ -11,8 +11,8 @@ import os
 import time
 from pathlib import Path
 
-from autosys.space import Categorical, Float, Forbid, Int, Space
-from autosys.system import Limit, Measurement, Objective, System
+from autosys.core.space import Categorical, Float, Forbid, Int, Space
+from autosys.core.system import Limit, Measurement, Objective, System
 
 
 class Quadratic(System):

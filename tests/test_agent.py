@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adapters.sqlite_service import PHASES, SQLiteService
-from autosys.agent import Agent, ChangeDetector, Guardrails, TunerPolicy
-from autosys.monitor import Monitor
-from autosys.space import Categorical, Int, Space
+from adapters.sqlite.service import PHASES, SQLiteService
+from autosys.online.agent import Agent, ChangeDetector, Guardrails, TunerPolicy
+from autosys.online.monitor import Monitor
+from autosys.core.space import Categorical, Int, Space
 from autosys.storage import SQLiteStorage
-from autosys.system import Measurement, Objective, System
+from autosys.core.system import Measurement, Objective, System
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -167,7 +167,7 @@ AGENT_SCRIPT = """
 import sys, time
 sys.path.insert(0, {root!r})
 from tests.test_agent import Scripted, ScriptedMonitor
-from autosys.agent import Agent, TunerPolicy
+from autosys.online.agent import Agent, TunerPolicy
 from autosys.storage import SQLiteStorage
 system = Scripted(config_file={cfg!r})
 system.apply(system.config)

@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from autosys.study import open_study
+from autosys.run.study import open_study
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--records", "300", "--operations", "200", "--repeats", "1", "--seconds", "0.3"]

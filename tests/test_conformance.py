@@ -4,10 +4,10 @@ import socket
 
 import pytest
 
-from autosys.conformance import ConformanceError, check_system
-from autosys.registry import available_systems, make_system
-from autosys.space import Float, Space
-from autosys.system import Measurement, Objective, System, SystemUnavailable
+from autosys.checks.system import ConformanceError, check_system
+from autosys.core.registry import available_systems, make_system
+from autosys.core.space import Float, Space
+from autosys.core.system import Measurement, Objective, System, SystemUnavailable
 
 # Small options so each adapter's trials take a moment; a new adapter must be added here.
 SMALL = {

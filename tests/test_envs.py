@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from autosys.envs import ENV_ID, SystemEnv, register_envs
-from autosys.space import Bool, Categorical, Float, Forbid, Int, Space
-from autosys.system import Limit, Measurement, Objective, System
+from autosys.online.envs import ENV_ID, SystemEnv, register_envs
+from autosys.core.space import Bool, Categorical, Float, Forbid, Int, Space
+from autosys.core.system import Limit, Measurement, Objective, System
 
 
 class Bowl(System):
@@ -109,7 +109,7 @@ def test_import_registers_nothing():
     import subprocess
     import sys
 
-    code = "import gymnasium as gym, autosys.envs; print('autosys/System-v0' in gym.registry)"
+    code = "import gymnasium as gym, autosys.online.envs; print('autosys/System-v0' in gym.registry)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from autosys.evaluation import Outcome
+from autosys.core.evaluation import Outcome
 from autosys.executors import (
     InlineExecutor,
     PoolExecutor,
@@ -16,9 +16,9 @@ from autosys.executors import (
     make_executor,
     run_trial,
 )
-from autosys.registry import make_system
-from autosys.study import Study
-from autosys.trial import TrialState
+from autosys.core.registry import make_system
+from autosys.run.study import Study
+from autosys.core.trial import TrialState
 from tests.faults.systems import ExclusiveSleepy, MemoryHog, Printer
 from tests.systems_for_tests import Quadratic
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from autosys.hostspeed import HostSpeed, calibration_ms, normalised_seconds
+from autosys.run.hostspeed import HostSpeed, calibration_ms, normalised_seconds
 
 
 def test_calibration_is_positive_and_the_reference_is_fixed_per_process():

@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from autosys.importance_cli import app
-from autosys.learn.importance import knob_importance, plot_importance, top_k_fixed
-from autosys.space import Categorical, Float, Int, Space
-from autosys.study import Study
-from autosys.system import Measurement, Objective, System
+from autosys.cli.importance import app
+from autosys.analysis.importance import knob_importance, plot_importance, top_k_fixed
+from autosys.core.space import Categorical, Float, Int, Space
+from autosys.run.study import Study
+from autosys.core.system import Measurement, Objective, System
 
 
 def synthetic(n=60, seed=0) -> pd.DataFrame:

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from autosys.isolation import ChildFailed, fork_available, run_forked
+from autosys.run.isolation import ChildFailed, fork_available, run_forked
 
 pytestmark = pytest.mark.skipif(not fork_available(), reason="os.fork is not available on this platform")
 
@@ -46,7 +46,7 @@ def test_forks_wait_for_threads_inside_sqlite(tmp_path):
     import sqlite3
     import threading
 
-    from autosys.isolation import no_fork
+    from autosys.run.isolation import no_fork
 
     stop = threading.Event()
 

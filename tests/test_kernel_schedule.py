@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adapters.kernel_schedule import KernelSchedule, parse_shape
+from adapters.kernels.system import KernelSchedule, parse_shape
 from adapters.kernels.cost_model import KernelCostModel, KernelRecord, records_from_study
-from autosys.space import InvalidConfig
-from autosys.trial import TrialState
+from autosys.core.space import InvalidConfig
+from autosys.core.trial import TrialState
 
 ROOT = Path(__file__).resolve().parents[1]
 needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs a C compiler (gcc)")
@@ -82,7 +82,7 @@ class BrokenKernels(KernelSchedule):
 
 @needs_gcc
 def test_crashing_and_runaway_kernels_fail_and_the_study_goes_on(tmp_path, cache):
-    from autosys.study import Study
+    from autosys.run.study import Study
 
     system = BrokenKernels(op="matmul", shape="16,16,16", repeats=1, timeout=8, cache_dir=cache)
     study = Study.create(tmp_path / "s", system, tuner="random", budget=4, seed=0)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from autosys.storage import SQLiteStorage
-from autosys.trial import TrialState
+from autosys.core.trial import TrialState
 
 ROOT = Path(__file__).resolve().parents[1]
 

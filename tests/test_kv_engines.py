@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters.kv.engines import ENGINES, available_engines, make_engine
-from autosys.space import Space
+from autosys.core.space import Space
 
 AVAILABLE, MISSING = available_engines()
 
@@ -72,7 +72,7 @@ def knob_configs(name: str) -> list[dict]:
 
 
 def _engine_param():
-    from autosys.space import Categorical
+    from autosys.core.space import Categorical
 
     return [Categorical("engine", tuple(ENGINES))]
 
@@ -147,7 +147,7 @@ def test_missing_engine_is_left_out_with_a_reason(monkeypatch):
     assert "rocksdict" in missing["rocksdb"] and "lmdb" in missing["lmdb"]
     assert {"dict", "sqlite"} <= set(ok)
 
-    from adapters.kv_select import KVSelect
+    from adapters.kv.system import KVSelect
 
     system = KVSelect()
     space = system.space()

@@ -13,8 +13,8 @@ from adapters.kv.cli import recommend_app
 from adapters.kv.features import config_features, workload_features
 from adapters.kv.recommender import KVRecommender, configs_of, rows_from_studies
 from adapters.kv.workloads import load_kv_workload
-from adapters.kv_select import KVSelect
-from autosys.study import Study
+from adapters.kv.system import KVSelect
+from autosys.run.study import Study
 from autosys.tuners import make_tuner
 
 SMALL = dict(records=400, operations=400, seconds=2.0)

@@ -11,8 +11,8 @@ import pytest
 
 from adapters.kv.engines import ENGINES
 from adapters.kv.workloads import KV_PRESETS, load_kv_workload, prepare
-from adapters.kv_select import KVSelect
-from autosys.space import InvalidConfig
+from adapters.kv.system import KVSelect
+from autosys.core.space import InvalidConfig
 
 SMALL = dict(records=600, operations=600, seconds=5.0)
 
@@ -150,7 +150,7 @@ def test_cli_tune_kv_writes_json(tmp_path):
     workload = tmp_path / "w.json"
     workload.write_text(json.dumps({"mix": {"read": 0.5, "update": 0.5}, "records": 400, "operations": 400}))
     out = tmp_path / "out.json"
-    cmd = [sys.executable, "-m", "autosys.cli", "tune", "kv", "--workload", str(workload), "--budget", "4",
+    cmd = [sys.executable, "-m", "autosys.cli.main", "tune", "kv", "--workload", str(workload), "--budget", "4",
            "--dir", str(tmp_path / "study"), "--json", str(out), "--quiet", "--seconds", "2"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr

@@ -5,10 +5,10 @@ import time
 import numpy as np
 import pytest
 
-from autosys.learn.dataset import Retrainer, study_dataset
+from autosys.analysis.dataset import Retrainer, study_dataset
 from autosys.learn.models import MODELS, make_model
-from autosys.monitor import CounterMonitor
-from autosys.study import Study
+from autosys.online.monitor import CounterMonitor
+from autosys.run.study import Study
 from tests.systems_for_tests import Quadratic
 
 
@@ -60,7 +60,7 @@ def test_retrainer_refits_on_schedule_and_ignores_nan():
 
 
 def test_context_is_the_mean_of_observations_inside_the_window(tmp_path):
-    from autosys.learn.dataset import context_of
+    from autosys.analysis.dataset import context_of
     from autosys.storage import SQLiteStorage
 
     storage = SQLiteStorage(tmp_path / "s")

@@ -13,9 +13,9 @@ import pytest
 
 from adapters.learned_index import compiled
 from adapters.learned_index.pareto import best_under_cap, pareto_front, plot_pareto
-from adapters.learned_index_system import LearnedIndexSystem, optional_baselines
-from autosys.registry import make_system
-from autosys.space import InvalidConfig
+from adapters.learned_index.system import LearnedIndexSystem, optional_baselines
+from autosys.core.registry import make_system
+from autosys.core.space import InvalidConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -129,7 +129,7 @@ def test_pareto_front_and_plot(tmp_path):
 
 
 def test_study_runs_and_summary_reports_baselines(tmp_path):
-    from autosys.study import Study
+    from autosys.run.study import Study
 
     study = Study.create(
         tmp_path / "s", "learned-index", system_options={"n_keys": 20_000, "queries": 2_000, "repeats": 1}, budget=4

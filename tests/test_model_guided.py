@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from autosys.space import Bool, Categorical, Constraint, Float, Int, Ordinal, Space
-from autosys.trial import Result
+from autosys.core.space import Bool, Categorical, Constraint, Float, Int, Ordinal, Space
+from autosys.core.trial import Result
 from autosys.tuners.model_guided import ModelGuidedTuner
 from autosys.tuners.random_search import RandomSearch
 

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from autosys.monitor import CounterMonitor, Monitor, Sampler, SystemMonitor, window_features
+from autosys.online.monitor import CounterMonitor, Monitor, Sampler, SystemMonitor, window_features
 from autosys.storage import SQLiteStorage
 
 

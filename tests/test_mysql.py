@@ -13,11 +13,11 @@ import pytest
 
 pymysql = pytest.importorskip("pymysql", reason="pymysql is not installed (pip install 'autosys[db]')")
 
-from adapters.mysql_knobs import MySQLKnobs  # noqa: E402
-from autosys.evaluation import evaluate_config  # noqa: E402
-from autosys.space import InvalidConfig  # noqa: E402
-from autosys.study import Study  # noqa: E402
-from autosys.trial import TrialState  # noqa: E402
+from adapters.dbserver.mysql import MySQLKnobs  # noqa: E402
+from autosys.core.evaluation import evaluate_config  # noqa: E402
+from autosys.core.space import InvalidConfig  # noqa: E402
+from autosys.run.study import Study  # noqa: E402
+from autosys.core.trial import TrialState  # noqa: E402
 
 HOST = os.environ.get("AUTOSYS_MYSQL_HOST", "127.0.0.1")
 WATCHED = ("innodb_io_capacity", "innodb_flush_neighbors", "innodb_max_dirty_pages_pct", "innodb_log_buffer_size",

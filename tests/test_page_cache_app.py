@@ -6,7 +6,7 @@ import pytest
 # the batch simulator this test compares against compiles its kernels with numba
 pytest.importorskip("numba", reason="the page-cache simulator compiles its kernels with numba (pip install autosys[compiled])")
 
-from adapters.page_cache_app import POLICIES, AdaptiveCache, PageCacheApp  # noqa: E402
+from adapters.pagecache.app import POLICIES, AdaptiveCache, PageCacheApp  # noqa: E402
 from adapters.pagecache import traces  # noqa: E402
 from adapters.pagecache.simulator import simulate  # noqa: E402
 

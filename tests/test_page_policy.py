@@ -9,9 +9,9 @@ import pytest
 
 pytest.importorskip("numba", reason="the page-cache simulator compiles its kernels with numba (pip install autosys[compiled])")
 
-from adapters.page_policy import PagePolicySystem, simulator_args  # noqa: E402
+from adapters.pagecache.system import PagePolicySystem, simulator_args  # noqa: E402
 from adapters.pagecache import traces as T  # noqa: E402
-from autosys.space import InvalidConfig  # noqa: E402
+from autosys.core.space import InvalidConfig  # noqa: E402
 from autosys.tuners import make_tuner  # noqa: E402
 
 
@@ -71,7 +71,7 @@ def test_trace_file_and_page_count_cache(tmp_path):
 
 
 def test_autosys_tune_cli_reports_best_lru_and_belady(tmp_path):
-    cli = pytest.importorskip("autosys.cli")
+    cli = pytest.importorskip("autosys.cli.main")
     path = T.write_trace(T.scan_loop_hot(20_000, seed=4), tmp_path / "mix.txt")
     out = tmp_path / "out.json"
     from typer.testing import CliRunner

@@ -46,7 +46,7 @@ def test_a_real_pgbench_trial(tmp_path):
         psycopg.connect(URL, connect_timeout=2).close()
     except psycopg.OperationalError as exc:
         pytest.skip(f"no PostgreSQL server reachable at {URL}: {str(exc).strip().splitlines()[0]}")
-    from adapters.postgres_knobs import PostgresKnobs
+    from adapters.dbserver.postgres import PostgresKnobs
 
     spec = tmp_path / "pgbench.json"
     spec.write_text(json.dumps({"kind": "pgbench", "scale": 1, "mode": "tpcb-like", "concurrency": 2, "jobs": 1}))

@@ -17,11 +17,11 @@ import pytest
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is not installed (pip install 'autosys[db]')")
 
-from adapters.postgres_knobs import PostgresKnobs  # noqa: E402
-from autosys.evaluation import evaluate_config  # noqa: E402
-from autosys.space import InvalidConfig  # noqa: E402
-from autosys.study import Study  # noqa: E402
-from autosys.trial import TrialState  # noqa: E402
+from adapters.dbserver.postgres import PostgresKnobs  # noqa: E402
+from autosys.core.evaluation import evaluate_config  # noqa: E402
+from autosys.core.space import InvalidConfig  # noqa: E402
+from autosys.run.study import Study  # noqa: E402
+from autosys.core.trial import TrialState  # noqa: E402
 
 URL = os.environ.get("AUTOSYS_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 WATCHED = ("wal_writer_delay", "checkpoint_completion_target", "bgwriter_delay", "shared_buffers", "commit_delay")
@@ -164,7 +164,7 @@ def test_a_sigkilled_run_is_restored_by_the_next_one(server, tmp_path):
     script = textwrap.dedent(
         f"""
         import os, signal
-        from adapters.postgres_knobs import PostgresKnobs
+        from adapters.dbserver.postgres import PostgresKnobs
         s = PostgresKnobs(url={URL!r}, workload="ycsb-a", records=100, knobs="wal_writer_delay,bgwriter_delay",
                           state_file={str(state)!r})
         s.setup()

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autosys.report import load_study, pareto_front, write_report
-from autosys.study import Study
+from autosys.analysis.report import load_study, pareto_front, write_report
+from autosys.run.study import Study
 from tests.systems_for_tests import Quadratic
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from autosys.envs import SystemEnv
-from autosys.space import Bool, Categorical, Condition, Float, Forbid, Int, Space
-from autosys.system import Measurement, Objective, System
-from autosys.trial import Result, TrialState
+from autosys.online.envs import SystemEnv
+from autosys.core.space import Bool, Categorical, Condition, Float, Forbid, Int, Space
+from autosys.core.system import Measurement, Objective, System
+from autosys.core.trial import Result, TrialState
 from autosys.tuners.rl import RLTuner, move_knob
 
 #: a light model for tests that check behaviour rather than learning (keeps the file fast)
@@ -173,7 +173,7 @@ def test_bad_options_are_clear():
 
 def test_registered_name_and_check_tuner_if_available():
     assert RLTuner.name == "rl"
-    testing = pytest.importorskip("autosys.testing", reason="autosys.testing (check_tuner) not written yet")
+    testing = pytest.importorskip("autosys.checks.tuner", reason="autosys.checks.tuner (check_tuner) not written yet")
     passed = testing.check_tuner(RLTuner, steps=20)  # the defaults, as `--tuner rl` builds it
     assert "save_restore" in passed and "failed_and_nan_results" in passed
     testing.check_tuner(lambda space, **kw: RLTuner(space, **kw, **LIGHT), steps=20)

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from autosys.selection import best_trial, final_candidates, next_to_confirm, rank_configs, root_choices
-from autosys.space import Categorical, Condition, Float, Space
-from autosys.study import Study
-from autosys.system import Limit, Measurement, Objective, System
-from autosys.trial import Trial, TrialState
+from autosys.run.selection import best_trial, final_candidates, next_to_confirm, rank_configs, root_choices
+from autosys.core.space import Categorical, Condition, Float, Space
+from autosys.run.study import Study
+from autosys.core.system import Limit, Measurement, Objective, System
+from autosys.core.trial import Trial, TrialState
 
 MAXIMIZE = Objective("speed", "maximize", limits=(Limit("memory", max=4.0),))
 

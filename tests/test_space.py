@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autosys.space import Bool, Categorical, Condition, Constraint, Float, Forbid, InvalidConfig, Int, Ordinal, Space
+from autosys.core.space import Bool, Categorical, Condition, Constraint, Float, Forbid, InvalidConfig, Int, Ordinal, Space
 
 
 def make_space():

@@ -5,9 +5,9 @@ import sqlite3
 import numpy as np
 import pytest
 
-from adapters.sqlite_knobs import SQLiteKnobs, apply_pragmas
-from autosys.space import InvalidConfig
-from autosys.study import Study
+from adapters.sqlite.knobs import SQLiteKnobs, apply_pragmas
+from autosys.core.space import InvalidConfig
+from autosys.run.study import Study
 from autosys.tuners import make_tuner
 
 SMALL = dict(records=500, operations=300, repeats=2, seconds=0.5)

@@ -6,8 +6,8 @@ import math
 import pytest
 
 from autosys.storage import SQLiteStorage, StorageError
-from autosys.study import Study, StudyError
-from autosys.trial import TrialState
+from autosys.run.study import Study, StudyError
+from autosys.core.trial import TrialState
 from tests.systems_for_tests import Quadratic
 
 

@@ -6,9 +6,9 @@ from functools import partial
 
 import pytest
 
-from autosys.space import Categorical, Condition, Float, Int, Space
-from autosys.testing import check_tuner, conditional_space
-from autosys.trial import Result
+from autosys.core.space import Categorical, Condition, Float, Int, Space
+from autosys.checks.tuner import check_tuner, conditional_space
+from autosys.core.trial import Result
 from autosys.tuners import make_tuner
 from autosys.tuners.conditional import ConditionalBandit, root_choice
 

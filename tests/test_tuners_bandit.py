@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from autosys.space import Categorical, Float, Int, Space
-from autosys.trial import Result
+from autosys.core.space import Categorical, Float, Int, Space
+from autosys.core.trial import Result
 from autosys.tuners.bandit import (
     EXP3,
     AUCBandit,

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy.optimize import approx_fprime
 
-from autosys.space import Bool, Categorical, Condition, Constraint, Float, Int, Ordinal, Space
-from autosys.testing import conditional_space, mixed_space
-from autosys.trial import Result
+from autosys.core.space import Bool, Categorical, Condition, Constraint, Float, Int, Ordinal, Space
+from autosys.checks.tuner import conditional_space, mixed_space
+from autosys.core.trial import Result
 from autosys.tuners.bayes import BayesOpt, ForestBayesOpt, SpaceEncoder, expected_improvement
 from autosys.tuners.random_search import RandomSearch
 from autosys.learn.surrogates import ForestSurrogate, GaussianProcess, standardize

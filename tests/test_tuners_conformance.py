@@ -4,7 +4,7 @@ from functools import partial
 
 import pytest
 
-from autosys.testing import check_tuner
+from autosys.checks.tuner import check_tuner
 from autosys.tuners.bandit import BanditTuner, MetaTuner
 from autosys.tuners.bayes import BayesOpt, ForestBayesOpt
 from autosys.tuners.local_search import LocalSearch

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from autosys.space import Categorical, Condition, Float, Forbid, Int, Space
-from autosys.trial import Result, TrialState
+from autosys.core.space import Categorical, Condition, Float, Forbid, Int, Space
+from autosys.core.trial import Result, TrialState
 from autosys.tuners import TUNERS, make_tuner
 
 SPACE = Space(

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from autosys.space import Float, Space
-from autosys.trial import Result
+from autosys.core.space import Float, Space
+from autosys.core.trial import Result
 from autosys.tuners.multiobjective import ParEGO, dominates, hypervolume_2d, non_dominated_sort, pareto_front
 from autosys.tuners.random_search import RandomSearch
 

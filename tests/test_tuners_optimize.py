@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 import autosys
-from autosys.space import Float, Space
+from autosys.core.space import Float, Space
 from autosys.tuners.random_search import RandomSearch
 
 SPACE = {"x0": (-5.0, 5.0), "n": (1, 64), "kind": ["a", "b"]}

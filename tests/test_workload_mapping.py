@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from autosys.learn.workload_mapping import (
+from autosys.analysis.workload_mapping import (
     KnowledgeBase,
     characterize,
     load_record,
@@ -15,9 +15,9 @@ from autosys.learn.workload_mapping import (
     warm_start,
     warm_start_pairs,
 )
-from autosys.space import Categorical, Float, Space
-from autosys.study import Study
-from autosys.system import Measurement, Objective, System
+from autosys.core.space import Categorical, Float, Space
+from autosys.run.study import Study
+from autosys.core.system import Measurement, Objective, System
 
 # (read share, optimum x, best mode): "a1" and "a2" are alike; "b" is not
 WORKLOADS = {"a1": (0.5, 0.80, "q"), "a2": (0.55, 0.78, "q"), "b": (0.95, 0.15, "r")}

@@ -38,9 +38,9 @@ class KernelRecord:
 
 def records_from_study(directory: str | Path) -> list[KernelRecord]:
     """Completed trials of a stored `kernel` study as records (shape and op from its options)."""
-    from adapters.kernel_schedule import parse_shape
-    from autosys.study import open_study
-    from autosys.trial import TrialState
+    from adapters.kernels.system import parse_shape
+    from autosys.run.study import open_study
+    from autosys.core.trial import TrialState
 
     storage, spec = open_study(directory)
     try:

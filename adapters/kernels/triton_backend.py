@@ -90,7 +90,7 @@ class TritonMatmul:
         self.bound = self.a.float().abs() @ self.b.float().abs()
 
     def space(self):
-        from autosys.space import Constraint, Ordinal, Space
+        from autosys.core.space import Constraint, Ordinal, Space
 
         params = [
             Ordinal("block_m", (16, 32, 64, 128, 256), default=64),
@@ -149,7 +149,7 @@ class TritonMatmul:
         import numpy as np
 
         from adapters.kernels.runner import KernelFailed
-        from autosys.system import Measurement
+        from autosys.core.system import Measurement
 
         run, c = self._launch(config)
         run()  # compiles; launch errors raise here

@@ -37,7 +37,7 @@ def kv(
 ) -> None:
     """Recommend an engine and its knobs for WORKLOAD from its features alone."""
     from adapters.kv.recommender import fit_from
-    from adapters.kv_select import KVSelect
+    from adapters.kv.system import KVSelect
 
     sources = list(training) or [DEFAULT_TRAINING]
     try:

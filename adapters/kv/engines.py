@@ -37,7 +37,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from autosys.space import Bool, Categorical, Condition, Config, Float, Int, Ordinal, Param
+from autosys.core.space import Bool, Categorical, Condition, Config, Float, Int, Ordinal, Param
 
 Item = tuple[bytes, bytes]
 

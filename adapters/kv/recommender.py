@@ -24,7 +24,7 @@ import pandas as pd
 
 from adapters.kv.features import config_features, workload_features
 from adapters.kv.workloads import KVWorkload, load_kv_workload
-from autosys.space import Config, InvalidConfig, Space
+from autosys.core.space import Config, InvalidConfig, Space
 
 MB = 1 << 20
 CONFIG_PREFIX = "config."
@@ -40,14 +40,14 @@ def rows_from_studies(root: str | Path, system_name: str = "kv") -> pd.DataFrame
     config), throughput, memory_bytes, disk_bytes, feasible.
     """
     from autosys.storage import SQLiteStorage
-    from autosys.study import open_study
-    from autosys.trial import TrialState
+    from autosys.run.study import open_study
+    from autosys.core.trial import TrialState
 
     rows: list[dict[str, Any]] = []
     for file in sorted(Path(root).rglob(SQLiteStorage.FILENAME)):
         storage, spec = open_study(file.parent)
         try:
-            if spec.get("system") not in (system_name, "adapters.kv_select:KVSelect", "KVSelect"):
+            if spec.get("system") not in (system_name, "adapters.kv.system:KVSelect", "adapters.kv_select:KVSelect", "KVSelect"):
                 continue
             workload = workload_from_options(spec.get("system_options", {}))
             feats = workload_features(workload, int(spec.get("system_options", {}).get("seed", 0)))

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from adapters.kv.engines import KVEngine
-from autosys.hostspeed import HostSpeed, normalised_seconds
+from autosys.run.hostspeed import HostSpeed, normalised_seconds
 from adapters.kv.workloads import PreparedWorkload
 from adapters.workloads.ycsb import DELETE, INSERT, READ, RMW, SCAN, UPDATE
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Callable, Mapping
 from adapters.kv.workloads import KVWorkload, sample_workloads, with_size
 
 if TYPE_CHECKING:
-    from adapters.kv_select import KVSelect
+    from adapters.kv.system import KVSelect
 
 #: trials per engine: more where an engine has more knobs (dict has none)
 ENGINE_BUDGETS: dict[str, int] = {"dict": 1, "sorteddict": 5, "sqlite": 10, "lmdb": 10, "rocksdb": 16}
@@ -29,7 +29,7 @@ def study_each_engine(
 ) -> None:
     """One stored study per engine under `directory` (oracle-<engine>); a study already there is resumed."""
     from autosys.storage import SQLiteStorage
-    from autosys.study import Study
+    from autosys.run.study import Study
 
     for engine in list(make_system().engines):
         path = Path(directory) / f"oracle-{engine}"
@@ -53,7 +53,7 @@ def build_corpus(
 
     records / operations (0 = the sampled sizes) shrink the workloads, e.g. for a test.
     """
-    from adapters.kv_select import KVSelect
+    from adapters.kv.system import KVSelect
 
     root = Path(root)
     workloads = [with_size(w, records, operations) for w in sample_workloads(count, seed)]

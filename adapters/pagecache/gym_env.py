@@ -13,9 +13,9 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
+from adapters.pagecache import learned
 from adapters.pagecache.learned import N_FEATURES, SampledState, advance, evict_insert, features_of
-from adapters.pagecache.simulator import PreparedTrace
-from adapters.pagecache.traces import Trace
+from adapters.pagecache.traces import PreparedTrace, Trace
 
 
 class PageEvictionEnv(gym.Env):
@@ -121,3 +121,10 @@ def train_reinforce(
         g = (np.array(grads) * adv[:, None]).mean(axis=0)
         w += lr * g / (np.linalg.norm(g) + 1e-8)
     return w
+
+
+def run_rl(tr, cap, weights=None, sample: int = 8, train_requests: int = 30_000, episodes: int = 6, seed: int = 0, **_):
+    """The RL baseline: train a linear REINFORCE policy on a prefix of the trace, then run it greedily."""
+    if weights is None:
+        weights = train_reinforce(tr, cap, candidates=sample, train_requests=train_requests, episodes=episodes, seed=seed)
+    return learned.run_linear(tr, cap, weights, sample, seed)

@@ -13,7 +13,7 @@ gradient-boosting policy, both compiled with numba where they loop per request.
   when not yet seen. A HistGradientBoosting model is retrained every `retrain`
   requests on the window of recent samples and evaluated inside numba.
 - `rl`: the same sampled-candidate kernel scored by a linear policy learned by
-  REINFORCE in the gymnasium environment (adapters.pagecache.gym_env).
+  REINFORCE in the gymnasium environment (adapters.pagecache.gym_env, `run_rl` there).
 """
 
 from __future__ import annotations
@@ -368,13 +368,4 @@ def run_linear(tr, cap, weights, sample: int = 8, seed: int = 0):
     return s.miss
 
 
-def run_rl(tr, cap, weights=None, sample: int = 8, train_requests: int = 30_000, episodes: int = 6, seed: int = 0, **_):
-    """The RL baseline: train a linear REINFORCE policy on a prefix of the trace, then run it greedily."""
-    if weights is None:
-        from adapters.pagecache.gym_env import train_reinforce
-
-        weights = train_reinforce(tr, cap, candidates=sample, train_requests=train_requests, episodes=episodes, seed=seed)
-    return run_linear(tr, cap, weights, sample, seed)
-
-
-RUNNERS = {"lecar": run_lecar, "lrb": run_lrb, "rl": run_rl}
+RUNNERS = {"lecar": run_lecar, "lrb": run_lrb}

@@ -15,30 +15,7 @@ from typing import Any, Callable
 import numpy as np
 
 from adapters.pagecache import policies as P
-from adapters.pagecache.traces import Trace, next_access
-
-
-@dataclass
-class PreparedTrace:
-    """Dense ids (0..n_obj-1), next-access indices and sizes of a trace."""
-
-    ids: np.ndarray
-    n_obj: int
-    nxt: np.ndarray
-    sizes: np.ndarray
-    name: str = "trace"
-
-    @classmethod
-    def of(cls, trace: Trace) -> "PreparedTrace":
-        ids, n_obj = trace.dense()
-        return cls(ids, n_obj, next_access(ids), trace.size_array(), trace.name)
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    @property
-    def footprint(self) -> int:
-        return self.n_obj
+from adapters.pagecache.traces import PreparedTrace, Trace
 
 
 @dataclass
@@ -109,6 +86,10 @@ def _belady(tr, cap, **_):
 
 def _learned(kind: str) -> Callable:
     def run(tr, cap, **knobs):
+        if kind == "rl":
+            from adapters.pagecache.gym_env import run_rl
+
+            return run_rl(tr, cap, **knobs)
         from adapters.pagecache import learned
 
         return learned.RUNNERS[kind](tr, cap, **knobs)

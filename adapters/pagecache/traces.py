@@ -357,3 +357,26 @@ def generate(kind: str, n_requests: int, n_pages: int = 10_000, alpha: float = 0
     if kind == "scan":
         return scan(n_requests)
     raise ValueError(f"unknown generator {kind!r}: choose one of zipf, scan_loop_hot, loop, scan")
+
+
+@dataclass
+class PreparedTrace:
+    """Dense ids (0..n_obj-1), next-access indices and sizes of a trace."""
+
+    ids: np.ndarray
+    n_obj: int
+    nxt: np.ndarray
+    sizes: np.ndarray
+    name: str = "trace"
+
+    @classmethod
+    def of(cls, trace: Trace) -> "PreparedTrace":
+        ids, n_obj = trace.dense()
+        return cls(ids, n_obj, next_access(ids), trace.size_array(), trace.name)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def footprint(self) -> int:
+        return self.n_obj

@@ -9,9 +9,13 @@ session converts `?` placeholders and names the per-dialect column types.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from functools import lru_cache
 from typing import Any, Iterable, Mapping, Sequence
+
+#: a server knob or option name: safe to put in SQL or on a command line (lower case, digits, _)
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 DIALECTS = ("sqlite", "postgres", "mysql")
 

@@ -28,8 +28,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from adapters.workloads.base import Benchmark, Session, checked_settings
-from adapters.workloads.server import NAME_RE
+from adapters.workloads.base import NAME_RE, Benchmark, Session, checked_settings
 
 MODES = {"tpcb-like": [], "simple-update": ["-N"], "select-only": ["-S"]}
 _OPTION_VALUE = re.compile(r"^[A-Za-z0-9_.+\-]+$")  # a number or an enum word: nothing libpq would re-split

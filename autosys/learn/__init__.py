@@ -1,1 +1,5 @@
-"""The shared training/inference loop: datasets from storage, one model interface, retraining."""
+"""Models behind one small interface (fit, predict with uncertainty where the model has it,
+rank) and the surrogates Bayesian optimization uses.
+
+May import: `autosys.core`, numpy, scikit-learn.
+"""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from autosys.space import Space
+from autosys.core.space import Space
 from autosys.tuners.base import Tuner
 
 #: name -> "module:Class"; strategies added by later work register here

@@ -17,8 +17,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from autosys.space import Config, Space
-from autosys.trial import Result, Trial
+from autosys.core.space import Config, Space
+from autosys.core.trial import Result, Trial
 from autosys.tuners import tuner_class
 from autosys.tuners.base import Tuner
 

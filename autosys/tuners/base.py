@@ -15,8 +15,8 @@ from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
 
-from autosys.space import Config, InvalidConfig, Space
-from autosys.trial import Result, Trial, TrialState
+from autosys.core.space import Config, InvalidConfig, Space
+from autosys.core.trial import Result, Trial, TrialState
 
 
 class Tuner(ABC):

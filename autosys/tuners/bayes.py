@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from scipy.stats import norm, qmc
 
-from autosys.space import Bool, Categorical, Config, InvalidConfig, Ordinal, Space
+from autosys.core.space import Bool, Categorical, Config, InvalidConfig, Ordinal, Space
 from autosys.tuners.base import Tuner
 from autosys.learn.surrogates import GaussianProcess, make_surrogate, standardize
 

@@ -19,8 +19,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from autosys.space import Categorical, Config, Space
-from autosys.trial import Result, Trial
+from autosys.core.space import Categorical, Config, Space
+from autosys.core.trial import Result, Trial
 from autosys.tuners import tuner_class
 from autosys.tuners.base import Tuner
 

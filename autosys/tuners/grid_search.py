@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from autosys.space import Config, Space
+from autosys.core.space import Config, Space
 from autosys.tuners.base import Tuner
 
 

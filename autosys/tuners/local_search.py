@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from autosys.space import Categorical, Config, InvalidConfig, Space
+from autosys.core.space import Categorical, Config, InvalidConfig, Space
 from autosys.tuners.base import Tuner
 
 

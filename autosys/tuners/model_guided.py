@@ -23,9 +23,9 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from autosys.space import Config, Float, Int, Ordinal, Space
+from autosys.core.space import Config, Float, Int, Ordinal, Space
 from autosys.tuners.base import Tuner
-from autosys.trial import Result, Trial
+from autosys.core.trial import Result, Trial
 
 FeatureFn = Callable[[Config], Sequence[float]]
 

@@ -13,8 +13,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from autosys.space import Config, Space
-from autosys.trial import Result, Trial
+from autosys.core.space import Config, Space
+from autosys.core.trial import Result, Trial
 from autosys.tuners.bayes import BayesOpt
 
 Objectives = Sequence[tuple[str, str]]  # (metric, "minimize" | "maximize")

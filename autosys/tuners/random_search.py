@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from autosys.space import Config
+from autosys.core.space import Config
 from autosys.tuners.base import Tuner
 
 

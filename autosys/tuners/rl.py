@@ -29,15 +29,15 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from autosys.space import Categorical, Config, Int, InvalidConfig, Space
-from autosys.trial import Result, Trial
+from autosys.core.space import Categorical, Config, Int, InvalidConfig, Space
+from autosys.core.trial import Result, Trial
 from autosys.tuners.base import Tuner
 
 ACTIONS = ("knob", "config")
 MODELS = ("trees", "gp")
 
 
-# --------------------------------------------------------------------------- knob moves (shared with autosys.envs)
+# --------------------------------------------------------------------------- knob moves (shared with autosys.online.envs)
 
 
 def complete_config(space: Space, config: Mapping[str, Any]) -> Config:

@@ -8,8 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from autosys.space import Float, Int, Space
-from autosys.system import Measurement, Objective, System
+from autosys.core.space import Float, Int, Space
+from autosys.core.system import Measurement, Objective, System
 
 CHILD = """
 import os, sys, time

@@ -19,8 +19,8 @@ import pytest
 
 from autosys.executors import SubprocessExecutor
 from autosys.storage import SCHEMA_VERSION, SQLiteStorage, StorageError
-from autosys.study import Study
-from autosys.trial import TrialState
+from autosys.run.study import Study
+from autosys.core.trial import TrialState
 from tests.faults.systems import ForkAndHang
 from tests.systems_for_tests import Quadratic
 
@@ -110,7 +110,7 @@ def orphaned_workers() -> list[int]:
     for proc in psutil.process_iter(["cmdline", "ppid"]):
         try:
             cmdline = " ".join(proc.info["cmdline"] or [])
-            if "autosys.executors --worker" in cmdline and proc.cwd() == str(ROOT) and proc.info["ppid"] in (0, 1):
+            if "autosys.executors.process --worker" in cmdline and proc.cwd() == str(ROOT) and proc.info["ppid"] in (0, 1):
                 found.append(proc.pid)
         except (psutil.Error, OSError):
             continue
@@ -146,7 +146,7 @@ def test_a_hung_trial_that_forked_is_killed_at_its_timeout_with_every_child(tmp_
 def test_a_dask_worker_killed_mid_trial_gives_a_retried_or_failed_trial(tmp_path):
     pytest.importorskip("distributed", reason="the dask executor needs dask[distributed]")
     from autosys.executors import DaskExecutor
-    from autosys.registry import make_system
+    from autosys.core.registry import make_system
 
     log, budget = tmp_path / "trials.log", 6
     system = make_system(SLEEPY, {"log": str(log), "sleep": 0.8})
@@ -186,7 +186,7 @@ def test_a_dask_worker_killed_mid_trial_gives_a_retried_or_failed_trial(tmp_path
 
 def test_two_processes_sharing_one_study_never_duplicate_a_trial(tmp_path):
     log, study_dir, budget = tmp_path / "trials.log", tmp_path / "study", 20
-    from autosys.registry import make_system
+    from autosys.core.registry import make_system
 
     system = make_system(SLEEPY, {"log": str(log), "sleep": 0.25})
     Study.create(study_dir, system, budget=budget, seed=7).close()

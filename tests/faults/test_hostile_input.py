@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from autosys.executors import exclusive_lock, make_executor
-from autosys.space import Categorical, Float, Int, InvalidConfig, Space
+from autosys.core.space import Categorical, Float, Int, InvalidConfig, Space
 from autosys.storage import SQLiteStorage, StorageError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,7 +38,7 @@ def test_ordinary_knob_names_still_work():
 
 
 def test_hostile_knob_values_never_reach_the_database():
-    from autosys.registry import make_system
+    from autosys.core.registry import make_system
 
     system = make_system("sqlite", {"records": 100, "operations": 50})
     config = system.default()

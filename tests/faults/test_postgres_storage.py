@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from autosys.storage import SCHEMA_VERSION, PostgresStorage, StorageError
-from autosys.study import Study
-from autosys.trial import Trial, TrialState
+from autosys.run.study import Study
+from autosys.core.trial import Trial, TrialState
 from tests.systems_for_tests import Quadratic
 
 psycopg = pytest.importorskip("psycopg", reason="the PostgreSQL storage needs psycopg 3")
@@ -64,7 +64,7 @@ def test_hostile_study_names_are_refused(database):
 
 
 def test_two_processes_share_a_postgresql_study_without_duplicates(database, tmp_path):
-    from autosys.registry import make_system
+    from autosys.core.registry import make_system
 
     log, budget = tmp_path / "trials.log", 12
     system = make_system("tests.systems_for_tests:Sleepy", {"log": str(log), "sleep": 0.2})

@@ -1,0 +1,246 @@
+"""MariaDB/MySQL InnoDB knob tuning on a real server (pymysql).
+
+Each knob's type, range, scope and whether it can change live come from
+`information_schema.SYSTEM_VARIABLES`: variables with a SESSION scope are set
+on every benchmark connection, dynamic GLOBAL ones with SET GLOBAL (original
+values saved to a state file first and restored at the end, also after a
+crash), and read-only ones (`innodb_log_buffer_size`, `innodb_doublewrite`,
+`innodb_flush_method`, ...) only with `allow_restart` and a
+`restart_command`. Knob names are checked against the catalog and a strict
+pattern before they reach SQL; values always travel as parameters. With
+`durable`, `innodb_flush_log_at_trx_commit` stays 1 and `innodb_doublewrite`
+on. The benchmark runs in its own database, created and dropped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adapters.workloads.base import Session
+from adapters.dbserver.base import NAME_RE, KnobInfo, Proposal, ServerKnobs
+from autosys.core.space import Config, InvalidConfig
+from autosys.core.system import SystemUnavailable
+
+P = Proposal
+MIB = 1024 * 1024
+PROPOSALS = {
+    # dynamic, global
+    "innodb_buffer_pool_size": P(32 * MIB, 1024 * MIB, log=True),
+    "innodb_flush_log_at_trx_commit": P(0, 2),
+    "innodb_log_file_size": P(16 * MIB, 1024 * MIB, log=True),
+    "innodb_io_capacity": P(100, 20_000, log=True),
+    "innodb_adaptive_hash_index": P(),
+    "innodb_change_buffering": P(choices=("none", "inserts", "all")),
+    "innodb_flush_neighbors": P(0, 2),
+    "innodb_max_dirty_pages_pct": P(10.0, 90.0),
+    # session scope
+    "sort_buffer_size": P(32 * 1024, 64 * MIB, log=True),
+    "join_buffer_size": P(128 * 1024, 64 * MIB, log=True),
+    # read-only: restart only
+    "innodb_log_buffer_size": P(2 * MIB, 256 * MIB, log=True),
+    "innodb_doublewrite": P(),
+    "innodb_flush_method": P(choices=("fsync", "O_DSYNC", "O_DIRECT", "O_DIRECT_NO_FSYNC")),
+}
+
+# numeric variable types in information_schema.SYSTEM_VARIABLES.VARIABLE_TYPE
+_INT_TYPES = ("INT", "BIGINT", "INT UNSIGNED", "BIGINT UNSIGNED")
+
+
+def _pymysql():
+    try:
+        import pymysql
+    except ImportError:  # pragma: no cover - the db extra is missing
+        raise SystemUnavailable("pymysql is not installed: pip install 'autosys[db]'") from None
+    return pymysql
+
+
+class MySQLKnobs(ServerKnobs):
+    """Tunes a MariaDB/MySQL server's InnoDB knobs for throughput on a seeded workload.
+
+    Options: host, port, user, password, workload, allow_restart with
+    restart_command, durable, seed, records, operations, concurrency, seconds,
+    warmup, repeats, connect_timeout, statement_timeout, knobs, state_file.
+    """
+
+    name = "mysql"
+    exclusive = True
+    dialect = "mysql"
+    PROPOSALS = PROPOSALS
+    DURABLE = {"innodb_flush_log_at_trx_commit": (1,), "innodb_doublewrite": ("on",)}
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 3306,
+        user: str = "root",
+        password: str = "",
+        workload: str = "tpcc-like",
+        allow_restart: bool = False,
+        restart_command: str = "",
+        durable: bool = True,
+        seed: int = 0,
+        records: int = 0,
+        operations: int = 100_000,  # enough for ~10k ops/s over warm-up + window; see StreamExhausted
+        concurrency: int = 4,
+        seconds: float = 3.0,
+        warmup: float = 0.5,
+        repeats: int = 1,
+        connect_timeout: float = 3.0,
+        statement_timeout: float = 30.0,
+        knobs: str = "",
+        state_file: str | None = None,
+    ):
+        options = dict(locals())
+        self._options = {k: v for k, v in options.items() if k not in ("self", "__class__", "password")}
+        self.host, self.port, self.user, self.password = host, int(port), user, password
+        super().__init__(
+            workload=workload, allow_restart=allow_restart, restart_command=restart_command, durable=durable, seed=seed,
+            records=records, operations=operations, concurrency=concurrency, seconds=seconds, warmup=warmup,
+            repeats=repeats, connect_timeout=connect_timeout, statement_timeout=statement_timeout, knobs=knobs,
+            state_file=state_file,
+        )
+
+    def _server_key(self) -> str:
+        return f"{self.host}-{self.port}"
+
+    # ------------------------------------------------------------------ connections
+    def _connect(self, database: str | None):
+        pymysql = _pymysql()
+        timeout = max(int(round(self.connect_timeout)), 1)
+        io_timeout = int(self.statement_timeout) + 5  # a dead server cannot hang a read forever
+        try:
+            return pymysql.connect(
+                host=self.host, port=self.port, user=self.user, password=self.password, database=database,
+                autocommit=True, connect_timeout=timeout, read_timeout=io_timeout, write_timeout=io_timeout,
+            )
+        except pymysql.err.OperationalError as exc:
+            raise SystemUnavailable(f"mysql at {self.host}:{self.port} cannot be reached: {exc}") from None
+
+    def _admin(self, database: str | None = None):
+        return self._connect(database)
+
+    def _bench_session(self, client: int, session_knobs: Config) -> Session:
+        conn = self._connect(self.database)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SET SESSION max_statement_time = %s", (float(self.statement_timeout),))
+                cur.execute("SET SESSION innodb_lock_wait_timeout = %s", (max(int(self.statement_timeout), 1),))
+                for name, value in session_knobs.items():
+                    if not NAME_RE.match(name) or name not in self.catalog():
+                        raise InvalidConfig(f"bad knob name {name!r}")
+                    cur.execute(f"SET SESSION {name} = %s", (_value(value),))
+        except BaseException:
+            conn.close()
+            raise
+        return Session(conn, "mysql")
+
+    def _retryable(self, exc: BaseException) -> bool:
+        pymysql = _pymysql()
+        return isinstance(exc, pymysql.err.OperationalError) and exc.args and exc.args[0] in (1213, 1205)
+
+    def _connection_error(self, exc: BaseException) -> bool:
+        pymysql = _pymysql()
+        return isinstance(exc, (pymysql.err.OperationalError, pymysql.err.InterfaceError))
+
+    # ------------------------------------------------------------------ catalog
+    def _read_catalog(self, conn, names: list[str]) -> dict[str, KnobInfo]:
+        upper = [n.upper() for n in names]
+        marks = ", ".join(["%s"] * len(upper))
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT VARIABLE_NAME, VARIABLE_TYPE, GLOBAL_VALUE, NUMERIC_MIN_VALUE, NUMERIC_MAX_VALUE, ENUM_VALUE_LIST,"
+                f" READ_ONLY, VARIABLE_SCOPE, VARIABLE_COMMENT FROM information_schema.SYSTEM_VARIABLES WHERE VARIABLE_NAME IN ({marks})",
+                upper,
+            )
+            rows = cur.fetchall()
+        out = {}
+        for name, vtype, value, low, high, enums, read_only, scope, comment in rows:
+            name = name.lower()
+            how = "restart" if read_only == "YES" else ("session" if scope == "SESSION" else "reload")
+            choices = tuple(enums.split(",")) if enums else ()
+            if vtype == "BOOLEAN":
+                vartype, val = "bool", str(value).lower()
+                choices = ("off", "on")
+            elif vtype in ("ENUM", "SET"):
+                vartype, val = "enum", value
+            elif vtype in _INT_TYPES:
+                vartype, val = "integer", int(value)
+            elif vtype == "DOUBLE":
+                vartype, val = "real", float(value)
+            else:
+                continue  # strings and the like are not tuned
+            out[name] = KnobInfo(
+                name=name, vartype=vartype, value=val, unit="bytes" if name.endswith("_size") else None,
+                low=float(low) if low is not None else None, high=float(high) if high is not None else None,
+                choices=choices, how=how, description=comment or "",
+            )
+        return out
+
+    def _persisted_originals(self, conn, names: list[str]) -> dict[str, Any]:
+        """The global value now (SET GLOBAL does not persist: a restart also restores it)."""
+        catalog = self._read_catalog(conn, names)
+        return {name: catalog[name].value for name in names}
+
+    # ------------------------------------------------------------------ changing
+    def _set_global(self, conn, name: str, value: Any) -> None:
+        if not NAME_RE.match(name):
+            raise InvalidConfig(f"bad knob name {name!r}")
+        with conn.cursor() as cur:
+            cur.execute(f"SET GLOBAL {name} = %s", (_value(value),))
+
+    def _set_server_knob(self, conn, info: KnobInfo, value: Any) -> None:
+        if info.how == "restart":
+            raise InvalidConfig(f"mysql: {info.name} is read-only while the server runs (MariaDB has no persisted SET)")
+        self._set_global(conn, info.name, value)
+
+    def _restore_knob(self, conn, name: str, original: Any) -> None:
+        self._set_global(conn, name, original)
+
+    def _took(self, name: str, got: Any, wanted: Any) -> bool:
+        # InnoDB rounds the buffer pool and log sizes to its chunk/block sizes
+        if name in ("innodb_buffer_pool_size", "innodb_log_file_size"):
+            return abs(float(got) - float(wanted)) <= max(8 * MIB, 0.02 * float(wanted))
+        return super()._took(name, got, wanted)
+
+    def _reload(self, conn) -> None:
+        """SET GLOBAL takes effect at once (buffer pool resizes run in the background)."""
+
+    def _pending_restart(self, conn, names: list[str]) -> list[str]:
+        return []
+
+    def _create_database(self, conn) -> None:
+        if not NAME_RE.match(self.database):
+            raise ValueError(f"bad database name {self.database!r}")
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE DATABASE `{self.database}`")
+
+    def _drop_database(self, conn, name: str) -> None:
+        if not name.startswith("autosys_bench_") or not NAME_RE.match(name):
+            raise ValueError(f"refusing to drop database {name!r}: not one autosys created")
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+
+    def _counters(self, conn) -> dict[str, float]:
+        wanted = {
+            "Innodb_buffer_pool_read_requests": "blocks_hit",
+            "Innodb_buffer_pool_reads": "blocks_read",
+            "Rows_read": "rows_read",
+            "Handler_write": "rows_inserted",
+            "Handler_update": "rows_updated",
+            "Handler_delete": "rows_deleted",
+            "Innodb_os_log_written": "wal_bytes",
+            "Com_commit": "commits",
+        }
+        marks = ", ".join(["%s"] * len(wanted))
+        with conn.cursor() as cur:
+            cur.execute(f"SHOW GLOBAL STATUS WHERE Variable_name IN ({marks})", list(wanted))
+            rows = dict(cur.fetchall())
+        out = {wanted[k]: float(v) for k, v in rows.items() if k in wanted}
+        out["rows_written"] = out.pop("rows_inserted", 0.0) + out.pop("rows_updated", 0.0) + out.pop("rows_deleted", 0.0)
+        return out
+
+
+def _value(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "ON" if value else "OFF"
+    return value

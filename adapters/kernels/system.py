@@ -1,0 +1,272 @@
+"""Tune the schedule of a real compiled tensor kernel (matmul or direct NCHW conv2d).
+
+A config is a schedule: register tile, cache tiles, loop order, packing,
+unroll, SIMD code path (and how threads split the work). Each trial generates
+C, compiles it with `gcc -O3 -march=native` (cached by source hash), checks the
+result against numpy and times it, all in a child process with a deadline,
+so a crashing or runaway kernel is one failed trial, not a dead study.
+
+    autosys tune kernel --op matmul --shape 512,512,512 --budget 60 --json out.json
+    autosys tune kernel --op conv2d --shape 1,64,58,58,64,3,3 --threads 2
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from adapters.kernels import codegen
+from adapters.kernels.cpu import VECTOR_REGS, cpu_info
+from adapters.kernels.features import feature_vector, schedule_features
+from adapters.kernels.runner import KernelFailed, run_spec
+from autosys.core.space import Bool, Categorical, Config, Constraint, InvalidConfig, Int, Ordinal, Space
+from autosys.core.system import Measurement, Objective, System, SystemUnavailable
+
+OPS = {"matmul": 3, "conv2d": 7}
+
+
+def parse_shape(op: str, shape: str | Sequence[int]) -> tuple[int, ...]:
+    """'M,N,K' for matmul, 'N,C,H,W,K,R,S' for conv2d; every dimension a positive integer."""
+    if op not in OPS:
+        raise ValueError(f"unknown op {op!r}; choose one of: {', '.join(OPS)}")
+    parts = shape.replace("x", ",").split(",") if isinstance(shape, str) else list(shape)
+    try:
+        dims = tuple(int(str(p).strip()) for p in parts)
+    except ValueError:
+        raise ValueError(f"shape {shape!r} is not a comma-separated list of integers") from None
+    names = "M,N,K" if op == "matmul" else "N,C,H,W,K,R,S"
+    if len(dims) != OPS[op] or min(dims) < 1:
+        raise ValueError(f"{op} shape must be {OPS[op]} positive integers {names}, got {shape!r}")
+    if op == "conv2d" and (dims[5] > dims[2] or dims[6] > dims[3]):
+        raise ValueError(f"conv2d filter {dims[5]}x{dims[6]} is larger than the {dims[2]}x{dims[3]} input")
+    return dims
+
+
+def _fits_registers(rows: str, vecs: str):
+    def check(config: Config) -> bool:
+        return codegen.registers_needed(config[rows], config[vecs]) <= VECTOR_REGS[config["isa"]]
+
+    return check
+
+
+class KernelSchedule(System):
+    """Schedules of a generated C matmul / conv2d kernel, measured in GFLOP/s (higher is better)."""
+
+    name = "kernel"
+    exclusive = True  # timings of concurrent trials would disturb each other
+
+    def __init__(
+        self,
+        op: str = "matmul",
+        shape: str = "256,256,256",
+        threads: int = 1,
+        repeats: int = 5,
+        timeout: float = 60.0,
+        backend: str = "cpu",
+        cache_dir: str | None = None,
+        seed: int = 0,
+        omp_wait: str = "passive",
+    ):
+        self.op = op
+        self.shape = parse_shape(op, shape)
+        if threads < 1:
+            raise ValueError(f"threads must be at least 1, got {threads}")
+        if repeats < 1:
+            raise ValueError(f"repeats must be at least 1, got {repeats}")
+        if timeout <= 0:
+            raise ValueError(f"timeout must be positive, got {timeout}")
+        if omp_wait not in ("passive", "active"):
+            raise ValueError(f"omp_wait must be 'passive' or 'active', not {omp_wait!r}")
+        self.omp_wait = omp_wait
+        if backend not in ("cpu", "triton"):
+            raise ValueError(f"unknown backend {backend!r}; choose 'cpu' or 'triton'")
+        self.threads, self.repeats, self.timeout = int(threads), int(repeats), float(timeout)
+        self.backend, self.cache_dir, self.seed = backend, cache_dir, int(seed)
+        # recorded with a study even when built directly (make_system overwrites it with the CLI's options)
+        self._options = dict(
+            op=op, shape=",".join(map(str, self.shape)), threads=self.threads, repeats=self.repeats,
+            timeout=self.timeout, backend=backend, cache_dir=cache_dir, seed=self.seed, omp_wait=omp_wait,
+        )
+        self._space: Space | None = None
+        self._gpu = None
+        if backend == "triton":
+            if op != "matmul":
+                raise ValueError("the triton backend tunes matmul only")
+            from adapters.kernels import triton_backend
+
+            if not triton_backend.available():
+                raise SystemUnavailable(f"the triton backend needs torch with CUDA and triton: {triton_backend.why_not()}")
+            self._gpu = triton_backend.TritonMatmul(self.shape, repeats=repeats)
+
+    # --- the knobs
+    def space(self) -> Space:
+        if self._space is None:
+            if self._gpu is not None:
+                self._space = self._gpu.space()
+            elif self.op == "matmul":
+                self._space = self._matmul_space()
+            else:
+                self._space = self._conv_space()
+        return self._space
+
+    def _matmul_space(self) -> Space:
+        isas = cpu_info().isas
+        params = [
+            Categorical("isa", isas, default="autovec"),
+            Int("mr", 1, 16, default=6),
+            Int("nv", 1, 4, default=2),
+            Ordinal("mc", (16, 32, 48, 64, 96, 128, 192, 256, 384, 512), default=96),
+            Ordinal("kc", (16, 32, 64, 128, 192, 256, 384, 512, 768, 1024), default=256),
+            Ordinal("nc", (32, 64, 128, 256, 512, 1024, 2048, 4096), default=1024),
+            Categorical("order", codegen.MATMUL_ORDERS, default="jpi"),
+            Categorical("inner", ("ji", "ij"), default="ji"),
+            Bool("pack_a", default=True),
+            Bool("pack_b", default=True),
+            Ordinal("unroll", (1, 2, 4, 8), default=1),
+        ]
+        if self.threads > 1:
+            params.append(Categorical("par", ("outer", "inner", "collapse"), default="outer"))
+        regs = Constraint(
+            "register_tile", _fits_registers("mr", "nv"), "mr*nv accumulators + nv B vectors + 1 broadcast must fit the vector registers"
+        )
+        return Space(params, [regs])
+
+    def _conv_space(self) -> Space:
+        isas = cpu_info().isas
+        params = [
+            Categorical("isa", isas, default="autovec"),
+            Int("rk", 1, 8, default=4),
+            Int("rq", 1, 4, default=2),
+            Ordinal("tk", (4, 8, 16, 32, 64, 128), default=16),
+            Ordinal("tc", (1, 2, 4, 8, 16, 32, 64, 128, 256), default=16),
+            Ordinal("tp", (1, 2, 4, 8, 16, 32), default=4),
+            Categorical("order", codegen.CONV_ORDERS, default="kcp"),
+            Bool("pack_w", default=True),
+            Ordinal("unroll", (1, 2, 4), default=1),
+        ]
+        if self.threads > 1:
+            params.append(Categorical("par", ("k", "p"), default="k"))
+        regs = Constraint(
+            "register_tile", _fits_registers("rk", "rq"), "rk*rq accumulators + rq input vectors + 1 broadcast must fit the vector registers"
+        )
+        return Space(params, [regs])
+
+    @property
+    def objective(self) -> Objective:
+        return Objective("gflops", "maximize")
+
+    # --- code
+    def source(self, config: Config) -> str:
+        """The C source of a schedule (raises InvalidConfig for an illegal one)."""
+        clean = self.space().validate(config)
+        try:
+            if self.op == "matmul":
+                return codegen.matmul_source(self.shape, clean, self.threads)
+            return codegen.conv2d_source(self.shape, clean, self.threads)
+        except (ValueError, KeyError) as exc:
+            raise InvalidConfig(f"cannot generate a kernel for {clean}: {exc}") from exc
+
+    def naive_source(self) -> str:
+        if self.op == "matmul":
+            return codegen.naive_matmul_source(self.shape)
+        return codegen.naive_conv2d_source(self.shape)
+
+    def features(self, config: Config) -> np.ndarray:
+        """Cost-model features of a schedule on this shape (see adapters.kernels.features); none on the GPU."""
+        if self._gpu is not None:
+            return np.zeros(0)
+        return feature_vector(self.op, self.shape, config, self.threads)
+
+    def feature_names(self) -> list[str]:
+        if self._gpu is not None:
+            return []
+        return list(schedule_features(self.op, self.shape, self.default(), self.threads))
+
+    # --- measuring
+    def _spec(self, kernels: list[dict[str, Any]], repeats: int | None = None) -> dict[str, Any]:
+        return {
+            "op": self.op,
+            "shape": list(self.shape),
+            "threads": self.threads,
+            "repeats": repeats or self.repeats,
+            "warmup": 1,
+            "min_sample_s": 0.01,
+            "seed": self.seed,
+            "cache_dir": self.cache_dir,
+            "check": True,
+            # a schedule that takes gcc this long (autovec + deep unroll: up to a minute here) fails early
+            "compile_timeout": max(5.0, self.timeout / 3),
+            "kernels": kernels,
+            # idle OpenMP threads sleep instead of spinning: on a shared, oversubscribed host a spinning
+            # barrier waits for a descheduled thread (measured here: 60+ vs about 1 GFLOP/s at 2 threads)
+            "env": {"OMP_WAIT_POLICY": self.omp_wait.upper()},
+        }
+
+    def measure_sources(self, sources: dict[str, str], numpy: bool = False, repeats: int | None = None) -> dict[str, dict]:
+        """Time several kernels (and numpy) interleaved; name -> report.
+
+        With one thread everything shares one child process, in interleaved
+        rounds. With several, numpy runs in child processes of its own that
+        alternate with the C kernels' (OpenBLAS and OpenMP thread pools in one
+        process spin against each other), and the samples are pooled.
+        """
+        kernels = [{"name": name, "kind": "c", "source": src} for name, src in sources.items()]
+        numpy_kernel = {"name": "numpy", "kind": "numpy"}
+        deadline = self.timeout * max(1, len(kernels) + numpy)
+        if not numpy or self.threads == 1:
+            specs = [[numpy_kernel] * numpy + kernels]
+        else:
+            specs = [kernels, [numpy_kernel]] * 2 if kernels else [[numpy_kernel]]
+        reports: dict[str, dict] = {}
+        for group in specs:
+            if not group:
+                continue
+            for name, k in run_spec(self._spec(group, repeats), timeout=deadline)["kernels"].items():
+                if name in reports and "samples" in k and "samples" in reports[name]:
+                    reports[name] = _pool(reports[name], k)
+                else:
+                    reports[name] = k
+        return reports
+
+    def evaluate(self, config: Config) -> Measurement:
+        if self._gpu is not None:
+            return self._gpu.evaluate(self.space().validate(config))
+        source = self.source(config)
+        # KernelFailed / KernelTimeout propagate: the study records them as a failed trial
+        report = run_spec(self._spec([{"name": "kernel", "kind": "c", "source": source}]), timeout=self.timeout)
+        k = report["kernels"]["kernel"]
+        if "error" in k:
+            raise KernelFailed(k["error"])
+        metrics = {
+            "gflops": k["gflops"],
+            "seconds": k["seconds"],
+            "spread": k["spread"],
+            "best_gflops": k["best_gflops"],
+            "err_ratio": k["err_ratio"],
+            "compile_s": k.get("compile_s", 0.0),
+        }
+        info = {"clock": report["clock"], "cached": k.get("cached"), "threads": self.threads, "shape": list(self.shape)}
+        return Measurement(metrics=metrics, samples={"seconds": k["samples"]}, info=info)
+
+    def baselines(self) -> dict[str, dict[str, float]]:
+        """numpy (OpenBLAS, same thread count) and the naive triple loop, measured in one run."""
+        if self._gpu is not None:
+            return self._gpu.baselines()
+        reports = self.measure_sources({"naive": self.naive_source()}, numpy=True)
+        out = {}
+        for name, k in reports.items():
+            if "error" in k:
+                continue
+            out[name] = {"gflops": k["gflops"], "seconds": k["seconds"], "spread": k["spread"]}
+        return out
+
+
+def _pool(a: dict, b: dict) -> dict:
+    """Merge two timing reports of the same kernel (median and spread over all samples)."""
+    samples = list(a["samples"]) + list(b["samples"])
+    med = float(np.median(samples))
+    q1, q3 = np.percentile(samples, [25, 75])
+    work = a["gflops"] * a["seconds"]
+    return a | {"samples": samples, "seconds": med, "gflops": work / med, "spread": float((q3 - q1) / med),
+                "best_gflops": work / float(min(samples))}

@@ -1,0 +1,255 @@
+"""The learned-index system: tune an index's design on the user's keys by timing real lookups.
+
+A config picks the index kind (a recursive model index or a PGM-style
+piecewise-linear index) and its knobs. `evaluate` builds the index on the
+keys, checks every answer against `numpy.searchsorted`, and times batched
+lookups of a fixed random-order mix of existing and missing keys (never
+sorted) on this thread's CPU clock: ns/lookup is the median of `repeats`
+runs. The objective minimizes ns/lookup under a cap on the model's size
+(default 1% of the key array); `index_bytes` is also a second objective so
+the report can draw the size/latency Pareto front. `numpy.searchsorted` runs
+on the same queries inside every evaluation, so each trial carries its own
+speedup ratio measured minutes, not hours, apart.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+
+from autosys.core.space import Categorical, Condition, Config, Int, Ordinal, Space
+from autosys.core.system import Limit, Measurement, Objective, System
+
+from adapters.learned_index import PGM, RMI, PGMConfig, RMIConfig, compiled
+from adapters.learned_index.keys import GENERATORS, generate, load_keys, make_queries
+from adapters.learned_index.models import LEAF_KINDS, ROOT_KINDS, TRANSFORMS
+from adapters.learned_index.search import SEARCHES
+
+#: bytes per leaf of the smallest leaf layout (3 float64 + an int32 error pair)
+_LEAF_BYTES = 32
+
+
+def _pow2_at_least(value: float) -> int:
+    return 1 << max(0, math.ceil(math.log2(max(value, 1.0))))
+
+
+def build_index(keys: np.ndarray, config: Config, backend: str = "auto") -> RMI | PGM:
+    """The index a (validated) config describes, built on `keys`."""
+    if config["kind"] == "pgm":
+        return PGM(
+            keys,
+            PGMConfig(
+                epsilon=config["epsilon"],
+                epsilon_recursive=config["epsilon_recursive"],
+                search=config["search"],
+                batch=config.get("batch", 16),
+            ),
+            backend=backend,
+        )
+    return RMI(
+        keys,
+        RMIConfig(
+            stages=int(config["stages"]),
+            root=config["root"],
+            transform=config["transform"],
+            mid_models=config.get("mid_models", 1),
+            leaf=config["leaf"],
+            leaves=config["leaves"],
+            bounds=config["bounds"],
+            search=config["search"],
+            batch=config.get("batch", 16),
+        ),
+        backend=backend,
+    )
+
+
+def _thread_ns(fn) -> int:
+    start = time.thread_time_ns()
+    fn()
+    return time.thread_time_ns() - start
+
+
+class LearnedIndexSystem(System):
+    """Options: keys (a .npy or text file) or a generated distribution of n_keys keys;
+    queries per timed run; seed; size_cap (index bytes as a fraction of the key array);
+    repeats (timed runs, median); backend (auto, numba or numpy)."""
+
+    name = "learned-index"
+
+    def __init__(
+        self,
+        keys: str | None = None,
+        distribution: str = "lognormal",
+        n_keys: int = 1_000_000,
+        queries: int = 200_000,
+        seed: int = 0,
+        size_cap: float = 0.01,
+        repeats: int = 5,
+        backend: str = "auto",
+    ):
+        if keys is None and distribution not in GENERATORS:
+            raise ValueError(f"unknown distribution {distribution!r}; choose one of: {', '.join(GENERATORS)}")
+        if n_keys < 1 and keys is None:
+            raise ValueError(f"n_keys must be >= 1, not {n_keys}")
+        if queries < 1 or repeats < 1:
+            raise ValueError("queries and repeats must be >= 1")
+        if not 0 < size_cap:
+            raise ValueError(f"size_cap is a fraction of the key array's bytes (e.g. 0.01), not {size_cap}")
+        self.backend = compiled.resolve_backend(backend)
+        self._options = dict(
+            keys=keys, distribution=distribution, n_keys=n_keys, queries=queries, seed=seed,
+            size_cap=size_cap, repeats=repeats, backend=backend,
+        )
+        self.keys_path, self.distribution, self.n_keys = keys, distribution, n_keys
+        self.n_queries, self.seed, self.size_cap, self.repeats = queries, seed, size_cap, repeats
+        self._keys: np.ndarray | None = None
+        self._queries: np.ndarray | None = None
+        self._reference: np.ndarray | None = None
+
+    # --- data, loaded once and lazily (so listing the space costs nothing)
+    @property
+    def keys(self) -> np.ndarray:
+        if self._keys is None:
+            if self.keys_path:
+                self._keys = load_keys(self.keys_path)
+                if self._keys.size == 0:
+                    raise ValueError(f"keys file {self.keys_path!r} holds no keys")
+            else:
+                self._keys = generate(self.distribution, self.n_keys, self.seed)
+        return self._keys
+
+    @property
+    def queries(self) -> np.ndarray:
+        if self._queries is None:
+            self._queries = make_queries(self.keys, self.n_queries, seed=self.seed + 1)
+            self._reference = np.searchsorted(self.keys, self._queries, side="left")
+        return self._queries
+
+    def setup(self) -> None:
+        self.queries  # noqa: B018 - generate keys and queries before the first trial is timed
+
+    @property
+    def cap_bytes(self) -> float:
+        return self.size_cap * self._key_bytes()
+
+    def _key_bytes(self) -> int:
+        return self.keys.nbytes if (self._keys is not None or self.keys_path) else 8 * self.n_keys
+
+    # --- the contract
+    def space(self) -> Space:
+        max_leaves = max(64, _pow2_at_least(2 * self.cap_bytes / _LEAF_BYTES))
+        default_leaves = max(16, _pow2_at_least(self.cap_bytes / _LEAF_BYTES) // 4)
+        rmi = Condition("kind", ("rmi",))
+        pgm = Condition("kind", ("pgm",))
+        return Space(
+            [
+                Categorical("kind", ("rmi", "pgm"), default="rmi"),
+                Categorical("search", SEARCHES, default="binary"),
+                # queries searched in lock-step by the compiled kernels (their cache misses overlap)
+                Ordinal("batch", (1, 4, 8, 16, 32, 64), default=16),
+                Ordinal("stages", (2, 3), default=2, condition=rmi),
+                Categorical("root", ROOT_KINDS, default="linear", condition=rmi),
+                Categorical("transform", TRANSFORMS, default="identity", condition=rmi),
+                Int("mid_models", 16, 4096, log=True, default=256, condition=Condition("stages", (3,))),
+                Categorical("leaf", LEAF_KINDS, default="linear", condition=rmi),
+                Int("leaves", 16, max_leaves, log=True, default=default_leaves, condition=rmi),
+                Categorical("bounds", ("leaf", "global"), default="leaf", condition=rmi),
+                Int("epsilon", 4, 4096, log=True, default=64, condition=pgm),
+                Int("epsilon_recursive", 2, 64, log=True, default=4, condition=pgm),
+            ]
+        )
+
+    @property
+    def objective(self) -> Objective:
+        return Objective(
+            "ns_per_lookup",
+            "minimize",
+            limits=(Limit("index_bytes", max=self.cap_bytes),),
+            others=(("index_bytes", "minimize"),),
+        )
+
+    def evaluate(self, config: Config) -> Measurement:
+        config = self.space().validate(config)
+        keys, queries = self.keys, self.queries
+        index = build_index(keys, config, self.backend)
+        index.lookup(queries[:64])  # compile or load the kernels outside the timed runs
+        answers = index.lookup(queries)
+        if not np.array_equal(answers, self._reference):
+            wrong = int(np.count_nonzero(answers != self._reference))
+            raise RuntimeError(f"index answered {wrong} of {queries.size} lookups differently from searchsorted")
+        repairs = index.last_repairs
+        ns = [_thread_ns(lambda: index.lookup(queries)) / queries.size for _ in range(self.repeats)]
+        base = _thread_ns(lambda: np.searchsorted(keys, queries, side="left")) / queries.size
+        median = float(np.median(ns))
+        metrics = {
+            "ns_per_lookup": median,
+            "build_seconds": float(index.build_seconds),
+            "index_bytes": float(index.size_bytes),
+            "index_fraction": index.size_bytes / keys.nbytes,
+            "searchsorted_ns": float(base),
+            "speedup": float(base / median) if median > 0 else float("nan"),
+            "repair_fraction": repairs / queries.size,
+        }
+        return Measurement(
+            metrics=metrics,
+            samples={"ns_per_lookup": [float(v) for v in ns]},
+            info={"index": index.describe(), "backend": self.backend, "n_keys": int(keys.size), "queries": int(queries.size)},
+        )
+
+    def baselines(self) -> dict[str, dict[str, float]]:
+        """Lookup cost of other ways to answer the same queries, measured now (medians)."""
+        keys, queries = self.keys, self.queries
+        out = {
+            "searchsorted": {
+                "ns_per_lookup": float(np.median([_thread_ns(lambda: np.searchsorted(keys, queries)) for _ in range(self.repeats)]))
+                / queries.size
+            }
+        }
+        if self.backend == "numba":
+            compiled.binary_search(keys, queries[:64])
+            for batch in (1, 16):  # one query at a time, and 16 in lock-step like the index's default
+                runs = [_thread_ns(lambda: compiled.binary_search(keys, queries, batch)) for _ in range(self.repeats)]
+                out[f"compiled-binary-search-batch{batch}"] = {"ns_per_lookup": float(np.median(runs)) / queries.size}
+        out.update(optional_baselines(keys, queries[: min(queries.size, 20_000)]))
+        return out
+
+
+def optional_baselines(keys: np.ndarray, queries: np.ndarray) -> dict[str, dict[str, Any]]:
+    """pygm (the PGM-index authors' package) and a BTrees B-tree, where installed.
+
+    Neither has a batch lookup, so each runs one Python call per query (the
+    per-call overhead is part of what they cost from Python).
+    """
+    out: dict[str, dict[str, Any]] = {}
+    try:
+        import pygm  # type: ignore[import-not-found]
+    except ImportError:
+        pass
+    else:
+        index = pygm.SortedList(keys.tolist()) if hasattr(pygm, "SortedList") else None
+        if index is not None:
+            items = queries.tolist()
+            ns = _thread_ns(lambda: [index.bisect_left(v) for v in items]) / len(items)
+            out["pygm"] = {"ns_per_lookup": ns, "keys_indexed": float(keys.size)}
+    try:
+        from BTrees.OOBTree import OOBTree  # type: ignore[import-not-found]
+    except ImportError:
+        pass
+    else:
+        sample = keys if keys.size <= 2_000_000 else keys[:: keys.size // 2_000_000]
+        tree = OOBTree()
+        tree.update({int(k) if keys.dtype.kind == "u" else float(k): i for i, k in enumerate(sample.tolist())})
+        items = [int(v) if keys.dtype.kind == "u" else float(v) for v in queries.tolist()]
+
+        def probe():
+            for v in items:
+                try:
+                    tree.minKey(v)
+                except ValueError:
+                    pass
+
+        out["btrees"] = {"ns_per_lookup": _thread_ns(probe) / len(items), "keys_indexed": float(sample.size)}
+    return out

@@ -1,0 +1,3 @@
+from autosys.cli.main import main
+
+main()

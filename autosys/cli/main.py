@@ -1,0 +1,458 @@
+"""The `autosys` command line: a thin layer over Study, the registries and storage.
+
+    autosys tune SYSTEM [--tuner T] [--budget N] [--seed S] [--dir DIR] [--json PATH]
+                        [--set knob=value ...] [--<system option> VALUE ...]
+    autosys tune --resume DIR
+    autosys list
+    autosys show DIR
+
+Any `--flag value` that `tune` does not know is passed to the system's
+constructor as keyword `flag` (dashes become underscores), converted to the
+type of that parameter's default. User errors print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from autosys.core.registry import UnknownSystem, available_systems, option_names, system_factory
+from autosys.core.space import InvalidConfig
+from autosys.storage import StorageError
+from autosys.core.system import SystemUnavailable
+from autosys.core.trial import Trial, TrialState
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="autosys: tune real systems with ML.")
+console = Console()
+err_console = Console(stderr=True, soft_wrap=True)
+
+
+class UsageError(ValueError):
+    """A mistake on the command line, reported as one line."""
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _fail(message: str) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(2)
+
+
+def parse_assignments(items: list[str], what: str = "--set") -> dict[str, str]:
+    """['a=1', 'b=x'] -> {'a': '1', 'b': 'x'} with a clear error for a malformed item."""
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"{what} takes name=value, not {item!r}")
+        out[name.strip()] = value.strip()
+    return out
+
+
+def parse_extra_flags(args: list[str]) -> dict[str, str]:
+    """['--cache-size', '0.1', '--trace=f'] -> {'cache_size': '0.1', 'trace': 'f'}."""
+    out: dict[str, str] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--") or len(arg) == 2:
+            raise UsageError(f"unexpected argument {arg!r}")
+        name, sep, value = arg[2:].partition("=")
+        if not sep:
+            if i + 1 >= len(args) or args[i + 1].startswith("--"):
+                raise UsageError(f"option --{name} needs a value")
+            value = args[i + 1]
+            i += 1
+        out[name.replace("-", "_")] = value
+        i += 1
+    return out
+
+
+def convert_options(factory: Callable, raw: dict[str, str]) -> dict[str, Any]:
+    """Convert string options to the type of each constructor parameter's default."""
+    accepted = option_names(factory)
+    out: dict[str, Any] = {}
+    for name, text in raw.items():
+        if name not in accepted:
+            flags = ", ".join("--" + n.replace("_", "-") for n in accepted) or "none"
+            raise UsageError(f"unknown option --{name.replace('_', '-')}; this system's options: {flags}")
+        default = accepted[name].default
+        flag = "--" + name.replace("_", "-")
+        try:
+            if isinstance(default, bool):
+                lowered = text.lower()
+                if lowered not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+                    raise ValueError
+                out[name] = lowered in ("true", "1", "yes", "on")
+            elif isinstance(default, int):
+                out[name] = int(text)
+            elif isinstance(default, float):
+                out[name] = float(text)
+            else:
+                out[name] = text
+        except ValueError:
+            kind = {bool: "true or false", int: "an integer", float: "a number"}.get(type(default), "a value")
+            raise UsageError(f"{flag} expects {kind}, not {text!r}") from None
+    return out
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.4g}" if abs(value) < 1e6 else f"{value:,.0f}"
+    return str(value)
+
+
+def _results_table(summary: dict) -> Table:
+    objective = summary["objective"]
+    table = Table(title=f"{summary['system']}: {objective['direction']} {objective['metric']}")
+    table.add_column("")
+    table.add_column("default", overflow="fold")
+    table.add_column("best", overflow="fold")
+    default, best = summary.get("default") or {}, summary.get("best") or {}
+    metrics = list(dict.fromkeys([*(default.get("metrics") or {}), *(best.get("metrics") or {})]))
+    for name in metrics:
+        table.add_row(name, _fmt((default.get("metrics") or {}).get(name, "")), _fmt((best.get("metrics") or {}).get(name, "")))
+    knobs = list(dict.fromkeys([*(default.get("config") or {}), *(best.get("config") or {})]))
+    for name in knobs:
+        d, b = (default.get("config") or {}).get(name, "-"), (best.get("config") or {}).get(name, "-")
+        mark = "" if d == b else " *"
+        table.add_row(f"[dim]{name}[/]", _fmt(d), _fmt(b) + mark)
+    metric = objective["metric"]
+    d_val, b_val = (default.get("metrics") or {}).get(metric), (best.get("metrics") or {}).get(metric)
+    if d_val and b_val:
+        ratio = b_val / d_val if objective["direction"] == "maximize" else d_val / b_val
+        table.caption = f"best is {ratio:.2f}x the default on {metric}; * marks changed knobs"
+    return table
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def tune(
+    ctx: typer.Context,
+    system: Optional[str] = typer.Argument(None, help="System name (see `autosys list`) or module:Class."),
+    tuner: str = typer.Option("meta", "--tuner", help="Search strategy (see `autosys list`) [default: meta, a bandit over BO, local and random search]."),
+    budget: Optional[int] = typer.Option(None, "--budget", help="Trials to run, the default's included [default: 12]."),
+    time_budget: Optional[float] = typer.Option(None, "--time-budget", help="Stop after this many seconds."),
+    confirm: int = typer.Option(
+        0, "--confirm", help="Spend the last K trials of the budget on a side-by-side final of the leading configs, which decides (noisy systems)."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seeds the tuner, and the system if it takes a seed."),
+    directory: Optional[Path] = typer.Option(None, "--dir", help="Study directory [default: studies/SYSTEM-TIME]."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the study in this directory."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the result summary as JSON here."),
+    set_: list[str] = typer.Option([], "--set", help="Pin a knob: --set journal_mode=wal (repeatable)."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    patience: Optional[int] = typer.Option(None, "--patience", help="Stop early after this many trials without improvement."),
+    executor_kind: Optional[str] = typer.Option(
+        None, "--executor", help="Where trials run: inline, subprocess, pool or dask [default: inline, subprocess with --trial-timeout]."
+    ),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Parallel trials (pool, subprocess, local dask cluster)."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address tcp://HOST:PORT."),
+    trial_timeout: Optional[float] = typer.Option(None, "--trial-timeout", help="Kill a trial (and its children) after S seconds."),
+    storage: Optional[str] = typer.Option(
+        None, "--storage", help="Keep the study in PostgreSQL: postgresql://USER@HOST/DB[?study=NAME] [default: DIR/study.sqlite]."
+    ),
+) -> None:
+    """Tune SYSTEM (or resume a study) and print the default vs the best config."""
+    from autosys.executors import make_executor
+    from autosys.core.registry import make_system
+    from autosys.run.study import Study, StudyError
+
+    executor = None
+    try:
+        kind = executor_kind or ("dask" if scheduler else "subprocess" if trial_timeout is not None else "inline")
+        if kind == "inline" and workers not in (None, 1):
+            raise UsageError("--workers needs --executor pool, subprocess or dask")
+        executor = make_executor(kind, workers=workers, scheduler=scheduler, timeout=trial_timeout)
+        extra = parse_extra_flags(list(ctx.args))
+        if resume is not None:
+            if system is not None or extra or set_:
+                raise UsageError("--resume DIR continues a study as it was created; give no system, --set or system options")
+            study = Study.resume(resume, budget=budget, seconds=time_budget, storage=storage)
+        else:
+            if system is None:
+                raise UsageError("name a system to tune (see `autosys list`) or give --resume DIR")
+            factory = system_factory(system)
+            options = convert_options(factory, extra)
+            if "seed" in option_names(factory):
+                options.setdefault("seed", seed)
+            fixed = parse_assignments(set_)
+            system_obj = make_system(system, options)
+            directory = directory or Path("studies") / f"{system.replace(':', '-')}-{time.strftime('%Y%m%d-%H%M%S')}"
+            study = Study.create(
+                directory,
+                system_obj,
+                tuner=tuner,
+                budget=budget if budget is not None else (None if time_budget else 12),
+                seconds=time_budget,
+                seed=seed,
+                fixed=fixed,
+                storage=storage,
+                confirm=confirm,
+            )
+            study.spec["system"] = system
+    except (UsageError, InvalidConfig, UnknownSystem, StudyError, StorageError, SystemUnavailable, ValueError, OSError) as exc:
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
+        _fail(str(exc))
+        return
+
+    total = study.budget.trials
+    done = study.n_finished()
+    err_console.print(f"study: {study.directory}  system: {study.spec['system']}  tuner: {study.spec['tuner']}", highlight=False)
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        disable=quiet,
+        transient=False,
+    ) as progress:
+        task = progress.add_task("tuning", total=total, completed=done)
+
+        def on_trial(study_: "Study", trial: Trial) -> None:
+            best = study_.best
+            metric = study_.objective.metric
+            best_text = f"best {metric}={_fmt(best.value)}" if best else "no success yet"
+            if trial.state != TrialState.COMPLETE or trial.error:
+                err_console.print(f"  trial {trial.number} {trial.state.value}: {trial.error}", highlight=False)
+            progress.update(task, advance=1, description=f"tuning ({best_text})")
+
+        try:
+            stop_when = None
+            if patience is not None:
+                from autosys.tuners.stopping import stop_on_stagnation
+
+                stop_when = stop_on_stagnation(patience)
+            study.run(callback=on_trial, executor=executor, stop_when=stop_when)
+        except KeyboardInterrupt:
+            executor.shutdown(wait=False, cancel_futures=True)
+            err_console.print(f"interrupted; continue with: autosys tune --resume {study.directory}")
+            raise typer.Exit(130)
+        except (SystemUnavailable, StorageError, InvalidConfig) as exc:
+            executor.shutdown(wait=False, cancel_futures=True)
+            _fail(str(exc))
+        executor.shutdown()
+
+    summary = study.summary()
+    summary["study_dir"] = str(study.directory)
+    console.print(_results_table(summary))
+    if summary["objective"].get("others") and study.directory is not None:
+        _show_pareto(study.directory, summary)
+    counts = summary["trials"]
+    console.print(
+        f"trials: {counts['complete']} complete, {counts['failed']} failed, {counts['timed_out']} timed out"
+        f"  -  study saved in {study.directory}",
+        highlight=False,
+    )
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(summary, indent=2, default=str))
+    study.close()
+
+
+def _show_pareto(directory: Path, summary: dict) -> None:
+    """Print the trade-off front of a multi-metric objective, add it to the summary, draw pareto.png."""
+    from autosys.analysis.report import load_study, pareto_rows, plot_pareto
+
+    data = load_study(directory)
+    rows = pareto_rows(data)
+    if not rows:
+        return
+    summary["pareto_front"] = rows
+    metric, second = summary["objective"]["metric"], summary["objective"]["others"][0][0]
+    table = Table(title=f"Pareto front: {metric} vs {second} ({len(rows)} of the feasible trials)")
+    for column in ("#", metric, second, "config"):
+        table.add_column(column, overflow="fold")
+    for row in rows[:10]:
+        table.add_row(str(row["number"]), _fmt(row[metric]), _fmt(row[second]), json.dumps(row["config"], default=str))
+    console.print(table)
+    path = plot_pareto(data, Path(directory) / "pareto.png")
+    if path is not None:
+        console.print(f"trade-off plot: {path}", highlight=False)
+
+
+@app.command("list")
+def list_() -> None:
+    """Show the systems and tuners autosys knows."""
+    from autosys.tuners import TUNERS
+
+    table = Table(title="systems")
+    table.add_column("name")
+    table.add_column("status")
+    table.add_column("options")
+    for name in available_systems():
+        try:
+            factory = system_factory(name)
+            options = ", ".join("--" + n.replace("_", "-") for n in option_names(factory))
+            status = "ok"
+        except UnknownSystem as exc:
+            options, status = "", f"unavailable: {exc}"
+        table.add_row(name, status, options)
+    console.print(table)
+    console.print("tuners: " + ", ".join(TUNERS), highlight=False)
+
+
+def _show_trials(storage, spec: dict) -> None:
+    trials = storage.trials()
+    objective = spec["objective"]
+    console.print(
+        f"system {spec['system']} {spec['system_options']}  tuner {spec['tuner']}  seed {spec['seed']}"
+        f"  budget {spec['budget']}  objective: {objective['direction']} {objective['metric']}",
+        highlight=False,
+    )
+    table = Table()
+    for column in ("#", "state", "source", objective["metric"], "seconds", "config / error"):
+        table.add_column(column, overflow="fold")
+    for t in trials:
+        detail = t.error if t.error else json.dumps(t.config)
+        table.add_row(
+            str(t.number), t.state.value, t.source, _fmt(t.value) if t.value is not None else "-",
+            _fmt(t.duration) if t.duration else "-", detail,
+        )
+    console.print(table)
+
+
+@app.command()
+def show(directory: Path = typer.Argument(..., help="A study directory.")) -> None:
+    """Show a study's spec and every trial."""
+    from autosys.storage import SQLiteStorage
+
+    try:
+        storage = SQLiteStorage(directory, create=False)
+    except StorageError as exc:
+        _fail(str(exc))
+        return
+    try:
+        spec = storage.load_spec()
+        if spec is not None:
+            _show_trials(storage, spec)
+        events = storage.events("agent")
+    except StorageError as exc:
+        _fail(str(exc))
+        return
+    if events:
+        timeline = Table(title="agent timeline")
+        for column in ("time", "window", "action", "value", "reason"):
+            timeline.add_column(column, overflow="fold")
+        for t, _, body in events:
+            value = body.get("value")
+            timeline.add_row(time.strftime("%H:%M:%S", time.localtime(t)), str(body.get("window")), body.get("action", ""),
+                             _fmt(value) if value is not None else "-", body.get("reason", ""))
+        console.print(timeline)
+    storage.close()
+
+
+def _read_config_file(path: Path) -> dict:
+    """A JSON or TOML file, parsed safely, with a clear error naming the file."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        if path.suffix == ".toml":
+            import tomllib
+
+            return tomllib.loads(text)
+        return json.loads(text)
+    except Exception as exc:  # JSONDecodeError / TOMLDecodeError
+        raise UsageError(f"{path} is not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {exc}") from None
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def agent(
+    ctx: typer.Context,
+    system: str = typer.Argument(..., help="System to keep tuned (it must support apply/current and monitors)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="JSON/TOML: window, duration, tuner, guardrails, tries_per_regime."),
+    directory: Path = typer.Option(Path("studies/agent"), "--dir", help="Where decisions are logged (resumes from it)."),
+    duration: Optional[float] = typer.Option(None, "--duration", help="Stop after this many seconds [default: run until Ctrl-C]."),
+) -> None:
+    """Run the agent as a sidecar: watch SYSTEM, try candidates, keep wins, roll back losses."""
+    from autosys.online.agent import Agent, Guardrails, TunerPolicy
+    from autosys.core.registry import make_system
+    from autosys.storage import SQLiteStorage
+
+    try:
+        settings = _read_config_file(config) if config else {}
+        known = {"window", "duration", "tuner", "guardrails", "tries_per_regime", "seed"}
+        unknown = set(settings) - known
+        if unknown:
+            raise UsageError(f"{config}: unknown setting {sorted(unknown)[0]!r}; known: {', '.join(sorted(known))}")
+        factory = system_factory(system)
+        system_obj = make_system(system, convert_options(factory, parse_extra_flags(list(ctx.args))))
+        system_obj.setup()
+        guard_settings = settings.get("guardrails", {})
+        allowed = {"change_budget", "budget_seconds", "noise_sigmas", "min_relative_gain"}
+        if set(guard_settings) - allowed:
+            raise UsageError(f"unknown guardrail {sorted(set(guard_settings) - allowed)[0]!r}; known: {', '.join(sorted(allowed))}")
+        policy = TunerPolicy(system_obj.space(), system_obj.objective.direction, tuner=settings.get("tuner", "random"),
+                             seed=int(settings.get("seed", 0)), tries_per_regime=int(settings.get("tries_per_regime", 8)))
+        runner = Agent(system_obj, policy, guardrails=Guardrails(**guard_settings), window=float(settings.get("window", 1.0)),
+                       storage=SQLiteStorage(directory))
+    except (UsageError, InvalidConfig, UnknownSystem, SystemUnavailable, ValueError, StorageError) as exc:
+        _fail(str(exc))
+        return
+    limit = duration if duration is not None else settings.get("duration")
+    err_console.print(f"agent on {system}: logging to {directory}; Ctrl-C to stop", highlight=False)
+    runner.start()
+    try:
+        deadline = None if limit is None else time.monotonic() + float(limit)
+        while deadline is None or time.monotonic() < deadline:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        runner.stop()
+        system_obj.teardown()
+    console.print(f"decisions: {runner.counts()}  incumbent: {runner.incumbent}", highlight=False)
+
+
+@app.command()
+def report(
+    directories: list[Path] = typer.Argument(..., help="One or more study directories."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder [default: DIR/report]."),
+) -> None:
+    """Write an HTML report with plots for one study, or a comparison of several."""
+    from autosys.analysis.report import write_report
+
+    try:
+        page = write_report(directories, out)
+    except (StorageError, ValueError) as exc:
+        _fail(str(exc))
+        return
+    console.print(f"report written to {page}", highlight=False)
+
+
+def _mount_command_groups() -> None:
+    """Add command groups that packages contribute through the `autosys.commands` entry points."""
+    existing = {group.name for group in app.registered_groups}
+    for ep in entry_points(group="autosys.commands"):
+        if ep.name in existing:
+            continue
+        try:
+            sub = ep.load()
+        except ImportError:
+            continue  # its adapter is not installed; `autosys list` shows systems, not groups
+        app.add_typer(sub, name=ep.name)
+
+
+def main(argv: list[str] | None = None) -> None:
+    _mount_command_groups()
+    app(args=argv, prog_name="autosys")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

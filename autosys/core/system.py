@@ -1,0 +1,184 @@
+"""The adapter protocol: what a tunable system must offer the tuner core.
+
+A system describes its knobs (`space`), its out-of-the-box setting
+(`default`), what "better" means (`objective`), and measures a config for real
+(`evaluate`). Systems that run live also `apply` a config and report the
+`current` one. The core reaches concrete systems only through the registry
+(`autosys.core.registry`), never by importing `adapters/`.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+from pathlib import Path
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping, Sequence
+
+from autosys.core.space import Config, Space
+
+Direction = Literal["maximize", "minimize"]
+
+
+class SystemUnavailable(RuntimeError):
+    """A system cannot be reached or set up (server down, tool missing); shown as one line."""
+
+
+@dataclass(frozen=True)
+class Limit:
+    """A constraint on a measured metric, e.g. Limit("index_bytes", max=1e6)."""
+
+    metric: str
+    max: float | None = None
+    min: float | None = None
+
+    def violated_by(self, metrics: Mapping[str, float]) -> str | None:
+        """None if the metrics respect the limit, else a short reason."""
+        value = metrics.get(self.metric)
+        if value is None or not math.isfinite(value):
+            return f"metric {self.metric!r} missing or not finite"
+        if self.max is not None and value > self.max:
+            return f"{self.metric}={value:g} is above its limit {self.max:g}"
+        if self.min is not None and value < self.min:
+            return f"{self.metric}={value:g} is below its limit {self.min:g}"
+        return None
+
+    def to_json(self) -> dict:
+        return {"metric": self.metric, "max": self.max, "min": self.min}
+
+
+@dataclass(frozen=True)
+class Objective:
+    """The metric to optimize, its direction, limits on other metrics, and extra objectives.
+
+    `others` lists further (metric, direction) pairs for multi-objective studies;
+    single-objective tuners use `metric` alone.
+    """
+
+    metric: str
+    direction: Direction = "maximize"
+    limits: tuple[Limit, ...] = ()
+    others: tuple[tuple[str, Direction], ...] = ()
+
+    def __post_init__(self):
+        if self.direction not in ("maximize", "minimize"):
+            raise ValueError(f"direction must be 'maximize' or 'minimize', not {self.direction!r}")
+
+    def sign(self) -> float:
+        """Multiply a metric by this to get a loss (lower is better)."""
+        return -1.0 if self.direction == "maximize" else 1.0
+
+    def better(self, a: float, b: float) -> bool:
+        return a > b if self.direction == "maximize" else a < b
+
+    @property
+    def metrics(self) -> list[tuple[str, Direction]]:
+        return [(self.metric, self.direction), *self.others]
+
+    def to_json(self) -> dict:
+        return {
+            "metric": self.metric,
+            "direction": self.direction,
+            "limits": [limit.to_json() for limit in self.limits],
+            "others": [list(o) for o in self.others],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "Objective":
+        return cls(
+            data["metric"],
+            data.get("direction", "maximize"),
+            tuple(Limit(**limit) for limit in data.get("limits", [])),
+            tuple((m, d) for m, d in data.get("others", [])),
+        )
+
+
+@dataclass
+class Measurement:
+    """What one evaluation measured: summary metrics plus the raw samples behind them."""
+
+    metrics: dict[str, float]
+    samples: dict[str, list[float]] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"metrics": self.metrics, "samples": self.samples, "info": self.info}
+
+
+class System(ABC):
+    """Base class of every adapter. Subclasses set `name` and implement the abstract methods.
+
+    Systems are constructed from keyword options (the CLI passes `--flag value`
+    pairs as options named by the constructor's parameters), so a constructor
+    should take only plain JSON-able keyword arguments with defaults.
+    """
+
+    name: str = "system"
+    #: a system whose trials must not run concurrently on one host (e.g. a DB benchmark)
+    exclusive: bool = False
+    #: where the system may keep files (a study sets it to DIR/work before `setup`)
+    workdir: Path | None = None
+
+    @abstractmethod
+    def space(self) -> Space:
+        """The knobs that may be tuned."""
+
+    def default(self) -> Config:
+        """The system's out-of-the-box config (the baseline every study reports)."""
+        return self.space().default()
+
+    @property
+    @abstractmethod
+    def objective(self) -> Objective:
+        """What better means for this system."""
+
+    @abstractmethod
+    def evaluate(self, config: Config) -> Measurement:
+        """Measure `config` for real; raise on failure (the study records it)."""
+
+    # --- optional: online use by the agent
+    def apply(self, config: Config) -> None:
+        raise NotImplementedError(f"{self.name} cannot change its config while running")
+
+    def current(self) -> Config:
+        raise NotImplementedError(f"{self.name} does not report its live config")
+
+    def monitors(self) -> Sequence[Any]:
+        """Monitors that observe this system (see autosys.online.monitor)."""
+        return []
+
+    # --- lifecycle: idempotent, so `with system:` is always safe
+    def setup(self) -> None:
+        """Prepare resources (databases, data sets). Called once before trials."""
+
+    def teardown(self) -> None:
+        """Release resources and restore anything changed. Safe to call twice."""
+
+    def acquire_workdir(self) -> Path:
+        """The folder to keep files in: the study's, or a private temporary one (see `release_workdir`)."""
+        if self.workdir is None:
+            self._private_workdir = Path(tempfile.mkdtemp(prefix=f"autosys-{self.name}-"))
+            self.workdir = self._private_workdir
+        Path(self.workdir).mkdir(parents=True, exist_ok=True)
+        return Path(self.workdir)
+
+    def release_workdir(self) -> None:
+        """Remove the private folder `acquire_workdir` made (a study's folder is left alone)."""
+        private = getattr(self, "_private_workdir", None)
+        if private is not None:
+            shutil.rmtree(private, ignore_errors=True)
+            self._private_workdir = None
+            self.workdir = None
+
+    def __enter__(self) -> "System":
+        self.setup()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.teardown()
+
+    def options(self) -> dict[str, Any]:
+        """The keyword options this instance was built with (stored with the study)."""
+        return dict(getattr(self, "_options", {}))

@@ -1,0 +1,72 @@
+"""Trials and their results: the records that flow between tuner, study and storage."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from autosys.core.space import Config
+
+
+class TrialState(str, Enum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETE = "complete"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+
+    @property
+    def finished(self) -> bool:
+        return self in (TrialState.COMPLETE, TrialState.FAILED, TrialState.TIMED_OUT)
+
+
+@dataclass
+class Trial:
+    """One config to evaluate. `number` is unique within a study, in ask order."""
+
+    number: int
+    config: Config
+    state: TrialState = TrialState.PENDING
+    value: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+    seed: int | None = None
+    source: str = ""  # who proposed it: tuner name, "default", "enqueued", ...
+    info: dict[str, Any] = field(default_factory=dict)
+    started_at: float | None = None
+    finished_at: float | None = None
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return self.finished_at - self.started_at
+
+
+@dataclass
+class Result:
+    """The outcome of a trial as told to a tuner.
+
+    `value` is the objective metric in its natural direction; it is None for
+    any trial that did not complete. Tuners must never feed a failed result
+    into a model (see `Tuner.tell`).
+    """
+
+    state: TrialState
+    value: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.state == TrialState.COMPLETE and self.value is not None and math.isfinite(self.value)
+
+    @classmethod
+    def failed(cls, error: str, state: TrialState = TrialState.FAILED) -> "Result":
+        return cls(state=state, error=error)
+
+    @classmethod
+    def complete(cls, value: float, metrics: dict[str, float] | None = None) -> "Result":
+        return cls(state=TrialState.COMPLETE, value=float(value), metrics=dict(metrics or {}))

@@ -1,0 +1,441 @@
+"""An agent that lives inside (or beside) a running system and keeps it tuned.
+
+Each window the agent reads its monitors, and then either keeps measuring the
+incumbent config, or tries one candidate for one window and keeps it only if
+it beats the incumbent by more than the measured noise — otherwise it rolls
+back at once. A statistical change test on workload features (operation
+mix, ...) starts a new round of exploration when the workload shifts.
+Guardrails bound what it may do: a change budget, the space's constraints, a
+health check. Every decision is logged to storage with its reason, and a
+restarted agent puts the system back on the last config it trusted.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from autosys.learn.models import NearestModel
+from autosys.online.monitor import Monitor
+from autosys.core.space import Config, InvalidConfig, Space
+from autosys.core.system import System
+from autosys.core.trial import Result, TrialState
+from autosys.tuners import make_tuner
+
+HealthCheck = Callable[[Mapping[str, float]], "str | None"]
+
+
+@dataclass
+class Guardrails:
+    """Limits on what the agent may do to a live system."""
+
+    #: at most this many config changes (tries) per `budget_seconds`
+    change_budget: int = 30
+    budget_seconds: float = 3600.0
+    #: a candidate is kept only if it beats the incumbent by this many of the incumbent's std devs...
+    noise_sigmas: float = 2.0
+    #: ...and by at least this fraction of the incumbent's value
+    min_relative_gain: float = 0.03
+    #: returns a reason string when the system is unhealthy (the candidate is rolled back at once)
+    health_check: HealthCheck | None = None
+    #: windows to let a candidate settle (caches refill, ...) before the window that judges it
+    settle_windows: int = 0
+
+
+@dataclass
+class Decision:
+    """One logged step of the agent."""
+
+    window: int
+    action: str  # measure | workload-change | explore | settle | keep | rollback | apply-failed | resume | budget-exhausted | error
+    config: Config
+    value: float | None
+    incumbent_value: float | None
+    reason: str
+    time: float = field(default_factory=time.time)
+    context: dict[str, float] = field(default_factory=dict)
+
+
+class ChangeDetector:
+    """Flags a workload change when a context feature leaves its reference band.
+
+    The reference is the mean and spread of the last `reference_windows`
+    windows since the previous change; a feature has changed when it moves by
+    more than `threshold` in absolute terms (operation fractions) and by more
+    than `z` reference standard deviations. Two windows in a row are needed,
+    so one noisy window does not trigger a change.
+    """
+
+    def __init__(self, threshold: float = 0.15, z: float = 4.0, reference_windows: int = 3, confirm: int = 2):
+        self.threshold, self.z, self.reference_windows, self.confirm = threshold, z, reference_windows, confirm
+        self.reference: list[dict[str, float]] = []
+        self._suspect = 0
+
+    def reset(self) -> None:
+        self.reference, self._suspect = [], 0
+
+    def update(self, context: Mapping[str, float]) -> bool:
+        if len(self.reference) < self.reference_windows:
+            self.reference.append(dict(context))
+            return False
+        shifted = False
+        for name in context:
+            values = np.array([r.get(name, 0.0) for r in self.reference])
+            delta = abs(context[name] - values.mean())
+            if delta > self.threshold and delta > self.z * values.std():
+                shifted = True
+        if not shifted:
+            self._suspect = 0
+            self.reference = (self.reference + [dict(context)])[-self.reference_windows * 3 :]
+            return False
+        self._suspect += 1
+        if self._suspect >= self.confirm:
+            self.reset()
+            self.reference.append(dict(context))
+            return True
+        return False
+
+
+class Policy(ABC):
+    """Proposes candidate configs for the agent to try."""
+
+    @abstractmethod
+    def propose(self, context: Mapping[str, float], incumbent: Config) -> Config | None: ...
+
+    def observe(self, context: Mapping[str, float], config: Config, value: float) -> None:
+        """Learn from one measured window."""
+
+    def reset(self, context: Mapping[str, float]) -> None:
+        """The workload changed: start a new search (keeping what was learned)."""
+
+
+class TunerPolicy(Policy):
+    """A tuner per workload regime, warm-started from the most similar regime seen before.
+
+    Past (context, config, value) windows form a small knowledge base; on a
+    change, the nearest past context's best config is proposed first
+    (workload mapping), then the tuner explores. `tries_per_regime` bounds how
+    many candidates are tried after each change.
+    """
+
+    def __init__(
+        self, space: Space, direction: str, *, tuner: str = "random", seed: int = 0, tries_per_regime: int = 8
+    ):
+        self.space, self.direction, self.tuner_name, self.seed = space, direction, tuner, seed
+        self.tries_per_regime = tries_per_regime
+        self.memory: list[tuple[dict[str, float], Config, float]] = []
+        self._regime = 0
+        self._tries = 0
+        self._tuner = self._new_tuner()
+        self._suggest: list[Config] = []
+
+    def _new_tuner(self):
+        return make_tuner(self.tuner_name, self.space, direction=self.direction, seed=self.seed + self._regime)
+
+    def reset(self, context: Mapping[str, float]) -> None:
+        self._regime += 1
+        self._tries = 0
+        self._tuner = self._new_tuner()
+        self._suggest = []
+        best = self.best_for(context)
+        if best is not None:
+            self._suggest.append(best)
+
+    def best_for(self, context: Mapping[str, float]) -> Config | None:
+        """The best config measured under the most similar past context (None if no memory)."""
+        if not self.memory or not context:
+            return None
+        names = sorted(context)
+        X = np.array([[c.get(n, 0.0) for n in names] for c, _, _ in self.memory])
+        sign = -1.0 if self.direction == "maximize" else 1.0
+        y = np.array([sign * v for _, _, v in self.memory])
+        knn = NearestModel(k=1).fit(X, y)
+        nearest = X[knn.neighbours(np.array([[context[n] for n in names]]))[0, 0]]
+        close = [i for i in range(len(X)) if np.allclose(X[i], nearest)]
+        best = min(close, key=lambda i: y[i])
+        return dict(self.memory[best][1])
+
+    def propose(self, context, incumbent):
+        if self._tries >= self.tries_per_regime:
+            return None
+        self._tries += 1
+        key = self.space.config_key(incumbent)
+        while self._suggest:
+            config = self._suggest.pop(0)
+            if self.space.config_key(config) != key:
+                return config
+        for _ in range(50):  # the incumbent is measured anyway: skip it, and tell the tuner what it scored
+            trial = self._tuner.ask()
+            if self.space.config_key(trial.config) != key:
+                return trial.config
+            scores = [v for c, cfg, v in self.memory if self.space.config_key(cfg) == key]
+            if scores:
+                self._tuner.tell(trial, Result(TrialState.COMPLETE, scores[-1]))
+        return None
+
+    def observe(self, context, config, value):
+        self.memory.append((dict(context), dict(config), value))
+        for number, trial in list(self._tuner.pending.items()):
+            if self.space.config_key(trial.config) == self.space.config_key(config):
+                self._tuner.tell(trial, Result(TrialState.COMPLETE, value))
+
+
+class Agent:
+    """Keeps `system` tuned while it runs. Drive it with `step()` or `start()`/`stop()`.
+
+    The objective metric is read from the monitors (e.g. a `CounterMonitor`'s
+    throughput); `context_features` (default: every `*_fraction` reading)
+    describe the workload for the change test and the policy.
+    """
+
+    def __init__(
+        self,
+        system: System,
+        policy: Policy | None = None,
+        monitors: Sequence[Monitor] = (),
+        *,
+        guardrails: Guardrails | None = None,
+        window: float = 1.0,
+        storage: Any = None,
+        detector: ChangeDetector | None = None,
+        context_features: Sequence[str] | None = None,
+        baseline_windows: int = 2,
+        explore_every: int | None = 20,
+        objective_shift: float = 0.3,
+    ):
+        self.system = system
+        self.space = system.space()
+        self.objective = system.objective
+        self.policy = policy or TunerPolicy(self.space, self.objective.direction)
+        self.monitors = list(monitors) or list(system.monitors())
+        if not self.monitors:
+            raise ValueError(f"the agent needs monitors to read {self.objective.metric!r} from")
+        self.guardrails = guardrails or Guardrails()
+        if window <= 0:
+            raise ValueError("window must be positive")
+        self.window = window
+        self.storage = storage
+        self.detector = detector or ChangeDetector()
+        self.context_features = list(context_features) if context_features else None
+        self.baseline_windows = baseline_windows
+        self.explore_every = explore_every
+        #: a relative move of the incumbent's objective that, twice in a row, counts as a workload change
+        self.objective_shift = objective_shift
+        self._shift_suspect = 0
+        self.decisions: list[Decision] = []
+        self.incumbent: Config = self.space.validate(self._current_config())
+        self.incumbent_values: list[float] = []
+        self.candidate: Config | None = None
+        self._settling = 0
+        self.windows = 0
+        self._steady_windows = 0
+        self._exploring = True  # explore after the first baseline, as after any change
+        self._changes: list[float] = []
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._resume_from_storage()
+
+    # ------------------------------------------------------------------ helpers
+    def _current_config(self) -> Config:
+        try:
+            return self.system.current()
+        except NotImplementedError:
+            return self.system.default()
+
+    def _log(self, action: str, config: Config, value: float | None, reason: str, context=None) -> Decision:
+        incumbent_value = float(np.mean(self.incumbent_values)) if self.incumbent_values else None
+        decision = Decision(self.windows, action, dict(config), value, incumbent_value, reason, context=dict(context or {}))
+        self.decisions.append(decision)
+        if self.storage is not None:
+            self.storage.add_event("agent", asdict(decision))
+            if action in ("keep", "resume"):
+                self.storage.add_event("incumbent", {"config": dict(config)})
+        return decision
+
+    def _resume_from_storage(self) -> None:
+        if self.storage is None:
+            return
+        trusted = self.storage.events("incumbent")
+        if not trusted:
+            self.storage.add_event("incumbent", {"config": self.incumbent})
+            return
+        last = trusted[-1][2]["config"]
+        try:
+            last = self.space.validate(last)
+        except InvalidConfig:
+            return
+        if self.space.config_key(last) != self.space.config_key(self.incumbent):
+            self.system.apply(last)
+            self.incumbent = last
+        self._log("resume", last, None, "restarted: system set to the last config the agent trusted")
+
+    def _read(self) -> dict[str, float]:
+        reading: dict[str, float] = {}
+        for monitor in self.monitors:
+            reading.update(monitor.sample())
+        return reading
+
+    def _context(self, reading: Mapping[str, float]) -> dict[str, float]:
+        names = self.context_features or sorted(k for k in reading if k.endswith("_fraction"))
+        return {n: float(reading.get(n, 0.0)) for n in names}
+
+    def _budget_left(self) -> bool:
+        now = time.monotonic()
+        self._changes = [t for t in self._changes if now - t < self.guardrails.budget_seconds]
+        return len(self._changes) < self.guardrails.change_budget
+
+    def _wins(self, value: float) -> tuple[bool, str]:
+        mean = float(np.mean(self.incumbent_values))
+        sd = float(np.std(self.incumbent_values)) if len(self.incumbent_values) > 1 else 0.0
+        margin = max(self.guardrails.noise_sigmas * sd, self.guardrails.min_relative_gain * abs(mean))
+        gain = (value - mean) if self.objective.direction == "maximize" else (mean - value)
+        text = f"{self.objective.metric} {value:.4g} vs incumbent {mean:.4g} (noise margin {margin:.3g})"
+        return gain > margin, text
+
+    def _apply(self, config: Config) -> str | None:
+        try:
+            self.system.apply(config)
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return None
+
+    # ------------------------------------------------------------------ the loop
+    def step(self) -> Decision:
+        """End the current window: measure, then keep, roll back, explore or wait."""
+        self.windows += 1
+        reading = self._read()
+        value = reading.get(self.objective.metric, math.nan)
+        context = self._context(reading)
+        unhealthy = self.guardrails.health_check(reading) if self.guardrails.health_check else None
+
+        if self.candidate is not None:  # the window just measured was a trial
+            if unhealthy:
+                candidate, self.candidate = self.candidate, None
+                return self._rollback(candidate, value, f"unhealthy: {unhealthy}", context)
+            if self._settling > 0:
+                self._settling -= 1
+                return self._log("settle", self.candidate, value, "letting the candidate settle before judging it", context)
+            candidate, self.candidate = self.candidate, None
+            if not math.isfinite(value):
+                return self._rollback(candidate, value, f"unhealthy: {self.objective.metric} is {value}", context)
+            self.policy.observe(context, candidate, value)
+            wins, text = self._wins(value)
+            if wins:
+                decision = self._log("keep", candidate, value, f"wins: {text}", context)
+                self.incumbent = candidate
+                self.incumbent_values = [value]
+                return decision
+            return self._rollback(candidate, value, f"no gain beyond noise: {text}", context)
+
+        if not math.isfinite(value):
+            return self._log("measure", self.incumbent, None, f"no {self.objective.metric} reading", context)
+        context_moved = self.detector.update(context)
+        if context_moved or self._objective_shifted(value):
+            if context_moved:
+                why = f"context moved to {_short(context)}"
+            else:
+                why = f"{self.objective.metric} moved to {value:.4g} from {np.mean(self.incumbent_values):.4g} with no config change"
+                self.detector.reset()
+                self.detector.update(context)
+            self.incumbent_values = []
+            self._exploring = True
+            self.policy.reset(context)
+            return self._log("workload-change", self.incumbent, value, why, context)
+        self.incumbent_values = (self.incumbent_values + [value])[-10:]
+        self.policy.observe(context, self.incumbent, value)
+        self._steady_windows += 1
+        if self.explore_every and self._steady_windows >= self.explore_every and not self._exploring:
+            self._exploring = True  # periodic re-exploration: some winners only show after a while
+            self._steady_windows = 0
+            self.policy.reset(context)
+        if not self._exploring or len(self.incumbent_values) < self.baseline_windows:
+            return self._log("measure", self.incumbent, value, "measuring the incumbent", context)
+        if not self._budget_left():
+            return self._log("budget-exhausted", self.incumbent, value, "change budget used up", context)
+        proposal = self.policy.propose(context, self.incumbent)
+        if proposal is None:
+            self._exploring = False
+            self._steady_windows = 0
+            return self._log("measure", self.incumbent, value, "done exploring this workload", context)
+        try:
+            proposal = self.space.validate(proposal)
+        except InvalidConfig as exc:
+            return self._log("measure", self.incumbent, value, f"policy proposed an invalid config: {exc}", context)
+        self._changes.append(time.monotonic())
+        failure = self._apply(proposal)
+        if failure is not None:
+            restore = self._apply(self.incumbent)
+            extra = f"; restoring the incumbent failed too: {restore}" if restore else ""
+            self.policy.observe(context, proposal, -math.inf if self.objective.direction == "maximize" else math.inf)
+            return self._log("apply-failed", proposal, None, f"apply failed ({failure}); rolled back{extra}", context)
+        self.candidate = proposal
+        self._settling = self.guardrails.settle_windows
+        return self._log("explore", proposal, value, "trying a candidate for one window", context)
+
+    def _objective_shifted(self, value: float) -> bool:
+        """The incumbent's own objective moved far outside its band for two windows: the workload changed."""
+        if len(self.incumbent_values) < self.baseline_windows + 1:
+            self._shift_suspect = 0
+            return False
+        mean, sd = float(np.mean(self.incumbent_values)), float(np.std(self.incumbent_values))
+        far = abs(value - mean) > max(4 * sd, self.objective_shift * max(abs(mean), 1e-12))
+        self._shift_suspect = self._shift_suspect + 1 if far else 0
+        return self._shift_suspect >= 2
+
+    def _rollback(self, candidate: Config, value: float, reason: str, context) -> Decision:
+        failure = self._apply(self.incumbent)
+        if failure:
+            reason += f"; rollback failed: {failure}"
+        return self._log("rollback", candidate, value if math.isfinite(value) else None, reason, context)
+
+    # ------------------------------------------------------------------ background thread
+    def start(self) -> "Agent":
+        """Run `step()` every `window` seconds on a daemon thread (the embedded form)."""
+        if self._thread is not None and self._thread.is_alive():
+            return self
+        self._stop.clear()
+        for monitor in self.monitors:
+            monitor.sample()  # start the first window now
+        self._thread = threading.Thread(target=self._run, name="autosys-agent", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        next_time = time.monotonic() + self.window
+        while not self._stop.wait(max(next_time - time.monotonic(), 0.0)):
+            next_time += self.window
+            try:
+                self.step()
+            except Exception as exc:  # the agent failing must never take the system down
+                self._apply(self.incumbent)
+                self._log("error", self.incumbent, None, f"agent error, back on the incumbent: {type(exc).__name__}: {exc}")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self.candidate is not None:  # stopped mid-trial: go back to what we trust
+            self._apply(self.incumbent)
+            self.candidate = None
+
+    def __enter__(self) -> "Agent":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for d in self.decisions:
+            out[d.action] = out.get(d.action, 0) + 1
+        return out
+
+
+def _short(context: Mapping[str, float]) -> str:
+    return ", ".join(f"{k}={v:.2f}" for k, v in sorted(context.items()))
