@@ -20,8 +20,6 @@ from autosys.run.study import Study  # noqa: E402
 from autosys.core.trial import TrialState  # noqa: E402
 
 HOST = os.environ.get("AUTOSYS_MYSQL_HOST", "127.0.0.1")
-WATCHED = ("innodb_io_capacity", "innodb_flush_neighbors", "innodb_max_dirty_pages_pct", "innodb_log_buffer_size",
-           "innodb_flush_log_at_trx_commit", "innodb_buffer_pool_size")
 
 
 def _server():
@@ -39,13 +37,10 @@ def server():
 
 
 def _snapshot(conn) -> dict:
+    """Every global variable, but the GTID positions that advance with any write."""
     with conn.cursor() as cur:
-        cur.execute(
-            "SELECT VARIABLE_NAME, GLOBAL_VALUE FROM information_schema.SYSTEM_VARIABLES WHERE VARIABLE_NAME IN ("
-            + ", ".join(["%s"] * len(WATCHED)) + ")",
-            [w.upper() for w in WATCHED],
-        )
-        return dict(cur.fetchall())
+        cur.execute("SHOW GLOBAL VARIABLES")
+        return {name: value for name, value in cur.fetchall() if name.lower() not in MySQLKnobs.IGNORED}
 
 
 def _bench_databases(conn) -> list[str]:

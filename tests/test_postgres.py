@@ -20,11 +20,11 @@ psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is not installed (pip
 from adapters.dbserver.postgres import PostgresKnobs  # noqa: E402
 from autosys.core.evaluation import evaluate_config  # noqa: E402
 from autosys.core.space import InvalidConfig  # noqa: E402
+from autosys.core.system import SystemUnavailable  # noqa: E402
 from autosys.run.study import Study  # noqa: E402
 from autosys.core.trial import TrialState  # noqa: E402
 
 URL = os.environ.get("AUTOSYS_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-WATCHED = ("wal_writer_delay", "checkpoint_completion_target", "bgwriter_delay", "shared_buffers", "commit_delay")
 
 
 def _server():
@@ -42,9 +42,10 @@ def server():
 
 
 def _snapshot(conn) -> dict:
-    rows = conn.execute("SELECT name, setting, pending_restart FROM pg_settings WHERE name = ANY(%s)", (list(WATCHED),))
-    auto = conn.execute("SELECT name, setting FROM pg_file_settings WHERE sourcefile LIKE '%%postgresql.auto.conf'")
-    return {"settings": sorted(rows.fetchall()), "auto": sorted(auto.fetchall())}
+    """Every pg_settings row (but this connection's own name) and the text of postgresql.auto.conf."""
+    rows = conn.execute("SELECT name, setting, source, pending_restart FROM pg_settings WHERE name <> 'application_name'")
+    auto = conn.execute("SELECT pg_read_file('postgresql.auto.conf')").fetchone()[0]
+    return {"settings": sorted(rows.fetchall()), "auto": auto}
 
 
 def _bench_databases(conn) -> list[str]:
@@ -189,30 +190,78 @@ def test_a_sigkilled_run_is_restored_by_the_next_one(server, tmp_path):
     assert not state.exists()
 
 
-def test_recovery_that_restarts_reconnects_before_dropping_the_database(server, tmp_path):
-    """A restart ends every connection: recovery must not go on with the one it had (it once did)."""
+def _killed_run_state(tmp_path, server) -> tuple:
+    """The state file of a run SIGKILLed after setup (its database made, nothing changed yet)."""
+    state = tmp_path / "pg-state.json"
+    script = textwrap.dedent(
+        f"""
+        import os, signal
+        from adapters.dbserver.postgres import PostgresKnobs
+        s = PostgresKnobs(url={URL!r}, workload="ycsb-a", records=100, knobs="wal_writer_delay", state_file={str(state)!r})
+        s.setup()
+        print(s.database, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=os.getcwd())
+    assert proc.returncode == -9, proc.stderr
+    database = proc.stdout.strip()
+    assert database in _bench_databases(server)
+    return state, database
+
+
+def _pretend_it_found(state, name: str, value: str) -> None:
+    """Edit the killed run's snapshot as if the restart-only `name` had been `value` when it began."""
     import json
 
-    database = f"autosys_bench_test_{os.getpid()}"
-    server.execute(f"DROP DATABASE IF EXISTS {database}")
-    server.execute(f"CREATE DATABASE {database}")
-    state = tmp_path / "pg-state.json"
-    state.write_text(json.dumps({"pid": 0, "token": "killed", "database": database, "originals": {}, "restart_needed": True}))
-    # stands in for `pg_ctlcluster ... restart` without restarting the shared server: it ends
-    # the admin connections, which is what a restart does to them
+    data = json.loads(state.read_text())
+    data["snapshot"]["settings"][name][0] = value
+    state.write_text(json.dumps(data))
+
+
+def test_recovery_that_restarts_reconnects_after_the_restart(server, tmp_path):
+    """A restart ends every connection: recovery must go on with a new one (it once did not).
+
+    The killed run's snapshot says max_connections was 99; only a restart could
+    put that back. The stand-in restart command ends the admin connections (what
+    a restart does to them) without restarting the shared server, so the value
+    stays 100 and recovery reports it in one clear line, from a fresh connection.
+    """
+    before = _snapshot(server)
+    state, database = _killed_run_state(tmp_path, server)
+    _pretend_it_found(state, "max_connections", "99")
     marker = tmp_path / "restarted"
     fake_restart = tmp_path / "fake_restart.py"
     fake_restart.write_text(
         "import pathlib, psycopg\n"
         f"c = psycopg.connect({URL!r}, autocommit=True)\n"
         "c.execute(\"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'autosys-admin'\")\n"
-        f"pathlib.Path({str(marker)!r}).write_text('yes')\n"
+        f"p = pathlib.Path({str(marker)!r}); p.write_text(p.read_text() + 'x' if p.exists() else 'x')\n"
     )
     system = PostgresKnobs(
         url=URL, workload="ycsb-a", records=100, knobs="wal_writer_delay", state_file=str(state),
         allow_restart=True, restart_command=f"{sys.executable} {fake_restart}",
     )
-    system.space()  # reads the catalog, which first recovers what the killed run left
-    assert marker.exists()
+    with pytest.raises(SystemUnavailable, match=r"could not restore max_connections \(now '100', was '99'\)"):
+        system.space()  # reads the catalog, which first recovers what the killed run left
+    assert marker.read_text() == "x"  # restarted once, then reported instead of looping
     assert database not in _bench_databases(server)
-    assert not state.exists()
+    assert state.exists()  # kept for a run that can restore it
+    assert _snapshot(server) == before
+    state.unlink()  # the server never was at 99: no later run may try to put that back
+
+
+def test_a_restart_only_difference_without_a_restart_command_is_one_clear_line(server, tmp_path):
+    before = _snapshot(server)
+    state, database = _killed_run_state(tmp_path, server)
+    _pretend_it_found(state, "max_connections", "99")
+    system = PostgresKnobs(url=URL, workload="ycsb-a", records=100, knobs="wal_writer_delay", state_file=str(state))
+    with pytest.raises(SystemUnavailable) as info:
+        system.space()
+    message = str(info.value)
+    assert "\n" not in message and "max_connections" in message and "--restart-command" in message
+    assert "RESTART" not in system.sent
+    assert database not in _bench_databases(server)
+    assert state.exists()
+    assert _snapshot(server) == before
+    state.unlink()  # the server never was at 99: no later run may try to put that back

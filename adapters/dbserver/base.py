@@ -1,29 +1,46 @@
 """What the PostgreSQL and MariaDB knob adapters share: the knob catalog, the space, restoring.
 
 A `ServerKnobs` system reads each knob's type, range and how it can change
-from the server itself, proposes a tuning range inside that, and changes
-server-wide knobs only after writing their original values to a state file.
-Teardown restores them; so does an `atexit` hook, a SIGTERM handler (turned
-into SystemExit), and — after a SIGKILL — the next run against the same
-server, which finds the state file of a dead process and restores from it
-before anything else. Restart-only knobs are left out of the space unless
-the user allows restarts and names a restart command.
+from the server itself, and proposes a tuning range inside that. A server is
+left exactly as found: before its first change a run takes a full snapshot of
+the server's settings (every `pg_settings` row and the `postgresql.auto.conf`
+entries; every MariaDB global variable) and writes it to a state file named
+after the server's own identity (PostgreSQL `system_identifier`, MariaDB
+`server_uid`), so `localhost` and `127.0.0.1` find the same file. Teardown
+puts back everything that differs from the snapshot, not only the tuned knobs
+(MariaDB raises `innodb_io_capacity_max` with `innodb_io_capacity`), then
+snapshots again and verifies equality. Teardown runs at the end, from an
+`atexit` hook, on SIGTERM (turned into SystemExit), and in the study's own
+process after its trials ran elsewhere; after a SIGKILL — or a trial killed
+at its timeout — the next run (or trial) against the same server finds the
+state file of a dead process and restores from it before anything else.
+From snapshot to restore a run holds a host-wide lock on the server (an flock
+the kernel drops when its process dies), so two runs on one host never take
+each other's changes for the state they found.
+Restart-only knobs are left out of the space unless the user allows restarts
+and names a restart command.
 
-Subclasses implement the dialect: connecting, reading the catalog, setting a
-knob server-wide or per session, reloading, creating and dropping the
-benchmark database, and reading server counters.
+Subclasses implement the dialect: connecting, the server's identity, reading
+the catalog and the full snapshot, setting a knob server-wide or per session,
+putting a snapshot back, reloading, creating and dropping the benchmark
+database, and reading server counters.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
+import fcntl
 import json
 import math
 import os
+import re
 import signal
 import statistics
 import shlex
+import socket
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -42,6 +59,11 @@ from autosys.core.system import Measurement, Objective, System, SystemUnavailabl
 
 #: every live instance in this process, so atexit/SIGTERM can restore them
 _LIVE: dict[str, "ServerKnobs"] = {}
+#: a full settings snapshot: section ("settings", "auto_conf", "globals") -> name -> value (JSON-able)
+Snapshot = dict[str, dict[str, Any]]
+#: the state file format written by this version (older files are refused with a clear line)
+STATE_VERSION = 2
+_UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
 _HOOKS_INSTALLED = False
 _HOOK_LOCK = threading.Lock()
 
@@ -77,16 +99,6 @@ def _state_dir() -> Path:
     return path
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _install_hooks() -> None:
     global _HOOKS_INSTALLED
     with _HOOK_LOCK:
@@ -115,11 +127,18 @@ class ServerKnobs(System):
     """Base of the database-server knob adapters (see module docstring)."""
 
     exclusive = True
+    executable_options = ("restart_command",)  # a command to run: only from the invoking user, never stored
     dialect = "postgres"
     #: knob name -> proposed tuning range; subclasses fill this
     PROPOSALS: Mapping[str, Proposal] = {}
     #: knobs that must keep these values while `durable` (name -> allowed values)
     DURABLE: Mapping[str, tuple] = {}
+    #: snapshot entries that change by themselves, so restore neither compares nor sets them (name -> why)
+    IGNORED: Mapping[str, str] = {}
+    #: how long restoring may keep putting values back before it reports what still differs
+    RESTORE_SECONDS = 30.0
+    #: how long a run waits for another run on this host to finish with the same server
+    LOCK_WAIT_SECONDS = 600.0
 
     def __init__(
         self,
@@ -175,7 +194,9 @@ class ServerKnobs(System):
         self._state_path = Path(state_file) if state_file else None
         self._catalog: dict[str, KnobInfo] | None = None
         self._space: Space | None = None
-        self._originals: dict[str, Any] = {}  # server-wide knob -> its original persisted form
+        self._identity: str | None = None  # the server's own identity (names the state file)
+        self._saved: Snapshot | None = None  # the full snapshot taken before our first change
+        self._lock_fd: int | None = None  # the host-wide lock on this server, held from snapshot to restore
         self._applied: dict[str, Any] = {}  # server-wide knob -> value we set
         self._db_created = False
         self._items: list[tuple] | None = None
@@ -192,14 +213,23 @@ class ServerKnobs(System):
     def _read_catalog(self, conn, names: list[str]) -> dict[str, KnobInfo]: ...
 
     @abstractmethod
-    def _persisted_originals(self, conn, names: list[str]) -> dict[str, Any]:
-        """How each knob is configured server-wide now, in the form `_restore_knob` takes."""
+    def _server_identity(self, conn) -> str:
+        """What identifies the server itself, whatever host name or address reached it."""
+
+    @abstractmethod
+    def _take_snapshot(self, conn) -> Snapshot:
+        """Every server-wide setting now (JSON-able, compared entry by entry)."""
+
+    @abstractmethod
+    def _put_back(self, conn, saved: Snapshot, now: Snapshot, differing: list[tuple[str, str]]) -> None:
+        """Send what makes the `differing` (section, name) entries of `now` equal `saved` again."""
+
+    @abstractmethod
+    def _restart_only(self, conn, saved: Snapshot, now: Snapshot, differing: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """The differing entries that only a server restart can put back."""
 
     @abstractmethod
     def _set_server_knob(self, conn, info: KnobInfo, value: Any) -> None: ...
-
-    @abstractmethod
-    def _restore_knob(self, conn, name: str, original: Any) -> None: ...
 
     @abstractmethod
     def _reload(self, conn) -> None: ...
@@ -293,11 +323,9 @@ class ServerKnobs(System):
         if self._db_created:
             return
         self.catalog()
-        _install_hooks()
-        _LIVE[self.token] = self
-        self._write_state()
         conn = self._admin()
         try:
+            self._ensure_snapshot(conn)
             self.sent.append(f"CREATE DATABASE {self.database}")
             self._create_database(conn)
             self._db_created = True
@@ -311,110 +339,260 @@ class ServerKnobs(System):
             session.conn.close()
 
     def teardown(self) -> None:
-        """Restore every server-wide knob and drop the benchmark database. Idempotent."""
-        if self.token not in _LIVE and not self._originals and not self._db_created:
+        """Drop the benchmark database and put the server back to the snapshot. Idempotent.
+
+        An instance that changed nothing itself (the study's own copy, whose
+        trials ran in worker processes) restores what a dead worker left: a
+        trial killed at its timeout is restored before the study returns.
+        """
+        if self._saved is None and not self._db_created:
+            _LIVE.pop(self.token, None)
+            if self._catalog is not None:
+                self._recover_leftovers(live_ok=True)
             return
-        errors = []
         try:
-            conn = self._admin()
+            if self._db_created:
+                conn = self._admin()
+                try:
+                    self._drop_database(conn, self.database)
+                finally:
+                    conn.close()
+                self._db_created = False
+                self._write_state()
+            if self._saved is not None:
+                self._restore_to(self._saved)
         except SystemUnavailable as exc:
             # keep the state file: the next run against this server restores from it
             _LIVE.pop(self.token, None)
+            self._release()
             raise SystemUnavailable(f"{self.name}: could not restore settings now ({exc}); the next run will, from {self.state_path}") from None
-        try:
-            if self._originals:
-                for name, original in self._originals.items():
-                    try:
-                        self.sent.append(f"RESTORE {name}")
-                        self._restore_knob(conn, name, original)
-                    except Exception as exc:  # keep going: restore as much as possible
-                        errors.append(f"{name}: {exc}")
-                self._reload(conn)
-                if self._restart_pending or any(self.catalog()[n].how == "restart" for n in self._applied):
-                    self._restart()
-                    conn.close()
-                    conn = self._admin()  # the restart ended the old connection
-                self._wait_applied(conn, {n: self.catalog()[n].value for n in self._originals})
-            if self._db_created:
-                self._drop_database(conn, self.database)
-        finally:
-            conn.close()
-        if errors:
-            raise RuntimeError(f"{self.name}: could not restore {'; '.join(errors)} (state kept in {self.state_path})")
-        self._originals.clear()
+        except RuntimeError as exc:
+            _LIVE.pop(self.token, None)  # not retried at exit without the lock: the next run restores
+            self._release()
+            raise RuntimeError(f"{exc} (state kept in {self.state_path})") from None
+        self._saved = None
         self._applied.clear()
-        self._db_created = False
         _LIVE.pop(self.token, None)
         self.state_path.unlink(missing_ok=True)
+        self._release()
 
     @property
     def state_path(self) -> Path:
+        """The state file: the user's `state_file`, else one per server identity in the state folder."""
         if self._state_path is None:
-            self._state_path = _state_dir() / f"{self.name}-{self._server_key()}.json"
+            identity = _UNSAFE_FILE_CHARS.sub("_", self.identity()).strip("._") or "server"
+            self._state_path = _state_dir() / f"{self.name}-{identity}.json"
         return self._state_path
 
-    def _server_key(self) -> str:
-        return "server"
+    def identity(self) -> str:
+        """The server's own identity (read once): the same for every host name or address that reaches it."""
+        if self._identity is None:
+            conn = self._admin()
+            try:
+                self._identity = self._server_identity(conn)
+            finally:
+                conn.close()
+        return self._identity
+
+    def _ensure_snapshot(self, conn) -> None:
+        """Take the server's lock and its full snapshot, and put that on disk, once, before anything changes."""
+        if self._saved is not None:
+            return
+        if any(other is not self and other._identity == self.identity() for other in _LIVE.values()):
+            # the other instance holds the lock in this very process: waiting for it would never end
+            raise SystemUnavailable(f"{self.name}: another instance in this process is tuning this server; tear it down first")
+        if not self._acquire(self.LOCK_WAIT_SECONDS):
+            raise SystemUnavailable(
+                f"{self.name}: another autosys run on this host has been tuning this server for over"
+                f" {self.LOCK_WAIT_SECONDS:g} s (lock {self.lock_path()}); wait for it or stop it"
+            )
+        self._recover_leftovers()  # a run that died while we waited may have left the server changed
+        _install_hooks()
+        _LIVE[self.token] = self
+        self._saved = self._take_snapshot(conn)
+        self._write_state()
+        self._point_lock_at_state()
 
     def _write_state(self) -> None:
         path = self.state_path
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         tmp.write_text(
             json.dumps(
                 {
+                    "version": STATE_VERSION,
+                    "server": self.identity(),
+                    "host": socket.gethostname(),
                     "pid": os.getpid(),
                     "token": self.token,
                     "database": self.database if self._db_created else None,
-                    "originals": self._originals,
-                    "restart_needed": any(self.catalog()[n].how == "restart" for n in self._applied),
+                    "snapshot": self._saved,
                 }
             )
         )
         os.replace(tmp, path)
 
-    def _recover_leftovers(self) -> None:
-        """Restore what a killed earlier run left changed (refuse if that run is still alive)."""
-        path = self.state_path
-        if not path.exists():
-            return
+    def lock_path(self) -> Path:
+        """The host-wide lock file of this server (an flock held from snapshot to restore)."""
+        identity = _UNSAFE_FILE_CHARS.sub("_", self.identity()).strip("._") or "server"
+        return Path(tempfile.gettempdir()) / f"autosys-server-{self.name}-{identity}.lock"
+
+    def _acquire(self, wait: float) -> bool:
+        """Hold this server's host-wide lock (True), or False when another holder kept it for `wait` s.
+
+        An flock, whatever state folder each run uses: the kernel releases it
+        when its process dies, even by SIGKILL, so a held lock means a live run.
+        """
+        if self._lock_fd is not None:
+            return True
+        path = self.lock_path()
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except PermissionError:  # another user's lock file: lockable, not writable
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self._lock_fd = fd
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    return False
+                time.sleep(0.05)
+
+    def _point_lock_at_state(self) -> None:
+        """Write our state file's path into the lock file, so a run with another state folder finds it too."""
+        if self._lock_fd is not None and self._state_path is not None:
+            with contextlib.suppress(OSError):  # a lock file we may not write: our own folder still works
+                os.ftruncate(self._lock_fd, 0)
+                os.pwrite(self._lock_fd, str(self._state_path.resolve()).encode(), 0)
+
+    def _pointed_state(self) -> Path | None:
+        """The state file the lock file names, when both are this user's own (never another's to trust)."""
+        try:
+            lock = self.lock_path()
+            if lock.stat().st_uid != os.getuid():
+                return None
+            target = Path(lock.read_text().strip())
+            if not target.is_absolute() or target.stat().st_uid != os.getuid() or target == self.state_path.resolve():
+                return None
+            return target
+        except (OSError, ValueError):
+            return None
+
+    def _release(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing releases the flock
+            self._lock_fd = None
+
+    def _recover_leftovers(self, live_ok: bool = False) -> None:
+        """Restore the snapshot a dead run left for this server; a live run's is waited for (or, `live_ok`, skipped).
+
+        The state file is looked for in this run's state folder, and where the
+        server's lock file points (a run that used another folder).
+        """
+        for path in (self.state_path, self._pointed_state()):
+            if path is not None and path.exists():
+                self._recover_from(path, live_ok)
+
+    def _recover_from(self, path: Path, live_ok: bool) -> None:
         try:
             state = json.loads(path.read_text())
-        except (OSError, ValueError):
+            pid, token, host = int(state.get("pid", 0)), state.get("token"), state.get("host")
+        except FileNotFoundError:
+            return  # its run just finished
+        except (OSError, ValueError, TypeError, AttributeError):
             raise SystemUnavailable(f"{self.name}: unreadable state file {path}; inspect the server's settings and delete it") from None
-        pid, token = int(state.get("pid", 0)), state.get("token")
         if token == self.token:
             return
-        if pid and _pid_alive(pid) and (pid != os.getpid() or token in _LIVE):
-            raise SystemUnavailable(f"{self.name}: another autosys run (pid {pid}) is tuning this server; wait for it or stop it")
-        conn = self._admin()
+        if pid == os.getpid() and token in _LIVE:  # a live instance in this very process: waiting would deadlock
+            if live_ok:
+                return
+            raise SystemUnavailable(f"{self.name}: another instance in this process is tuning this server; tear it down first")
+        if host not in (None, socket.gethostname()):
+            if live_ok:
+                return
+            raise SystemUnavailable(f"{self.name}: a run on host {host} is tuning this server or left it changed ({path}); wait for it, or restore and delete the file")
+        held_before = self._lock_fd is not None
+        if not self._acquire(0 if live_ok else self.LOCK_WAIT_SECONDS):
+            if live_ok:
+                return
+            raise SystemUnavailable(f"{self.name}: another autosys run (pid {pid}) has been tuning this server for over {self.LOCK_WAIT_SECONDS:g} s; wait for it or stop it")
         try:
-            originals = state.get("originals") or {}
-            for name, original in originals.items():
-                if not NAME_RE.match(name):
-                    raise SystemUnavailable(f"{self.name}: state file {path} names a bad knob {name!r}")
-                self.sent.append(f"RESTORE {name}")
-                self._restore_knob(conn, name, original)
-            if originals:
-                self._reload(conn)
-            if state.get("restart_needed"):
-                if self.allow_restart:
-                    self._restart()
-                    conn.close()
-                    conn = self._admin()  # the restart ended the old connection
-                else:
-                    pending = self._pending_restart(conn, list(originals))
-                    if pending:
-                        print(f"warning: {self.name}: {', '.join(pending)} restored in the config but need a server restart")
-            if state.get("database"):
-                self._drop_database(conn, state["database"])
+            self._restore_leftover(path)
         finally:
-            conn.close()
+            if not held_before:
+                self._release()
+
+    def _restore_leftover(self, path: Path) -> None:
+        """With the lock held (so its run is dead or done): restore from the state file and delete it."""
+        try:
+            state = json.loads(path.read_text())
+        except FileNotFoundError:
+            return  # that run finished and restored while we waited for the lock
+        except (OSError, ValueError):
+            raise SystemUnavailable(f"{self.name}: unreadable state file {path}; inspect the server's settings and delete it") from None
+        saved = state.get("snapshot") if isinstance(state, dict) else None
+        if state.get("version") != STATE_VERSION or not isinstance(saved, dict):
+            raise SystemUnavailable(f"{self.name}: state file {path} is from another autosys version; inspect the server's settings and delete it")
+        if state.get("server") not in (None, self.identity()):
+            raise SystemUnavailable(f"{self.name}: state file {path} belongs to server {state['server']}, not this one ({self.identity()})")
+        database = state.get("database")
+        if database:
+            conn = self._admin()
+            try:
+                self._drop_database(conn, database)
+            finally:
+                conn.close()
+        try:
+            self._restore_to(saved)
+        except RuntimeError as exc:
+            raise SystemUnavailable(f"{exc}; a killed run left it changed (state kept in {path})") from None
         path.unlink(missing_ok=True)
+
+    def _restore_to(self, saved: Snapshot) -> None:
+        """Put back every entry that differs from `saved`, restarting only when allowed; verify equality.
+
+        Passes repeat until a fresh snapshot equals `saved` (minus `IGNORED`):
+        one value can bound another (MariaDB clamps `innodb_io_capacity_max`
+        to `innodb_io_capacity`), and reloads and buffer-pool resizes finish
+        in the background.
+        """
+        restarted = False
+        deadline = time.monotonic() + self.RESTORE_SECONDS
+        while True:
+            conn = self._admin()
+            try:
+                now = self._take_snapshot(conn)
+                differing = _differences(saved, now, self.IGNORED)
+                if not differing:
+                    return
+                restart = self._restart_only(conn, saved, now, differing)
+                fixable = [d for d in differing if d not in restart]
+                if fixable:
+                    self.sent.extend(f"RESTORE {name}" for name in dict.fromkeys(n for _, n in fixable))
+                    self._put_back(conn, saved, now, fixable)
+            finally:
+                conn.close()
+            if not fixable and restart and not restarted and self.allow_restart and self.restart_command:
+                self._restart()
+                restarted = True
+                continue
+            if not fixable or time.monotonic() > deadline:
+                names = ", ".join(f"{d[1]} (now {_shown(now, d)}, was {_shown(saved, d)})" for d in differing)
+                if restart and not restarted:
+                    raise RuntimeError(
+                        f"{self.name}: {names} take effect only after a server restart; restart the server,"
+                        " or run again with --allow-restart true and --restart-command"
+                    )
+                raise RuntimeError(f"{self.name}: could not restore {names}")
+            time.sleep(0.05)
 
     # ------------------------------------------------------------------ applying
     def apply(self, config: Config) -> Config:
-        """Validate, then set server-wide knobs (recording originals first); returns the session knobs."""
+        """Validate, then set server-wide knobs (the full snapshot is on disk first); returns the session knobs."""
         clean = self.check_config(config)
         catalog = self.catalog()
         server = {n: v for n, v in clean.items() if catalog[n].how in ("reload", "restart")}
@@ -424,15 +602,11 @@ class ServerKnobs(System):
             return session
         conn = self._admin()
         try:
-            new = [n for n in changes if n not in self._originals]
-            if new:
-                self._originals.update(self._persisted_originals(conn, new))
-                self._write_state()  # originals are on disk before the first change
+            self._ensure_snapshot(conn)
             for name, value in changes.items():
                 self.sent.append(f"SET {name}")
                 self._set_server_knob(conn, catalog[name], value)
                 self._applied[name] = value
-            self._write_state()
             self._reload(conn)
             if any(catalog[n].how == "restart" for n in changes):
                 self._restart()
@@ -593,6 +767,23 @@ def _per_op(counters: list[dict[str, float]], runs: list[RunStats]) -> dict[str,
     if any(h + r > 0 for h, r in zip(hits, reads)):
         out["cache_hit_ratio"] = statistics.median(h / (h + r) if h + r else 1.0 for h, r in zip(hits, reads))
     return out
+
+
+def _differences(saved: Snapshot, now: Snapshot, ignored: Mapping[str, str]) -> list[tuple[str, str]]:
+    """The (section, name) entries whose value in `now` is not the one in `saved`, minus `ignored` names."""
+    out = []
+    for section in sorted(set(saved) | set(now)):
+        before, after = saved.get(section) or {}, now.get(section) or {}
+        for name in sorted(set(before) | set(after)):
+            if name not in ignored and before.get(name) != after.get(name):
+                out.append((section, name))
+    return out
+
+
+def _shown(snapshot: Snapshot, entry: tuple[str, str]) -> str:
+    section, name = entry
+    value = (snapshot.get(section) or {}).get(name, "<absent>")
+    return repr(value if not isinstance(value, list) else value[0])
 
 
 def _differs(a: Any, b: Any) -> bool:

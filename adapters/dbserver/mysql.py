@@ -2,11 +2,14 @@
 
 Each knob's type, range, scope and whether it can change live come from
 `information_schema.SYSTEM_VARIABLES`: variables with a SESSION scope are set
-on every benchmark connection, dynamic GLOBAL ones with SET GLOBAL (original
-values saved to a state file first and restored at the end, also after a
-crash), and read-only ones (`innodb_log_buffer_size`, `innodb_doublewrite`,
+on every benchmark connection, dynamic GLOBAL ones with SET GLOBAL, and
+read-only ones (`innodb_log_buffer_size`, `innodb_doublewrite`,
 `innodb_flush_method`, ...) only with `allow_restart` and a
-`restart_command`. Knob names are checked against the catalog and a strict
+`restart_command`. The restore snapshot (adapters/dbserver/base.py) is every
+global variable (`SHOW GLOBAL VARIABLES`), keyed by the server's `server_uid`,
+so side effects such as `innodb_io_capacity_max` rising with
+`innodb_io_capacity` are put back too (SET GLOBAL; MariaDB has no persisted
+SET, so a restart also restores). Knob names are checked against the catalog and a strict
 pattern before they reach SQL; values always travel as parameters. With
 `durable`, `innodb_flush_log_at_trx_commit` stays 1 and `innodb_doublewrite`
 on. The benchmark runs in its own database, created and dropped.
@@ -17,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from adapters.workloads.base import Session
-from adapters.dbserver.base import NAME_RE, KnobInfo, Proposal, ServerKnobs
+from adapters.dbserver.base import NAME_RE, KnobInfo, Proposal, ServerKnobs, Snapshot
 from autosys.core.space import Config, InvalidConfig
 from autosys.core.system import SystemUnavailable
 
@@ -64,9 +67,16 @@ class MySQLKnobs(ServerKnobs):
 
     name = "mysql"
     exclusive = True
+    secret_options = ("password",)  # never stored or printed; on resume: --password or AUTOSYS_PASSWORD
     dialect = "mysql"
     PROPOSALS = PROPOSALS
     DURABLE = {"innodb_flush_log_at_trx_commit": (1,), "innodb_doublewrite": ("on",)}
+    IGNORED = {
+        "gtid_binlog_pos": "advances with every binlogged write",
+        "gtid_binlog_state": "advances with every binlogged write",
+        "gtid_current_pos": "advances with every write or replicated event",
+        "gtid_slave_pos": "advances as a replica applies events",
+    }
 
     def __init__(
         self,
@@ -90,8 +100,6 @@ class MySQLKnobs(ServerKnobs):
         knobs: str = "",
         state_file: str | None = None,
     ):
-        options = dict(locals())
-        self._options = {k: v for k, v in options.items() if k not in ("self", "__class__", "password")}
         self.host, self.port, self.user, self.password = host, int(port), user, password
         super().__init__(
             workload=workload, allow_restart=allow_restart, restart_command=restart_command, durable=durable, seed=seed,
@@ -99,9 +107,6 @@ class MySQLKnobs(ServerKnobs):
             repeats=repeats, connect_timeout=connect_timeout, statement_timeout=statement_timeout, knobs=knobs,
             state_file=state_file,
         )
-
-    def _server_key(self) -> str:
-        return f"{self.host}-{self.port}"
 
     # ------------------------------------------------------------------ connections
     def _connect(self, database: str | None):
@@ -176,10 +181,53 @@ class MySQLKnobs(ServerKnobs):
             )
         return out
 
-    def _persisted_originals(self, conn, names: list[str]) -> dict[str, Any]:
-        """The global value now (SET GLOBAL does not persist: a restart also restores it)."""
-        catalog = self._read_catalog(conn, names)
-        return {name: catalog[name].value for name in names}
+    # ------------------------------------------------------------------ identity and snapshots
+    def _server_identity(self, conn) -> str:
+        """MariaDB's `@@server_uid` or MySQL's `@@server_uuid`, else the server's hostname, port and data directory."""
+        with conn.cursor() as cur:
+            for variable in ("server_uid", "server_uuid"):
+                try:
+                    cur.execute(f"SELECT @@{variable}")
+                    return f"{variable}-{cur.fetchone()[0]}"
+                except _pymysql().err.OperationalError:  # unknown system variable on this server
+                    continue
+            cur.execute("SELECT @@hostname, @@port, @@datadir")
+            return "-".join(str(v) for v in cur.fetchone())
+
+    def _take_snapshot(self, conn) -> Snapshot:
+        with conn.cursor() as cur:
+            cur.execute("SHOW GLOBAL VARIABLES")
+            return {"globals": {name.lower(): value for name, value in cur.fetchall()}}
+
+    def _variable_kinds(self, conn, names: list[str]) -> dict[str, tuple[str, bool]]:
+        """name -> (VARIABLE_TYPE, read only) from information_schema.SYSTEM_VARIABLES."""
+        if not names:
+            return {}
+        marks = ", ".join(["%s"] * len(names))
+        with conn.cursor() as cur:
+            cur.execute(
+                f"SELECT VARIABLE_NAME, VARIABLE_TYPE, READ_ONLY FROM information_schema.SYSTEM_VARIABLES WHERE VARIABLE_NAME IN ({marks})",
+                [n.upper() for n in names],
+            )
+            return {name.lower(): (vtype, read_only == "YES") for name, vtype, read_only in cur.fetchall()}
+
+    def _put_back(self, conn, saved: Snapshot, now: Snapshot, differing: list[tuple[str, str]]) -> None:
+        """SET GLOBAL each differing variable, tuned knobs first (they bound others, e.g. io_capacity_max)."""
+        before = saved.get("globals") or {}
+        names = sorted((n for s, n in differing if s == "globals" and n in before), key=lambda n: (n not in self.wanted, n))
+        kinds = self._variable_kinds(conn, names)
+        for name in names:
+            vtype, _ = kinds.get(name, ("VARCHAR", False))
+            try:
+                self._set_global(conn, name, _typed(before[name], vtype))
+            except (_pymysql().err.MySQLError, InvalidConfig):
+                pass  # one bound by another, or a resize still running: the next pass retries and reports
+
+    def _restart_only(self, conn, saved: Snapshot, now: Snapshot, differing: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Differing read-only variables, and variables that exist on only one side (a plugin came or went)."""
+        before, after = saved.get("globals") or {}, now.get("globals") or {}
+        kinds = self._variable_kinds(conn, [n for _, n in differing])
+        return [(s, n) for s, n in differing if n not in before or n not in after or kinds.get(n, ("", False))[1]]
 
     # ------------------------------------------------------------------ changing
     def _set_global(self, conn, name: str, value: Any) -> None:
@@ -192,9 +240,6 @@ class MySQLKnobs(ServerKnobs):
         if info.how == "restart":
             raise InvalidConfig(f"mysql: {info.name} is read-only while the server runs (MariaDB has no persisted SET)")
         self._set_global(conn, info.name, value)
-
-    def _restore_knob(self, conn, name: str, original: Any) -> None:
-        self._set_global(conn, name, original)
 
     def _took(self, name: str, got: Any, wanted: Any) -> bool:
         # InnoDB rounds the buffer pool and log sizes to its chunk/block sizes
@@ -238,6 +283,17 @@ class MySQLKnobs(ServerKnobs):
         out = {wanted[k]: float(v) for k, v in rows.items() if k in wanted}
         out["rows_written"] = out.pop("rows_inserted", 0.0) + out.pop("rows_updated", 0.0) + out.pop("rows_deleted", 0.0)
         return out
+
+
+def _typed(text: str | None, vtype: str) -> Any:
+    """A SHOW GLOBAL VARIABLES value as SET GLOBAL takes it for its type (numbers as numbers)."""
+    if text is None or text == "" and vtype not in ("VARCHAR", "SET", "ENUM"):
+        return None
+    if vtype in _INT_TYPES:
+        return int(text)
+    if vtype == "DOUBLE":
+        return float(text)
+    return text
 
 
 def _value(value: Any) -> Any:

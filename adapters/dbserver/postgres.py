@@ -5,20 +5,24 @@ Each knob's type, unit, range and context come from `pg_settings`:
 `set_config`, fully parameterized), `sighup` knobs change server-wide with
 ALTER SYSTEM + `pg_reload_conf()`, and `postmaster` (restart-only) knobs such
 as `shared_buffers` are tuned only with `allow_restart` and a
-`restart_command`. Originals (the `postgresql.auto.conf` entries, from
-`pg_file_settings`) are saved to a state file before the first change and
-restored at the end, after a crash by atexit/SIGTERM, and after a SIGKILL by
-the next run. The benchmark runs in its own database, created and dropped.
+`restart_command`. The restore snapshot (adapters/dbserver/base.py) is every
+`pg_settings` row (its reset value, source and pending restart) plus the
+entries of `postgresql.auto.conf` (read with `pg_read_file`), keyed by the
+cluster's `system_identifier`; restoring rewrites the differing auto.conf
+entries (ALTER SYSTEM SET/RESET), reloads, and restarts only when a
+restart-only setting still differs and a restart command was given. The benchmark runs in its own database, created and dropped.
 With `durable` (the default) `fsync` and `full_page_writes` stay on and
 `synchronous_commit` may not be off.
 """
 
 from __future__ import annotations
 
+import re
+import time
 from typing import Any
 
 from adapters.workloads.base import Session
-from adapters.dbserver.base import NAME_RE, KnobInfo, Proposal, ServerKnobs
+from adapters.dbserver.base import NAME_RE, KnobInfo, Proposal, ServerKnobs, Snapshot
 from autosys.core.space import Config, InvalidConfig
 from autosys.core.system import SystemUnavailable
 
@@ -75,6 +79,10 @@ class PostgresKnobs(ServerKnobs):
     dialect = "postgres"
     PROPOSALS = PROPOSALS
     DURABLE = {"fsync": ("on",), "full_page_writes": ("on",), "synchronous_commit": ("on", "local", "remote_write", "remote_apply")}
+    IGNORED = {
+        "application_name": "each connection names itself; not a server setting",
+        "in_hot_standby": "changes when a standby is promoted; reports state, no one sets it",
+    }
 
     def __init__(
         self,
@@ -95,9 +103,7 @@ class PostgresKnobs(ServerKnobs):
         knobs: str = "",
         state_file: str | None = None,
     ):
-        options = dict(locals())
-        self.url = url
-        self._options = {k: v for k, v in options.items() if k not in ("self", "__class__")}
+        self.url = url  # a password inside it is never stored (SystemSpec.public strips it)
         psycopg = _psycopg()
         try:
             info = psycopg.conninfo.conninfo_to_dict(url)
@@ -111,9 +117,6 @@ class PostgresKnobs(ServerKnobs):
             repeats=repeats, connect_timeout=connect_timeout, statement_timeout=statement_timeout, knobs=knobs,
             state_file=state_file,
         )
-
-    def _server_key(self) -> str:
-        return f"{self._host.replace('/', '_')}-{self._port}"
 
     # ------------------------------------------------------------------ connections
     def _connect(self, database: str | None, application: str):
@@ -182,29 +185,87 @@ class PostgresKnobs(ServerKnobs):
             )
         return out
 
-    def _persisted_originals(self, conn, names: list[str]) -> dict[str, Any]:
-        """Each knob's postgresql.auto.conf entry (None: not set by ALTER SYSTEM)."""
-        rows = conn.execute(
-            "SELECT name, setting FROM pg_file_settings WHERE sourcefile LIKE %s AND name = ANY(%s) ORDER BY seqno",
-            ("%postgresql.auto.conf", list(names)),
-        ).fetchall()
-        found = {name: setting for name, setting in rows}
-        return {name: found.get(name) for name in names}
+    # ------------------------------------------------------------------ identity and snapshots
+    def _server_identity(self, conn) -> str:
+        """The cluster's `system_identifier` and port (a standby shares the identifier; never its port on one host)."""
+        port = conn.execute("SELECT current_setting('port')").fetchone()[0]
+        try:
+            row = conn.execute("SELECT system_identifier FROM pg_control_system()").fetchone()
+        except _psycopg().errors.InsufficientPrivilege:
+            return f"url-{self._host}-{port}"  # only a superuser may read it: fall back to the address
+        return f"{row[0]}-{port}"
+
+    def _take_snapshot(self, conn) -> Snapshot:
+        """Every pg_settings row and the postgresql.auto.conf entries.
+
+        A row is (reset value, source, pending restart): the reset value is
+        what a new session gets, so this connection's own SETs do not show;
+        'session' and 'client' sources say only what this connection did.
+        """
+        rows = conn.execute("SELECT name, reset_val, source, pending_restart FROM pg_settings").fetchall()
+        settings = {
+            name: [value, "-" if source in ("session", "client") else source, bool(pending)]
+            for name, value, source, pending in rows
+        }
+        return {"settings": settings, "auto_conf": self._auto_conf(conn)}
+
+    def _auto_conf(self, conn) -> dict[str, str]:
+        """The name -> value entries of postgresql.auto.conf (where ALTER SYSTEM writes), last one winning."""
+        psycopg = _psycopg()
+        try:
+            text = conn.execute("SELECT pg_read_file('postgresql.auto.conf', 0, 1048576, true)").fetchone()[0]
+            return parse_auto_conf(text or "")
+        except psycopg.errors.InsufficientPrivilege:
+            pass  # pg_read_file needs pg_read_server_files; the parsed view may still be readable
+        try:
+            rows = conn.execute(
+                "SELECT name, setting FROM pg_file_settings WHERE sourcefile LIKE '%%postgresql.auto.conf' ORDER BY seqno"
+            ).fetchall()
+        except psycopg.errors.InsufficientPrivilege:
+            return {}  # such a role cannot ALTER SYSTEM either; pg_settings still covers what it can change
+        return {name: setting for name, setting in rows}
+
+    def _put_back(self, conn, saved: Snapshot, now: Snapshot, differing: list[tuple[str, str]]) -> None:
+        sql = _psycopg().sql
+        before = saved.get("auto_conf") or {}
+        for section, name in differing:
+            if section != "auto_conf":
+                continue
+            if name not in before:
+                conn.execute(sql.SQL("ALTER SYSTEM RESET {}").format(sql.Identifier(name)))
+            else:
+                conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(name), sql.Literal(before[name])))
+        self._reload(conn)  # also what puts back a setting whose file entry is already right
+
+    def _restart_only(self, conn, saved: Snapshot, now: Snapshot, differing: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Differing restart-only (postmaster) settings whose auto.conf entry is already restored."""
+        names = [n for s, n in differing if s == "settings" and ("auto_conf", n) not in differing]
+        if not names:
+            return []
+        rows = conn.execute("SELECT name FROM pg_settings WHERE context = 'postmaster' AND name = ANY(%s)", (names,))
+        return [("settings", r[0]) for r in rows.fetchall()]
 
     # ------------------------------------------------------------------ changing
     def _set_server_knob(self, conn, info: KnobInfo, value: Any) -> None:
         sql = _psycopg().sql
         conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(info.name), sql.Literal(_text(value))))
 
-    def _restore_knob(self, conn, name: str, original: Any) -> None:
-        sql = _psycopg().sql
-        if original is None:
-            conn.execute(sql.SQL("ALTER SYSTEM RESET {}").format(sql.Identifier(name)))
-        else:
-            conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(name), sql.Literal(str(original))))
-
-    def _reload(self, conn) -> None:
+    def _reload(self, conn, timeout: float = 10.0) -> None:
+        """pg_reload_conf(), then wait until a new session shows the reloaded files (pg_conf_load_time)."""
+        asked = conn.execute("SELECT clock_timestamp()").fetchone()[0]
         conn.execute("SELECT pg_reload_conf()")
+        deadline = time.monotonic() + timeout
+        while True:
+            probe = self._connect(None, "autosys-admin")
+            try:
+                loaded = probe.execute("SELECT pg_conf_load_time()").fetchone()[0]
+            finally:
+                probe.close()
+            if loaded >= asked:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"postgres: the server did not reload its configuration within {timeout:.0f} s")
+            time.sleep(0.02)
 
     def _pending_restart(self, conn, names: list[str]) -> list[str]:
         rows = conn.execute("SELECT name FROM pg_settings WHERE pending_restart AND name = ANY(%s)", (list(names),))
@@ -232,6 +293,22 @@ class PostgresKnobs(ServerKnobs):
         ).fetchone()
         keys = ("commits", "blocks_hit", "blocks_read", "rows_read", "rows_written", "wal_bytes")
         return {k: float(v or 0) for k, v in zip(keys, row)}
+
+
+def parse_auto_conf(text: str) -> dict[str, str]:
+    """`name = 'value'` lines as ALTER SYSTEM writes them (quotes doubled), comments skipped, last one wins."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        match = _AUTO_LINE.match(line)
+        if match is None:
+            continue
+        quoted, bare = match.group("quoted"), match.group("bare")
+        value = bare if quoted is None else re.sub(r"''|\\\\", lambda m: m.group(0)[0], quoted)
+        out[match.group("name").lower()] = value
+    return out
+
+
+_AUTO_LINE = re.compile(r"^\s*(?P<name>[A-Za-z_][\w.]*)\s*=?\s*(?:'(?P<quoted>(?:[^'\\]|''|\\.)*)'|(?P<bare>[^\s#']+))\s*(?:#.*)?$")
 
 
 def _text(value: Any) -> str:
