@@ -48,7 +48,7 @@ def test_killed_mid_trial_resumes_to_exact_budget_without_rerunning(tmp_path, ki
     proc.wait(timeout=30)
     assert sum(l.startswith("end") for l in log_lines(log)) == kill_during
 
-    resumed = start(["tune", "--resume", str(study_dir), "--quiet"])
+    resumed = start(["tune", "--resume", str(study_dir), "tests.systems_for_tests:Sleepy", "--quiet"])
     out, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err
 

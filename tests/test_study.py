@@ -126,3 +126,69 @@ def test_stop_on_stagnation_ends_the_study_early(tmp_path):
         return min((t.value for t in ts if t.value is not None and "infeasible" not in t.info), default=float("inf"))
 
     assert best(trials[-8:]) >= best(trials[:-8])  # the last 8 trials brought no improvement
+
+
+def test_runs_given_one_name_at_once_each_get_their_own_study(tmp_path):
+    import threading
+
+    made, errors = [], []
+
+    def create():
+        try:
+            made.append(Study.create(tmp_path / "same", Quadratic(), budget=1, unique=True).directory)
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=create) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors and len(set(made)) == 6
+    assert all((d / "study.sqlite").exists() for d in made)
+    assert {d.name for d in made} == {"same", *(f"same-{n}" for n in range(2, 7))}
+
+
+def test_a_directory_holding_other_files_is_refused_and_left_alone(tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep")
+    with pytest.raises(StudyError, match="already holds other files"):
+        Study.create(folder, Quadratic(), budget=1)
+    assert [p.name for p in folder.iterdir()] == ["notes.txt"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert Study.create(empty, Quadratic(), budget=1).directory == empty
+
+
+def test_a_creation_that_fails_leaves_no_directory(tmp_path):
+    from autosys.core.space import InvalidConfig
+
+    with pytest.raises(InvalidConfig, match="leaves no valid config"):
+        Study.create(tmp_path / "s", Quadratic(), budget=3, fixed={"kind": "b", "n": 8})
+    assert not (tmp_path / "s").exists()
+
+
+def test_each_trial_attempt_has_its_own_workspace_and_a_failed_ones_is_removed(tmp_path):
+    from autosys.core.space import Categorical, Space
+    from autosys.core.system import Measurement
+
+    class Keeper(Quadratic):
+        def space(self):
+            return Space([Categorical("kind", ("a", "c"))])
+
+        def evaluate(self, config):
+            folder = self.scratch_dir()
+            assert not any(folder.iterdir()), "an attempt's folder starts empty"
+            (folder / "out.txt").write_text(config["kind"])
+            if config["kind"] == "c":
+                raise RuntimeError("fails, leaving a file")
+            return Measurement({"loss": 1.0, "size": 1.0})
+
+    study = Study.create(tmp_path / "s", Keeper(), budget=8, seed=0).run()
+    kept = sorted((tmp_path / "s" / "work").iterdir())
+    complete = [t for t in study.trials() if t.state == TrialState.COMPLETE]
+    assert any(t.state == TrialState.FAILED for t in study.trials()), "kind c fails"
+    assert len(kept) == len(complete) and all(p.name.startswith("trial-") and "-attempt-1-" in p.name for p in kept)
+    assert {p.name.split("-")[1] for p in kept} == {str(t.number) for t in complete}
+    assert all((p / "out.txt").read_text() == "a" for p in kept)

@@ -76,7 +76,7 @@ def test_save_restore_keeps_the_arm_counts():
     tuner = ConditionalBandit(engine_space(), direction="maximize", seed=1, member="random")
     run(tuner, 9)
     copy = ConditionalBandit(engine_space(), direction="maximize", seed=1, member="random")
-    copy.load_state_dict(tuner.state_dict())
+    copy.load_state_dict(tuner.state_dict(), tuner.told())
     assert copy.usage() == tuner.usage()
     assert [copy.ask().config for _ in range(3)] == [tuner.ask().config for _ in range(3)]
 

@@ -244,5 +244,5 @@ def test_hedge_gains_move_and_survive_restore():
     _run(tuner, lambda c: (c["x"] - 0.2) ** 2 + c["y"], 15)
     assert np.any(tuner._hedge_gains != 0)
     clone = BayesOpt(space, seed=9)
-    clone.load_state_dict(tuner.state_dict())
+    clone.load_state_dict(tuner.state_dict(), tuner.told())
     np.testing.assert_allclose(clone._hedge_gains, tuner._hedge_gains)

@@ -52,7 +52,7 @@ def test_state_survives_save_and_restore(name):
     drive(tuner, 7)
     state = json.loads(json.dumps(tuner.state_dict()))
     again = make_tuner(name, SPACE, seed=999)
-    again.load_state_dict(state)
+    again.load_state_dict(state, tuner.told())  # the history comes from the caller (a study's trials)
     assert [again.ask().config for _ in range(5)] == [tuner.ask().config for _ in range(5)]
     assert len(again.history) == 7
 

@@ -30,7 +30,6 @@ class Shop(System):
 
     def __init__(self, workload: str = "a1", seed: int = 0):
         self.workload = workload
-        self._options = {"workload": workload}
 
     def space(self):
         return Space([Float("x", 0.0, 1.0, default=0.5), Categorical("mode", ("p", "q", "r"), default="p")])
@@ -68,7 +67,7 @@ def test_signature_keeps_only_finite_workload_metrics():
 def test_nearest_maps_to_the_similar_workload(kb):
     assert len(kb.records) == 2
     query = characterize(Shop("a2"))
-    (distance, record), = kb.nearest(query, system="Shop")
+    (distance, record), = kb.nearest(query, system=Shop().spec.name)  # stored as tests.test_workload_mapping:Shop
     assert record.workload == "a1"
     far = kb.nearest(characterize(Shop("b")), k=2)
     assert far[0][1].workload == "b" and far[0][0] < far[1][0]

@@ -83,11 +83,6 @@ class KernelSchedule(System):
             raise ValueError(f"unknown backend {backend!r}; choose 'cpu' or 'triton'")
         self.threads, self.repeats, self.timeout = int(threads), int(repeats), float(timeout)
         self.backend, self.cache_dir, self.seed = backend, cache_dir, int(seed)
-        # recorded with a study even when built directly (make_system overwrites it with the CLI's options)
-        self._options = dict(
-            op=op, shape=",".join(map(str, self.shape)), threads=self.threads, repeats=self.repeats,
-            timeout=self.timeout, backend=backend, cache_dir=cache_dir, seed=self.seed, omp_wait=omp_wait,
-        )
         self._space: Space | None = None
         self._gpu = None
         if backend == "triton":

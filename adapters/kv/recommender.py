@@ -61,7 +61,7 @@ def rows_from_studies(root: str | Path, system_name: str = "kv") -> pd.DataFrame
                     throughput=m["throughput"],
                     memory_bytes=m["memory_bytes"],
                     disk_bytes=m["disk_bytes"],
-                    feasible="infeasible" not in trial.info,
+                    feasible=trial.feasible,
                 )
                 rows.append(row)
         finally:

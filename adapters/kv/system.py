@@ -89,20 +89,6 @@ class KVSelect(System):
         self.normalize = bool(normalize)
         self.isolate = bool(isolate)
         self.seed = seed
-        self._options = {
-            "workload": workload,
-            "records": records,
-            "operations": operations,
-            "value_size": value_size,
-            "memory_cap_mb": memory_cap_mb,
-            "disk_cap_mb": disk_cap_mb,
-            "repeats": repeats,
-            "seconds": seconds,
-            "normalize": self.normalize,
-            "isolate": self.isolate,
-            "engines": engines,
-            "seed": seed,
-        }
         self._prepared: PreparedWorkload | None = None
         self._counter = 0
 
@@ -168,7 +154,7 @@ class KVSelect(System):
     def _measure(self, config: Config, prepared: PreparedWorkload) -> dict[str, Any]:
         """One run on a fresh store; with `isolate`, in a forked child (autosys/isolation.py)."""
         self._counter += 1
-        path = Path(self.workdir) / f"store-{self._counter}"
+        path = self.scratch_dir() / f"store-{self._counter}"
         if not (self.isolate and fork_available()) or rocksdb_started_here():
             return self._run_once(config, prepared, path)  # a fork would lose RocksDB's threads
         if self.normalize:

@@ -12,16 +12,20 @@ values once, so the timed replay does nothing but call the engine.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 import numpy as np
 
+from adapters.workloads.base import check_memory
 from adapters.workloads.ycsb import INSERT, PRESETS, READ, RMW, UPDATE, Workload, load_workload, operations, spec_data, value_for
 
 KV_FIELDS = ("absent_fraction", "memory_cap_mb", "disk_cap_mb")
 DEFAULT_RECORDS = 20_000
 DEFAULT_OPERATIONS = 50_000  # the fastest engine (dict) still runs ~25 ms
+#: Python overhead of one prepared key and value (two bytes objects, a tuple or list slots), value bytes aside
+BYTES_PER_ITEM = 160
 
 
 @dataclass(frozen=True)
@@ -34,11 +38,16 @@ class KVWorkload:
     disk_cap_mb: float = 0.0
 
     def __post_init__(self):
-        if not 0.0 <= self.absent_fraction <= 1.0:
+        if not 0.0 <= self.absent_fraction <= 1.0:  # also refuses NaN
             raise ValueError(f"workload {self.name!r}: absent_fraction must be in [0, 1], not {self.absent_fraction}")
         for cap in ("memory_cap_mb", "disk_cap_mb"):
-            if getattr(self, cap) < 0:
-                raise ValueError(f"workload {self.name!r}: {cap} must be >= 0 (0 means no cap)")
+            if not 0 <= getattr(self, cap) < math.inf:
+                raise ValueError(f"workload {self.name!r}: {cap} must be a finite number >= 0 (0 means no cap)")
+        w = self.base
+        # every record and every operation's key and value are prepared as Python bytes before the clock starts
+        per_item = BYTES_PER_ITEM + w.value_size
+        check_memory(self, (w.records + w.operations) * per_item,
+                     f"{w.records:,} records and {w.operations:,} operations of {w.value_size}-byte values")
 
     @property
     def name(self) -> str:

@@ -13,7 +13,6 @@ of duplicates pushes outside it.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import numpy as np

@@ -99,10 +99,6 @@ class LearnedIndexSystem(System):
         if not 0 < size_cap:
             raise ValueError(f"size_cap is a fraction of the key array's bytes (e.g. 0.01), not {size_cap}")
         self.backend = compiled.resolve_backend(backend)
-        self._options = dict(
-            keys=keys, distribution=distribution, n_keys=n_keys, queries=queries, seed=seed,
-            size_cap=size_cap, repeats=repeats, backend=backend,
-        )
         self.keys_path, self.distribution, self.n_keys = keys, distribution, n_keys
         self.n_queries, self.seed, self.size_cap, self.repeats = queries, seed, size_cap, repeats
         self._keys: np.ndarray | None = None

@@ -7,6 +7,7 @@ suffix: .oracleGeneral/.bin (libCacheSim's binary), .npy, anything else text.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import typer
@@ -18,6 +19,13 @@ app = typer.Typer(help="Page-access traces: record real SQLite traces, generate 
 def _fail(message: str) -> None:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(2)
+
+
+def _check_numbers(**flags: tuple[float, float]) -> None:
+    """Each flag's value must be finite and at least its minimum: {name: (value, minimum)}; one line otherwise."""
+    for name, (value, minimum) in flags.items():
+        if not math.isfinite(value) or value < minimum:
+            _fail(f"--{name.replace('_', '-')} must be a finite number of at least {minimum:g}, not {value}")
 
 
 @app.command()
@@ -60,6 +68,7 @@ def generate(
     from adapters.pagecache.traces import generate as gen
     from adapters.pagecache.traces import write_trace
 
+    _check_numbers(requests=(requests, 1), pages=(pages, 1), alpha=(alpha, 0), seed=(seed, 0))
     try:
         trace = gen(kind, requests, pages, alpha, seed)
     except ValueError as exc:
@@ -77,6 +86,7 @@ def simulate(
     column: str = typer.Option("0", help="CSV column (name or index)"),
 ) -> None:
     """Miss ratios of policies on a trace, with the share of the LRU-to-Belady gap closed."""
+    _check_numbers(cache_size=(cache_size, 1e-12))
     from rich.console import Console
     from rich.table import Table
 

@@ -111,6 +111,8 @@ class PagePolicySystem(System):
         )
         self._prepared = None
         self._baselines: dict[str, dict[str, float]] | None = None
+        if trace:
+            self._load()  # a bad trace file is one clear error here, before any study is created
 
     # ------------------------------------------------------------------ the trace
     def _load(self):

@@ -21,6 +21,8 @@ import numpy as np
 ORACLE_DTYPE = np.dtype([("time", "<u4"), ("id", "<u8"), ("size", "<u4"), ("next", "<i8")])
 ORACLE_SUFFIXES = (".oraclegeneral", ".oracle", ".bin")
 DEFAULT_PAGE_SIZE = 4096
+#: page ids are held as int64: anything from 0 to this fits
+MAX_PAGE_ID = int(np.iinfo(np.int64).max)
 
 
 class TraceError(ValueError):
@@ -38,7 +40,7 @@ class Trace:
     meta: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        self.ids = np.ascontiguousarray(self.ids, dtype=np.int64)
+        self.ids = _as_ids(self.ids, self.name)
         if self.ids.ndim != 1:
             raise TraceError(f"{self.name}: page ids must be one-dimensional, got shape {self.ids.shape}")
         if len(self.ids) == 0:
@@ -78,6 +80,27 @@ class Trace:
         )
 
 
+def _as_ids(values, name: str) -> np.ndarray:
+    """Page ids as int64, refusing non-integers, NaN, negatives and values beyond int64 with a TraceError."""
+    arr = np.asarray(values)
+    if arr.dtype == object or arr.dtype.kind not in "iuf":
+        try:
+            arr = np.asarray(values, dtype=np.int64)
+        except (OverflowError, ValueError, TypeError):
+            raise TraceError(f"{name}: page ids must be integers from 0 to 2^63-1") from None
+    if arr.dtype.kind == "f":
+        bad = ~np.isfinite(arr) | (arr != np.round(arr)) | (arr < 0) | (arr >= 2.0**63)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise TraceError(f"{name}: element {i} is not an integer page id from 0 to 2^63-1 ({arr.flat[i]})")
+    elif arr.dtype.kind == "u" and arr.size and arr.max() > MAX_PAGE_ID:
+        raise TraceError(f"{name}: element {int(np.argmax(arr > MAX_PAGE_ID))} is a page id above 2^63-1")
+    arr = np.ascontiguousarray(arr, dtype=np.int64)
+    if arr.size and arr.min() < 0:
+        raise TraceError(f"{name}: element {int(np.argmax(arr < 0))} is a negative page id")
+    return arr
+
+
 # --------------------------------------------------------------------------- next access
 
 
@@ -104,6 +127,8 @@ def _int_token(token: str, path: Path, line_no: int, what: str = "page id") -> i
         raise TraceError(f"{path}:{line_no}: {what} {token!r} is not an integer") from None
     if value < 0:
         raise TraceError(f"{path}:{line_no}: {what} {value} is negative")
+    if value > MAX_PAGE_ID:
+        raise TraceError(f"{path}:{line_no}: {what} {value} is out of range (above 2^63-1)")
     return value
 
 
@@ -176,15 +201,9 @@ def read_npy(path: str | Path) -> Trace:
         raise TraceError(f"{path}: expected a 1-D array of page ids, got shape {arr.shape}")
     if arr.size == 0:
         raise TraceError(f"{path}: the trace is empty")
-    if not np.issubdtype(arr.dtype, np.integer):
-        if np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
-            arr = arr.astype(np.int64)
-        else:
-            bad = int(np.argmax(~np.isfinite(arr) | (arr != np.round(arr)))) if np.issubdtype(arr.dtype, np.floating) else 0
-            raise TraceError(f"{path}: element {bad} is not an integer page id (dtype {arr.dtype})")
-    if (arr < 0).any():
-        raise TraceError(f"{path}: element {int(np.argmax(arr < 0))} is a negative page id")
-    return Trace(arr.astype(np.int64), name=path.stem)
+    if arr.dtype.kind not in "iuf":
+        raise TraceError(f"{path}: page ids must be integers, not dtype {arr.dtype}")
+    return Trace(_as_ids(arr, str(path)), name=path.stem)
 
 
 def read_oracle_general(path: str | Path) -> Trace:
@@ -199,8 +218,8 @@ def read_oracle_general(path: str | Path) -> Trace:
             f"(record {nbytes // ORACLE_DTYPE.itemsize} is truncated)"
         )
     rec = np.fromfile(path, dtype=ORACLE_DTYPE)
-    if (rec["id"] > np.iinfo(np.int64).max).any():
-        raise TraceError(f"{path}: record {int(np.argmax(rec['id'] > np.iinfo(np.int64).max))} has an id above 2^63")
+    if (rec["id"] > MAX_PAGE_ID).any():
+        raise TraceError(f"{path}: record {int(np.argmax(rec['id'] > MAX_PAGE_ID))} has an id above 2^63-1")
     return Trace(rec["id"].astype(np.int64), sizes=rec["size"].astype(np.int64), name=path.stem)
 
 

@@ -106,7 +106,7 @@ class SQLiteKnobs(System):
         stream = self._operations()
         runs = []
         for repeat in range(self.repeats):
-            trial_file = Path(self.workdir) / f"trial-{repeat}.db"
+            trial_file = self.scratch_dir() / f"trial-{repeat}.db"
             _remove_db(trial_file)
             shutil.copyfile(base, trial_file)
             try:

@@ -52,8 +52,10 @@ def load_benchmark(spec: str | Mapping[str, Any] | Benchmark, **overrides: Any) 
     presets = {name: {"name": name, **settings} for name, settings in BENCHMARK_PRESETS.items()}
     presets.update({name: {"kind": "ycsb", **w.to_json()} for name, w in PRESETS.items()})  # YCSB names win
     data = spec_data(spec, presets)
-    kind = data.pop("kind", "ycsb")
     overrides = {k: v for k, v in overrides.items() if v is not None}
+    if overrides and isinstance(spec, str) and spec not in presets:
+        load_benchmark(dict(data))  # a file's own settings must be sound even where options override them
+    kind = data.pop("kind", "ycsb")
     if kind == "ycsb":
         return YCSBBenchmark(load_workload(data, **overrides))
     if kind == "tpcc":

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from adapters.workloads.base import Benchmark, Session, TYPES, checked_settings
+from adapters.workloads.base import Benchmark, Session, TYPES, check_counts, check_memory, check_mix, checked_settings
 
 QUERIES = ("revenue_by_region", "top_products", "daily_average", "range_count", "insert_batch")
 DAYS, REGIONS, PRODUCTS = 365, 8, 500
@@ -37,11 +37,11 @@ class AnalyticWorkload:
         unknown = set(self.mix) - set(QUERIES)
         if unknown:
             raise ValueError(f"workload {self.name!r}: unknown query {sorted(unknown)[0]!r}; known: {', '.join(QUERIES)}")
-        if not self.mix or any(w < 0 for w in self.mix.values()) or sum(self.mix.values()) <= 0:
-            raise ValueError(f"workload {self.name!r}: query weights must be non-negative and not all zero")
-        for name in ("records", "operations", "batch", "concurrency"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"workload {self.name!r}: {name} must be at least 1")
+        check_mix(self, "query")
+        check_counts(self, ("records", "operations", "batch", "concurrency"))
+        # rows are loaded in batches of 10,000; the stream and the inserted batches stay in memory
+        check_memory(self, 10_000 * 200 + self.operations * (200 + self.batch * 200),
+                     f"{self.operations:,} operations of batch {self.batch:,}")
 
     def to_json(self) -> dict:
         data = asdict(self)

@@ -9,6 +9,8 @@ session converts `?` placeholders and names the per-dialect column types.
 
 from __future__ import annotations
 
+import math
+import numbers
 import re
 from abc import ABC, abstractmethod
 from functools import lru_cache
@@ -113,6 +115,46 @@ def checked_settings(fields_of: type, label: str, spec: Mapping[str, Any] | None
     if unknown:
         raise ValueError(f"{label} workload: unknown setting {sorted(unknown)[0]!r}; known: {', '.join(sorted(known))}")
     return data
+
+
+def check_counts(workload: Any, names: Sequence[str], minimum: int = 1) -> None:
+    """Each named field of a (frozen) workload dataclass is a whole number >= `minimum`.
+
+    An integral float (`2000.0` from TOML/JSON) becomes an int; NaN, infinity,
+    fractions, booleans and strings are refused with one line naming the field.
+    """
+    for name in names:
+        value = getattr(workload, name)
+        whole = isinstance(value, numbers.Integral) or (
+            isinstance(value, float) and math.isfinite(value) and value == int(value))
+        if isinstance(value, bool) or not whole:
+            raise ValueError(f"workload {workload.name!r}: {name} must be a whole number, not {value!r}")
+        if int(value) < minimum:
+            raise ValueError(f"workload {workload.name!r}: {name} must be at least {minimum}, not {int(value)}")
+        object.__setattr__(workload, name, int(value))
+
+
+def check_mix(workload: Any, what: str = "operation") -> None:
+    """The mix's weights are finite, non-negative numbers that do not all vanish (they need not sum to one)."""
+    mix = workload.mix
+    if not isinstance(mix, Mapping) or not mix:
+        raise ValueError(f"workload {workload.name!r}: mix must map {what}s to weights, not {mix!r}")
+    for key, weight in mix.items():
+        if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or not math.isfinite(weight) or weight < 0:
+            raise ValueError(f"workload {workload.name!r}: the weight of {what} {key!r} must be a finite number >= 0, "
+                             f"not {weight!r}")
+    if sum(mix.values()) <= 0:
+        raise ValueError(f"workload {workload.name!r}: {what} weights must be non-negative and not all zero")
+
+
+def check_memory(workload: Any, nbytes: float, what: str) -> None:
+    """Refuse a workload whose in-memory part (estimated `nbytes`) exceeds the memory available now."""
+    import psutil
+
+    available = psutil.virtual_memory().available
+    if nbytes > available:
+        raise ValueError(f"workload {workload.name!r}: {what} needs about {nbytes / 2**30:,.1f} GiB of memory, "
+                         f"but only {available / 2**30:,.1f} GiB is available")
 
 
 class Benchmark(ABC):

@@ -28,7 +28,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from adapters.workloads.base import NAME_RE, Benchmark, Session, checked_settings
+from adapters.workloads.base import NAME_RE, Benchmark, Session, check_counts, checked_settings
 
 MODES = {"tpcb-like": [], "simple-update": ["-N"], "select-only": ["-S"]}
 _OPTION_VALUE = re.compile(r"^[A-Za-z0-9_.+\-]+$")  # a number or an enum word: nothing libpq would re-split
@@ -56,9 +56,7 @@ class PgbenchWorkload:
     def __post_init__(self):
         if self.mode not in MODES:
             raise ValueError(f"workload {self.name!r}: pgbench mode {self.mode!r} is not one of {', '.join(MODES)}")
-        for field_ in ("scale", "concurrency", "jobs"):
-            if int(getattr(self, field_)) < 1:
-                raise ValueError(f"workload {self.name!r}: {field_} must be at least 1")
+        check_counts(self, ("scale", "concurrency", "jobs"))
 
 
 class PgbenchBenchmark(Benchmark):

@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from adapters.workloads.base import Benchmark, Session, TYPES, checked_settings
+from adapters.workloads.base import Benchmark, Session, TYPES, check_counts, check_memory, check_mix, checked_settings
 
 TRANSACTIONS = ("new_order", "payment", "order_status")
 TABLES = ("warehouse", "district", "customer", "history", "item", "stock", "orders", "new_order", "order_line")
@@ -40,13 +40,12 @@ class TPCCWorkload:
         unknown = set(self.mix) - set(TRANSACTIONS)
         if unknown:
             raise ValueError(f"workload {self.name!r}: unknown transaction {sorted(unknown)[0]!r}; known: {', '.join(TRANSACTIONS)}")
-        if not self.mix or any(w < 0 for w in self.mix.values()) or sum(self.mix.values()) <= 0:
-            raise ValueError(f"workload {self.name!r}: transaction weights must be non-negative and not all zero")
-        for name in ("warehouses", "districts", "customers", "operations", "concurrency"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"workload {self.name!r}: {name} must be at least 1")
-        if self.items < 15:
-            raise ValueError(f"workload {self.name!r}: items must be at least 15 (a new order has up to 15 lines)")
+        check_mix(self, "transaction")
+        check_counts(self, ("warehouses", "districts", "customers", "operations", "concurrency"))
+        check_counts(self, ("items",), minimum=15)  # a new order has up to 15 lines
+        # rows are built as Python lists per table before they are inserted; a stream entry holds up to 15 lines
+        rows = self.warehouses * (self.districts * self.customers + self.items) + self.items
+        check_memory(self, rows * 200 + self.operations * 1_000, f"{rows:,} rows and {self.operations:,} transactions")
 
     def to_json(self) -> dict:
         data = asdict(self)

@@ -15,11 +15,15 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from adapters.workloads.base import TYPES, Benchmark
+from adapters.workloads.base import TYPES, Benchmark, check_counts, check_memory, check_mix
 
 OPS = ("read", "update", "insert", "scan", "rmw", "delete")
 READ, UPDATE, INSERT, SCAN, RMW, DELETE = range(len(OPS))
 DISTRIBUTIONS = ("zipfian", "uniform", "latest")
+#: memory estimates for the check before anything is built: key-choice arrays per record
+#: (weights, cdf, permutation), and a stream entry per operation (arrays plus a Python tuple)
+BYTES_PER_KEY = 24
+BYTES_PER_OPERATION = 120
 
 
 @dataclass(frozen=True)
@@ -40,17 +44,16 @@ class Workload:
         unknown = set(self.mix) - set(OPS)
         if unknown:
             raise ValueError(f"workload {self.name!r}: unknown operation {sorted(unknown)[0]!r}; known: {', '.join(OPS)}")
-        if not self.mix or any(w < 0 for w in self.mix.values()) or sum(self.mix.values()) <= 0:
-            raise ValueError(f"workload {self.name!r}: operation weights must be non-negative and not all zero")
+        check_mix(self, "operation")
         if self.distribution not in DISTRIBUTIONS:
             raise ValueError(
                 f"workload {self.name!r}: distribution {self.distribution!r} is not one of {', '.join(DISTRIBUTIONS)}"
             )
-        for name in ("records", "operations", "value_size", "scan_length", "concurrency"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"workload {self.name!r}: {name} must be at least 1")
-        if not 0 < self.zipf_constant < 10:
-            raise ValueError(f"workload {self.name!r}: zipf_constant must be in (0, 10)")
+        check_counts(self, ("records", "operations", "value_size", "scan_length", "concurrency"))
+        if isinstance(self.zipf_constant, bool) or not isinstance(self.zipf_constant, (int, float)) or not 0 < self.zipf_constant < 10:
+            raise ValueError(f"workload {self.name!r}: zipf_constant must be in (0, 10), not {self.zipf_constant!r}")
+        check_memory(self, self.records * BYTES_PER_KEY + self.operations * BYTES_PER_OPERATION,
+                     f"{self.records:,} records and {self.operations:,} operations")
 
     def to_json(self) -> dict:
         data = asdict(self)

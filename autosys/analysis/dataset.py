@@ -56,7 +56,7 @@ def study_dataset(storage: Any, space: Space, *, direction: str = "maximize",
     sign = -1.0 if direction == "maximize" else 1.0
     rows: list[tuple[dict[str, float], np.ndarray, float, int]] = []
     for trial in storage.trials((TrialState.COMPLETE,)):
-        if trial.value is None or not math.isfinite(trial.value) or "infeasible" in trial.info:
+        if not trial.feasible or trial.value is None or not math.isfinite(trial.value):
             continue
         try:
             encoded = space.encode(space.validate(trial.config))

@@ -43,7 +43,7 @@ def trials_frame(source: Any) -> tuple[pd.DataFrame, str, str]:
         try:
             rows = []
             for t in storage.trials():
-                row = {"state": t.state.value, "value": t.value, "feasible": t.state.value == "complete" and "infeasible" not in t.info}
+                row = {"state": t.state.value, "value": t.value, "feasible": t.feasible}
                 row.update({f"config.{k}": v for k, v in t.config.items()})
                 rows.append(row)
             df = pd.DataFrame(rows)

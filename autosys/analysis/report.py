@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from autosys.analysis.importance import knob_importance, plot_importance
+from autosys.core.spec import redact_text
 from autosys.run.study import open_study
 
 
@@ -56,8 +57,9 @@ class StudyData:
         return out
 
 
-def load_study(directory: str | Path) -> StudyData:
-    storage, spec = open_study(directory)
+def load_study(directory: str | Path, url: str | None = None) -> StudyData:
+    """One study's spec and trials (url: its postgresql:// storage when it is kept there)."""
+    storage, spec = open_study(directory, url)
     try:
         rows = []
         for t in storage.trials():
@@ -66,8 +68,8 @@ def load_study(directory: str | Path) -> StudyData:
                 "state": t.state.value,
                 "source": t.source,
                 "value": t.value,
-                "error": t.error,
-                "feasible": t.state.value == "complete" and "infeasible" not in t.info,
+                "error": None if t.error is None else redact_text(t.error),  # no URL password in a report
+                "feasible": t.feasible,
             }
             row.update({f"config.{k}": v for k, v in t.config.items()})
             row.update({f"metrics.{k}": v for k, v in t.metrics.items()})

@@ -82,7 +82,7 @@ def load_record(directory: str | Path) -> StudyRecord:
     feasible = [
         (dict(t.config), float(t.value))
         for t in trials
-        if t.state == TrialState.COMPLETE and t.value is not None and "infeasible" not in t.info
+        if t.feasible and t.value is not None
     ]
     feasible.sort(key=lambda cv: -cv[1] if direction == "maximize" else cv[1])
     options = spec.get("system_options", {})

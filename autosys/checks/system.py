@@ -3,8 +3,8 @@
 It checks the contract a study relies on — the space samples and validates,
 the default is valid and evaluates, the objective metric comes back finite,
 bad configs are refused with `InvalidConfig`, failures inside `evaluate` stay
-inside the study — and reports every failed check at once, each with a
-message saying what to fix.
+inside the study — and reports every failed check at once, each named
+(`default_evaluates`) with a message saying what to fix (autosys/checks/report.py).
 """
 
 from __future__ import annotations
@@ -12,30 +12,15 @@ from __future__ import annotations
 import json
 import math
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from autosys.checks.report import CheckReport, ConformanceError
 from autosys.core.evaluation import evaluate_config
 from autosys.core.space import InvalidConfig, Space
 from autosys.core.system import Objective, System
 from autosys.core.trial import TrialState
-
-
-class ConformanceError(AssertionError):
-    """A system broke the adapter contract; the message lists every failed check."""
-
-
-@dataclass
-class CheckReport:
-    passed: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-
-    def __str__(self) -> str:
-        lines = [f"PASS {c}" for c in self.passed] + [f"SKIP {c}" for c in self.skipped] + [f"FAIL {c}" for c in self.failed]
-        return "\n".join(lines)
 
 
 def check_system(system: System, *, samples: int = 20, study_budget: int = 3, seed: int = 0,
@@ -47,36 +32,33 @@ def check_system(system: System, *, samples: int = 20, study_budget: int = 3, se
     class attribute `deterministic = True` is also checked to measure the same
     metrics twice for the same config.
     """
-    report = CheckReport()
+    report = CheckReport(type(system).__name__)
+    check = report.check
 
-    def check(name: str, ok: bool, why: str = "") -> bool:
-        (report.passed if ok else report.failed).append(name if ok else f"{name}: {why}")
-        return ok
-
-    label = type(system).__name__
     space = None
     try:
         space = system.space()
-        check("space() returns a non-empty Space", isinstance(space, Space) and len(space) > 0,
-              f"got {type(space).__name__} with {len(space) if isinstance(space, Space) else 0} parameters")
+        check("space", isinstance(space, Space) and len(space) > 0,
+              f"space() must return a non-empty Space, got {type(space).__name__} with "
+              f"{len(space) if isinstance(space, Space) else 0} parameters")
     except Exception as exc:
-        check("space() returns a non-empty Space", False, f"raised {type(exc).__name__}: {exc}")
+        check("space", False, f"space() raised {type(exc).__name__}: {exc}")
 
     objective = None
     try:
         objective = system.objective
-        check("objective is an Objective naming a metric", isinstance(objective, Objective) and bool(objective.metric),
-              f"got {objective!r}")
+        check("objective", isinstance(objective, Objective) and bool(objective.metric),
+              f"objective must be an Objective naming a metric, got {objective!r}")
     except Exception as exc:
-        check("objective is an Objective naming a metric", False, f"raised {type(exc).__name__}: {exc}")
+        check("objective", False, f"objective raised {type(exc).__name__}: {exc}")
 
     default = None
     if isinstance(space, Space):
         try:
             default = space.validate(system.default())
-            check("default() is a valid config", True)
+            check("default_valid", True)
         except Exception as exc:
-            check("default() is a valid config", False, f"{type(exc).__name__}: {exc}")
+            check("default_valid", False, f"default() is not a valid config: {type(exc).__name__}: {exc}")
         rng = np.random.default_rng(seed)
         bad = []
         for _ in range(samples):
@@ -86,36 +68,37 @@ def check_system(system: System, *, samples: int = 20, study_budget: int = 3, se
                 json.dumps(config)
             except Exception as exc:
                 bad.append(f"{type(exc).__name__}: {exc}")
-        check(f"{samples} sampled configs validate and are JSON-able", not bad, bad[0] if bad else "")
+        check("samples_valid", not bad, f"a sampled config does not validate or is not JSON-able: {bad[0] if bad else ''}")
         try:
             space.validate({**(default or {}), "__no_such_knob__": 1})
-            check("an unknown knob is refused with InvalidConfig", False, "validate accepted it")
+            check("unknown_knob_refused", False, "validate accepted an unknown knob (it must raise InvalidConfig)")
         except InvalidConfig:
-            check("an unknown knob is refused with InvalidConfig", True)
+            check("unknown_knob_refused", True)
         try:
             Space.from_json(json.loads(json.dumps(space.to_json())))
-            report.passed.append("space survives a JSON round trip")
+            check("space_json_round_trip", True)
         except ValueError as exc:
-            report.skipped.append(f"space JSON round trip (predicate constraints need their functions: {exc})")
+            report.skip("space_json_round_trip", f"predicate constraints need their functions: {exc}")
 
     try:
         json.dumps(system.options())
-        check("constructor options are JSON-able (a study can be resumed)", True)
+        check("options_json", True)
     except TypeError as exc:
-        check("constructor options are JSON-able (a study can be resumed)", False, str(exc))
+        check("options_json", False, f"constructor options are not JSON-able, so a study cannot be resumed: {exc}")
 
     if default is not None and isinstance(objective, Objective):
         system.setup()
         try:
             outcome = evaluate_config(system, default)
             ok = outcome.state == TrialState.COMPLETE and outcome.value is not None and math.isfinite(outcome.value)
-            check(f"the default evaluates to a finite {objective.metric!r}", ok, outcome.error or f"value {outcome.value}")
+            check("default_evaluates", ok, f"the default must evaluate to a finite {objective.metric!r}: "
+                  + (outcome.error or f"value {outcome.value}"))
             if ok and getattr(system, "deterministic", False):
                 again = evaluate_config(system, default)
-                check("evaluate is deterministic (deterministic = True)", again.metrics == outcome.metrics,
-                      f"{outcome.metrics} then {again.metrics}")
+                check("deterministic", again.metrics == outcome.metrics,
+                      f"deterministic = True, but evaluate measured {outcome.metrics} then {again.metrics}")
             elif ok:
-                report.skipped.append("determinism (the system does not declare deterministic = True)")
+                report.skip("deterministic", "the system does not declare deterministic = True")
         finally:
             system.teardown()
 
@@ -128,13 +111,14 @@ def check_system(system: System, *, samples: int = 20, study_budget: int = 3, se
                 study.run()
                 trials = study.trials()
                 study.close()
-                check(f"a {study_budget}-trial study runs and records every trial",
-                      len(trials) == study_budget and all(t.state.finished for t in trials),
-                      f"{len(trials)} trials recorded")
+                check("study_runs", len(trials) == study_budget and all(t.state.finished for t in trials),
+                      f"a {study_budget}-trial study recorded {len(trials)} finished trials")
             except Exception as exc:
-                check(f"a {study_budget}-trial study runs and records every trial", False,
-                      f"an exception escaped the study: {type(exc).__name__}: {exc}")
+                check("study_runs", False, f"an exception escaped a {study_budget}-trial study: {type(exc).__name__}: {exc}")
 
-    if report.failed and raise_on_failure:
-        raise ConformanceError(f"{label} does not conform to the System contract:\n  " + "\n  ".join(report.failed))
+    if raise_on_failure:
+        report.raise_for_failures("System")
     return report
+
+
+__all__ = ["CheckReport", "ConformanceError", "check_system"]

@@ -1,22 +1,24 @@
-"""Conformance checks that any tuner (or system) can be run through, like sklearn's check_estimator.
+"""`check_tuner`: a conformance suite any tuner (also a user's) can be run through, like sklearn's check_estimator.
 
 `check_tuner(factory)` drives a tuner through the edges every strategy must
 handle: seeded determinism, failed and NaN results, known constraints,
 conditional parameters, batches of pending trials, maximization, and a JSON
-save/restore round trip that continues exactly where it left off. It raises
-`AssertionError` naming the check that failed, and returns the names of the
-checks that passed.
+save/restore round trip that continues exactly where it left off. Like
+`check_system` it runs every check, returns a `CheckReport` (`"save_restore"
+in report` says whether that check passed) and raises `ConformanceError`
+listing every failed check by name with what to fix.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
-from autosys.checks.system import ConformanceError, check_system  # systems: see autosys/conformance.py
+from autosys.checks.report import CheckReport, ConformanceError
+from autosys.checks.system import check_system
 from autosys.core.space import Bool, Categorical, Condition, Constraint, Float, Int, InvalidConfig, Space
-from autosys.core.trial import Result, TrialState
+from autosys.core.trial import Result, Trial, TrialState
 from autosys.tuners.base import Tuner
 
 # =========================================================================== tuners
@@ -86,7 +88,7 @@ def _drive(tuner: Tuner, objective: Callable[[dict], float], steps: int, *, fail
         try:
             tuner.space.validate(trial.config)
         except InvalidConfig as exc:
-            raise AssertionError(f"check_tuner[constraints]: suggested an invalid config {trial.config}: {exc}") from None
+            raise _Failed(f"suggested an invalid config {trial.config}: {exc}") from None
         configs.append(dict(trial.config))
         if fail_every and i % fail_every == fail_every - 1:
             tuner.tell(trial, _result(None))
@@ -98,13 +100,23 @@ def _drive(tuner: Tuner, objective: Callable[[dict], float], steps: int, *, fail
     return configs
 
 
+class _Failed(Exception):
+    """One check failed; the message says why."""
+
+
 def _check(name: str, condition: bool, detail: str) -> None:
     if not condition:
-        raise AssertionError(f"check_tuner[{name}]: {detail}")
+        raise _Failed(detail)
 
 
-def check_tuner(factory: TunerFactory, *, steps: int = 20, checks: Sequence[str] | None = None) -> list[str]:
-    """Run `factory`'s tuner through the conformance checks; return the names that passed.
+def _label(factory: TunerFactory) -> str:
+    inner = getattr(factory, "func", factory)  # functools.partial
+    return getattr(inner, "__qualname__", None) or type(inner).__name__
+
+
+def check_tuner(factory: TunerFactory, *, steps: int = 20, checks: Sequence[str] | None = None,
+                raise_on_failure: bool = True) -> CheckReport:
+    """Run `factory`'s tuner through the conformance checks; raises `ConformanceError` listing failures.
 
     `factory(space, direction=..., seed=...)` must build a fresh tuner. Use
     `steps` >= the tuner's initial design so its model-based path is exercised.
@@ -124,9 +136,18 @@ def check_tuner(factory: TunerFactory, *, steps: int = 20, checks: Sequence[str]
     unknown = [n for n in names if n not in all_checks]
     if unknown:
         raise ValueError(f"unknown checks {unknown}; choose from {', '.join(all_checks)}")
+    report = CheckReport(_label(factory))
     for name in names:
-        all_checks[name](factory, steps)
-    return names
+        try:
+            all_checks[name](factory, steps)
+            report.check(name, True)
+        except _Failed as exc:
+            report.check(name, False, str(exc))
+        except Exception as exc:  # the tuner itself raised: that is a failure of this check, not of the suite
+            report.check(name, False, f"raised {type(exc).__name__}: {exc}")
+    if raise_on_failure:
+        report.raise_for_failures("Tuner")
+    return report
 
 
 def _check_valid(factory, steps):
@@ -216,13 +237,26 @@ def _check_enqueue_warm(factory, steps):
 def _check_save_restore(factory, steps):
     for space, objective in ((mixed_space(), mixed_objective), (conditional_space(), conditional_objective)):
         tuner = factory(space, direction="minimize", seed=5)
+        outside = space.default()
+        tuner.warm_start([(outside, _result(objective(outside)))])  # from elsewhere: the state must keep it
         _drive(tuner, objective, steps, fail_every=5)
+        pending = tuner.ask()  # still running when saved: it must be tellable after the restore
         state = json.loads(json.dumps(tuner.state_dict()))  # must survive JSON
+        _check("save_restore", "history" not in state, "the state holds the history (the caller keeps it)")
+        # the history as a study keeps it: its stored trials, read back from JSON
+        told = [[t.number, t.config, t.source, r.state.value, r.value, r.metrics, r.error] for t, r in tuner.told()]
+        history = [
+            (Trial(number=n, config=c, source=src), Result(TrialState(st), v, m, e))
+            for n, c, src, st, v, m, e in json.loads(json.dumps(told))
+        ]
         clone = factory(space, direction="minimize", seed=5)
-        clone.load_state_dict(state)
+        clone.load_state_dict(state, history)
+        _check("save_restore", set(clone.pending) == {pending.number}, "a pending trial was lost by the restore")
+        for each in (tuner, clone):
+            each.tell(pending, _result(objective(pending.config)))
         a = _drive(tuner, objective, max(3, steps // 3))
         b = _drive(clone, objective, max(3, steps // 3))
         _check("save_restore", a == b, "a restored tuner suggests differently from the original")
 
 
-__all__ = ["check_system", "ConformanceError", "check_tuner", "conditional_space", "mixed_space", "mixed_objective", "conditional_objective"]
+__all__ = ["CheckReport", "check_system", "ConformanceError", "check_tuner", "conditional_space", "mixed_space", "mixed_objective", "conditional_objective"]

@@ -2,20 +2,31 @@
 
     autosys tune SYSTEM [--tuner T] [--budget N] [--seed S] [--dir DIR] [--json PATH]
                         [--set knob=value ...] [--<system option> VALUE ...]
-    autosys tune --resume DIR
+    autosys tune --resume DIR [SYSTEM] [--<secret or command option> VALUE ...]
     autosys list
     autosys show DIR
 
 Any `--flag value` that `tune` does not know is passed to the system's
 constructor as keyword `flag` (dashes become underscores), converted to the
 type of that parameter's default. User errors print one line and exit 2.
+
+A study never stores secrets (options a system marks secret, such as
+MariaDB's --password, and passwords inside URLs) nor commands to run (such as
+--restart-command). On `--resume` they come from you again: the same flags,
+an environment variable AUTOSYS_<OPTION> (AUTOSYS_PASSWORD), or the server's
+own mechanism (PGPASSWORD, ~/.pgpass, MariaDB option files). A study whose
+system is a module:Class is resumed only when you name it again:
+`autosys tune --resume DIR module:Class`.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import sys
+import tempfile
 import time
+import warnings
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -25,7 +36,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from autosys.core.registry import UnknownSystem, available_systems, option_names, system_factory
+from autosys.core.plugins import PluginError
+from autosys.core.registry import UnknownSystem, available_systems, option_marks, option_names, system_factory
+from autosys.core.spec import StoredOptionIgnored, redact_options, redact_text, secrets_from_env
 from autosys.core.space import InvalidConfig
 from autosys.storage import StorageError
 from autosys.core.system import SystemUnavailable
@@ -44,7 +57,7 @@ class UsageError(ValueError):
 
 
 def _fail(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {redact_text(message)}", highlight=False)
     raise typer.Exit(2)
 
 
@@ -106,6 +119,40 @@ def convert_options(factory: Callable, raw: dict[str, str]) -> dict[str, Any]:
     return out
 
 
+def check_number(flag: str, value: float | int | None, *, minimum: float = 0, above: bool = False,
+                 maximum: float | None = None) -> None:
+    """Refuse NaN, infinity and out-of-range values of a numeric flag, naming the flag (None = not given)."""
+    if value is None:
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UsageError(f"{flag} must be a finite number, not {value}")
+    if value < minimum or (above and value == minimum):
+        raise UsageError(f"{flag} must be {'above' if above else 'at least'} {minimum:g}, not {value:g}")
+    if maximum is not None and value > maximum:
+        raise UsageError(f"{flag} must be at most {maximum:g}, not {value:g}")
+
+
+def check_writable(flag: str, path: Path | None) -> None:
+    """Refuse an output path that cannot be written, before anything runs; creates nothing."""
+    if path is None:
+        return
+    path = path.expanduser()
+    if path.is_dir():
+        raise UsageError(f"{flag} {path} is a directory, not a file")
+    try:
+        if path.exists():
+            open(path, "ab").close()  # append mode: the file is not changed
+            return
+        parent = path.absolute().parent
+        while not parent.exists():
+            parent = parent.parent
+        if not parent.is_dir():
+            raise UsageError(f"{flag} {path} cannot be created: {parent} is not a directory")
+        tempfile.TemporaryFile(dir=parent).close()  # a real probe (root passes os.access everywhere); leaves nothing
+    except OSError as exc:
+        raise UsageError(f"{flag} {path} is not writable: {exc.strerror or exc}") from None
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:,.4g}" if abs(value) < 1e6 else f"{value:,.0f}"
@@ -141,7 +188,9 @@ def _results_table(summary: dict) -> Table:
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def tune(
     ctx: typer.Context,
-    system: Optional[str] = typer.Argument(None, help="System name (see `autosys list`) or module:Class."),
+    system: Optional[str] = typer.Argument(
+        None, help="System name (see `autosys list`) or module:Class; with --resume, a stored module:Class named again."
+    ),
     tuner: str = typer.Option("meta", "--tuner", help="Search strategy (see `autosys list`) [default: meta, a bandit over BO, local and random search]."),
     budget: Optional[int] = typer.Option(None, "--budget", help="Trials to run, the default's included [default: 12]."),
     time_budget: Optional[float] = typer.Option(None, "--time-budget", help="Stop after this many seconds."),
@@ -150,7 +199,9 @@ def tune(
     ),
     seed: int = typer.Option(0, "--seed", help="Seeds the tuner, and the system if it takes a seed."),
     directory: Optional[Path] = typer.Option(None, "--dir", help="Study directory [default: studies/SYSTEM-TIME]."),
-    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the study in this directory."),
+    resume: Optional[Path] = typer.Option(
+        None, "--resume", help="Continue the study in this directory (secrets and commands are given again: flags or AUTOSYS_<OPTION>)."
+    ),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the result summary as JSON here."),
     set_: list[str] = typer.Option([], "--set", help="Pin a knob: --set journal_mode=wal (repeatable)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
@@ -169,27 +220,52 @@ def tune(
     from autosys.executors import make_executor
     from autosys.core.registry import make_system
     from autosys.run.study import Study, StudyError
+    from autosys.tuners import tuner_class
 
     executor = None
     try:
+        # every bad flag is one line before anything is built or created
+        check_number("--budget", budget, minimum=1)
+        check_number("--time-budget", time_budget, above=True)
+        check_number("--trial-timeout", trial_timeout, above=True)
+        check_number("--patience", patience, minimum=1)
+        check_number("--seed", seed, maximum=2**32 - 1)
+        check_number("--confirm", confirm)
+        check_number("--workers", workers, minimum=1)
+        check_writable("--json", json_path)
+        if resume is None:
+            tuner_class(tuner)  # an unknown tuner is named before the system is built
         kind = executor_kind or ("dask" if scheduler else "subprocess" if trial_timeout is not None else "inline")
         if kind == "inline" and workers not in (None, 1):
             raise UsageError("--workers needs --executor pool, subprocess or dask")
         executor = make_executor(kind, workers=workers, scheduler=scheduler, timeout=trial_timeout)
-        extra = parse_extra_flags(list(ctx.args))
+        raw_args = list(ctx.args)
+        if system is not None and system.startswith("-"):  # click hands a leading unknown flag to SYSTEM
+            raw_args, system = [system, *raw_args], None
+        extra = parse_extra_flags(raw_args)
         if resume is not None:
-            if system is not None or extra or set_:
-                raise UsageError("--resume DIR continues a study as it was created; give no system, --set or system options")
-            study = Study.resume(resume, budget=budget, seconds=time_budget, storage=storage)
+            if set_:
+                raise UsageError("--resume DIR continues a study as it was created; give no --set")
+            # SYSTEM names a stored module:Class again; extra flags give secrets and commands, never stored
+            with warnings.catch_warnings(record=True) as ignored:
+                warnings.simplefilter("always", StoredOptionIgnored)
+                try:
+                    study = Study.resume(resume, system=system, system_options=extra or None, budget=budget,
+                                         seconds=time_budget, storage=storage, tuner=tuner)
+                finally:
+                    for warning in [w for w in ignored if issubclass(w.category, StoredOptionIgnored)]:
+                        err_console.print(f"warning: {redact_text(str(warning.message))}", highlight=False)
         else:
             if system is None:
                 raise UsageError("name a system to tune (see `autosys list`) or give --resume DIR")
             factory = system_factory(system)
             options = convert_options(factory, extra)
+            options.update(secrets_from_env(option_marks(factory)[0], options))  # AUTOSYS_PASSWORD etc.
             if "seed" in option_names(factory):
                 options.setdefault("seed", seed)
             fixed = parse_assignments(set_)
             system_obj = make_system(system, options)
+            default_name = directory is None  # two runs in one second get a study each (-2, -3, ...)
             directory = directory or Path("studies") / f"{system.replace(':', '-')}-{time.strftime('%Y%m%d-%H%M%S')}"
             study = Study.create(
                 directory,
@@ -201,9 +277,9 @@ def tune(
                 fixed=fixed,
                 storage=storage,
                 confirm=confirm,
+                unique=default_name,
             )
-            study.spec["system"] = system
-    except (UsageError, InvalidConfig, UnknownSystem, StudyError, StorageError, SystemUnavailable, ValueError, OSError) as exc:
+    except (UsageError, InvalidConfig, PluginError, StudyError, StorageError, SystemUnavailable, ValueError, OSError) as exc:
         if executor is not None:
             executor.shutdown(wait=False, cancel_futures=True)
         _fail(str(exc))
@@ -228,7 +304,7 @@ def tune(
             metric = study_.objective.metric
             best_text = f"best {metric}={_fmt(best.value)}" if best else "no success yet"
             if trial.state != TrialState.COMPLETE or trial.error:
-                err_console.print(f"  trial {trial.number} {trial.state.value}: {trial.error}", highlight=False)
+                err_console.print(f"  trial {trial.number} {trial.state.value}: {redact_text(str(trial.error))}", highlight=False)
             progress.update(task, advance=1, description=f"tuning ({best_text})")
 
         try:
@@ -251,7 +327,7 @@ def tune(
     summary["study_dir"] = str(study.directory)
     console.print(_results_table(summary))
     if summary["objective"].get("others") and study.directory is not None:
-        _show_pareto(study.directory, summary)
+        _show_pareto(study.directory, summary, storage)
     counts = summary["trials"]
     console.print(
         f"trials: {counts['complete']} complete, {counts['failed']} failed, {counts['timed_out']} timed out"
@@ -260,15 +336,15 @@ def tune(
     )
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(summary, indent=2, default=str))
+        json_path.write_text(redact_text(json.dumps(summary, indent=2, default=str)))
     study.close()
 
 
-def _show_pareto(directory: Path, summary: dict) -> None:
+def _show_pareto(directory: Path, summary: dict, storage: str | None = None) -> None:
     """Print the trade-off front of a multi-metric objective, add it to the summary, draw pareto.png."""
     from autosys.analysis.report import load_study, pareto_rows, plot_pareto
 
-    data = load_study(directory)
+    data = load_study(directory, storage)
     rows = pareto_rows(data)
     if not rows:
         return
@@ -288,7 +364,7 @@ def _show_pareto(directory: Path, summary: dict) -> None:
 @app.command("list")
 def list_() -> None:
     """Show the systems and tuners autosys knows."""
-    from autosys.tuners import TUNERS
+    from autosys.tuners import TUNERS, available_tuners, shadowed_tuners, tuner_class
 
     table = Table(title="systems")
     table.add_column("name")
@@ -303,14 +379,23 @@ def list_() -> None:
             options, status = "", f"unavailable: {exc}"
         table.add_row(name, status, options)
     console.print(table)
-    console.print("tuners: " + ", ".join(TUNERS), highlight=False)
+    console.print("tuners: " + ", ".join(TUNERS) + " (built in; or --tuner module:Class)", highlight=False)
+    plugins = {n: p for n, p in available_tuners().items() if n not in TUNERS}
+    for name, path in [*plugins.items(), *shadowed_tuners().items()]:
+        status = "ignored: a built-in has this name" if name in TUNERS else "ok"
+        if status == "ok":
+            try:
+                tuner_class(name)
+            except PluginError as exc:
+                status = f"unavailable: {exc}"
+        console.print(f"  plug-in tuner {name} = {path}  ({status})", highlight=False, soft_wrap=True)
 
 
 def _show_trials(storage, spec: dict) -> None:
     trials = storage.trials()
     objective = spec["objective"]
     console.print(
-        f"system {spec['system']} {spec['system_options']}  tuner {spec['tuner']}  seed {spec['seed']}"
+        f"system {spec['system']} {redact_options(spec.get('system_options') or {})}  tuner {spec['tuner']}  seed {spec['seed']}"
         f"  budget {spec['budget']}  objective: {objective['direction']} {objective['metric']}",
         highlight=False,
     )
@@ -318,7 +403,7 @@ def _show_trials(storage, spec: dict) -> None:
     for column in ("#", "state", "source", objective["metric"], "seconds", "config / error"):
         table.add_column(column, overflow="fold")
     for t in trials:
-        detail = t.error if t.error else json.dumps(t.config)
+        detail = redact_text(t.error) if t.error else json.dumps(t.config)
         table.add_row(
             str(t.number), t.state.value, t.source, _fmt(t.value) if t.value is not None else "-",
             _fmt(t.duration) if t.duration else "-", detail,
@@ -386,6 +471,7 @@ def agent(
     from autosys.storage import SQLiteStorage
 
     try:
+        check_number("--duration", duration, above=True)
         settings = _read_config_file(config) if config else {}
         known = {"window", "duration", "tuner", "guardrails", "tries_per_regime", "seed"}
         unknown = set(settings) - known
@@ -451,7 +537,18 @@ def _mount_command_groups() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     _mount_command_groups()
-    app(args=argv, prog_name="autosys")
+    try:
+        code = app(args=argv, prog_name="autosys", standalone_mode=False)
+    except typer.Abort:
+        sys.exit(130)
+    except typer.TyperException as exc:  # a flag typer could not parse (`--budget nan`): one line, like every user error
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            console.print(exc.ctx.get_help())  # type: ignore[attr-defined]
+            sys.exit(0)
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        err_console.print(f"[bold red]error:[/] {' '.join(message.split())}", highlight=False)
+        sys.exit(getattr(exc, "exit_code", 2))
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

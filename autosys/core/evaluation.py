@@ -31,8 +31,13 @@ class Outcome:
     seconds: float = 0.0
 
     @property
+    def feasible(self) -> bool:
+        """It completed and kept every limit (as `Trial.feasible`)."""
+        return self.state == TrialState.COMPLETE and "infeasible" not in self.info
+
+    @property
     def result(self) -> Result:
-        if self.state == TrialState.COMPLETE and "infeasible" not in self.info:
+        if self.feasible:
             return Result(TrialState.COMPLETE, self.value, dict(self.metrics))
         error = self.error or self.info.get("infeasible")
         state = self.state if self.state != TrialState.COMPLETE else TrialState.FAILED

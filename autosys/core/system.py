@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping, Sequence
 
 from autosys.core.space import Config, Space
+from autosys.core.spec import SystemSpec, bound_options, class_path, entry_point_name
 
 Direction = Literal["maximize", "minimize"]
 
@@ -112,14 +113,52 @@ class System(ABC):
 
     Systems are constructed from keyword options (the CLI passes `--flag value`
     pairs as options named by the constructor's parameters), so a constructor
-    should take only plain JSON-able keyword arguments with defaults.
+    should take only plain JSON-able keyword arguments with defaults. The
+    options of each instance are recorded at construction as its `spec`
+    (`autosys.core.spec.SystemSpec`); a subclass needs no code for it.
     """
 
     name: str = "system"
     #: a system whose trials must not run concurrently on one host (e.g. a DB benchmark)
     exclusive: bool = False
-    #: where the system may keep files (a study sets it to DIR/work before `setup`)
+    #: Files. `workdir` is this process's own folder, set by the study before `setup` and kept
+    #: across this process's trials: build what trials reuse (a loaded database) here, once.
+    #: `attempt_dir` is set only while `evaluate` runs under a study: the trial attempt's own
+    #: empty folder, never shared with another trial or process, and removed when the attempt
+    #: fails. Write a trial's own files through `scratch_dir()`, which picks the right one.
     workdir: Path | None = None
+    attempt_dir: Path | None = None
+    #: options holding secrets (passwords, tokens): never stored, printed or logged
+    secret_options: tuple[str, ...] = ()
+    #: options holding commands to run: never stored, never taken from a stored spec
+    executable_options: tuple[str, ...] = ()
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> "System":
+        self = super().__new__(cls)
+        options = bound_options(cls, args, kwargs)
+        self._autosys_spec = SystemSpec(  # read through `spec`; make_system names registered systems
+            class_path(cls), options or {}, cls.secret_options, cls.executable_options, rebuildable=options is not None
+        )
+        return self
+
+    @property
+    def spec(self) -> SystemSpec:
+        """The name and keyword options this instance was built with (see `autosys.core.spec`).
+
+        A system built directly from a class an entry point registers is named
+        by that name, else by its `module:Class` path (`make_system` names it
+        as it was asked).
+        """
+        spec = self.__dict__.get("_autosys_spec") or SystemSpec(class_path(type(self)), rebuildable=False)
+        if spec.name == class_path(type(self)):
+            name = entry_point_name(type(self))
+            if name is not None:
+                spec = SystemSpec(name, spec.options, spec.secret, spec.executable, spec.rebuildable)
+        return spec
+
+    @spec.setter
+    def spec(self, spec: SystemSpec) -> None:
+        self._autosys_spec = spec
 
     @abstractmethod
     def space(self) -> Space:
@@ -164,6 +203,12 @@ class System(ABC):
         Path(self.workdir).mkdir(parents=True, exist_ok=True)
         return Path(self.workdir)
 
+    def scratch_dir(self) -> Path:
+        """Where the running trial keeps its own files: its attempt's folder, else the work folder."""
+        if self.attempt_dir is not None:
+            return Path(self.attempt_dir)
+        return self.acquire_workdir()
+
     def release_workdir(self) -> None:
         """Remove the private folder `acquire_workdir` made (a study's folder is left alone)."""
         private = getattr(self, "_private_workdir", None)
@@ -180,5 +225,5 @@ class System(ABC):
         self.teardown()
 
     def options(self) -> dict[str, Any]:
-        """The keyword options this instance was built with (stored with the study)."""
-        return dict(getattr(self, "_options", {}))
+        """The keyword options this instance was built with, secrets included (`spec.public()` to store)."""
+        return dict(self.spec.options)

@@ -39,6 +39,29 @@ class Trial:
     finished_at: float | None = None
 
     @property
+    def finished(self) -> bool:
+        """It ended: complete, failed or timed out."""
+        return self.state.finished
+
+    @property
+    def infeasible(self) -> bool:
+        """It completed but broke one of the objective's limits (the reason is `info["infeasible"]`)."""
+        return self.state == TrialState.COMPLETE and "infeasible" in self.info
+
+    @property
+    def feasible(self) -> bool:
+        """It completed and kept every limit: a result that may be the answer."""
+        return self.state == TrialState.COMPLETE and "infeasible" not in self.info
+
+    @property
+    def result(self) -> "Result":
+        """What a tuner is told of this trial: its value only when feasible, else a failure."""
+        if self.feasible:
+            return Result(TrialState.COMPLETE, self.value, dict(self.metrics))
+        state = TrialState.FAILED if self.state == TrialState.COMPLETE else self.state
+        return Result(state, None, dict(self.metrics), self.error or self.info.get("infeasible"))
+
+    @property
     def duration(self) -> float | None:
         if self.started_at is None or self.finished_at is None:
             return None

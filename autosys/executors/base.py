@@ -14,16 +14,19 @@ import fcntl
 import os
 import pickle
 import re
+import shutil
 import tempfile
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 from autosys.core.evaluation import Outcome, evaluate_config
 from autosys.core.space import Config
+from autosys.core.spec import SystemSpec
 from autosys.core.system import System
+from autosys.core.trial import TrialState
 
 EXECUTORS = ("inline", "subprocess", "pool", "dask")
 #: how long an exclusive system's trial waits for the host lock before failing
@@ -45,30 +48,38 @@ class WorkerLost(Exception):
 
 @dataclass(frozen=True)
 class SystemRef:
-    """How a worker rebuilds the study's system: a registry name + options, or a pickled object.
+    """How a worker rebuilds the study's system: its `SystemSpec`, or a pickled object.
 
-    Workers build each system once per process (and call its `setup`), in a
-    work directory of their own under `workdir`, so concurrent workers never
-    share scratch files.
+    The spec (secrets included: it travels to the worker, never to a file) is
+    used whenever the system has an importable name; only a system without
+    one (a class of `__main__` or a local class), built in this very process,
+    travels pickled. Workers build each system once per process (and call its
+    `setup`), in a work directory of their own under `workdir`, so concurrent
+    workers never share scratch files.
     """
 
-    name: str | None = None
-    options: Mapping[str, Any] = field(default_factory=dict)
+    spec: SystemSpec | None = None
     workdir: str | None = None
     pickled: bytes | None = None
 
     @classmethod
     def of(cls, system: System, workdir: str | Path | None = None) -> "SystemRef":
-        name = getattr(system, "_registry_name", None)
+        spec = system.spec
         workdir_ = None if workdir is None else str(workdir)
-        if name is not None:
-            return cls(name=name, options=dict(getattr(system, "_options", {}) or {}), workdir=workdir_)
+        if spec.importable:
+            return cls(spec=spec, workdir=workdir_)
         return cls(pickled=_dumps_object(system), workdir=workdir_)
 
-    def key(self) -> tuple:
-        import json
+    @property
+    def name(self) -> str | None:
+        return None if self.spec is None else self.spec.name
 
-        return (self.name, json.dumps(dict(self.options), sort_keys=True, default=str), self.workdir, self.pickled)
+    @property
+    def options(self) -> Mapping[str, Any]:
+        return {} if self.spec is None else self.spec.options
+
+    def key(self) -> tuple:
+        return (None if self.spec is None else self.spec.key(), self.workdir, self.pickled)
 
     def build(self) -> System:
         key = self.key()
@@ -79,7 +90,7 @@ class SystemRef:
             else:
                 from autosys.core.registry import make_system
 
-                system = make_system(self.name, dict(self.options))
+                system = make_system(self.spec.name, dict(self.spec.options))
             if self.workdir is not None:
                 import socket
 
@@ -127,13 +138,41 @@ def exclusive_lock(name: str, wait: float = EXCLUSIVE_WAIT_SECONDS) -> Iterator[
         os.close(fd)  # closing releases the lock
 
 
-def run_trial(system: System | SystemRef, config: Config) -> Outcome:
-    """Evaluate one config (the function every executor runs); exclusive systems take the host lock."""
+def run_trial(system: System | SystemRef, config: Config, workspace: str | Path | None = None) -> Outcome:
+    """Evaluate one config (the function every executor runs); exclusive systems take the host lock.
+
+    workspace: the attempt's own folder, made here and given to the system as
+    `attempt_dir` while it evaluates; removed when the attempt fails (or left nothing in it).
+    """
     system_ = system.build() if isinstance(system, SystemRef) else system
-    if getattr(system_, "exclusive", False):
-        with exclusive_lock(getattr(system_, "_registry_name", None) or type(system_).__name__):
-            return evaluate_config(system_, config)
-    return evaluate_config(system_, config)
+    folder = None if workspace is None else Path(workspace)
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        system_.attempt_dir = folder
+    try:
+        if getattr(system_, "exclusive", False):
+            with exclusive_lock(system_.spec.name if isinstance(system_, System) else type(system_).__name__):
+                outcome = evaluate_config(system_, config)
+        else:
+            outcome = evaluate_config(system_, config)
+    finally:
+        if folder is not None:
+            system_.attempt_dir = None
+    if folder is not None:
+        release_workspace(folder, failed=outcome.state != TrialState.COMPLETE)
+    return outcome
+
+
+def release_workspace(folder: str | Path | None, *, failed: bool) -> None:
+    """Remove a failed attempt's folder; keep a finished one's only when it holds files."""
+    if folder is None:
+        return
+    folder = Path(folder)
+    if failed:
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    with contextlib.suppress(OSError):
+        folder.rmdir()  # fails (and keeps it) when the trial left files there
 
 
 # ----------------------------------------------------------------------------- the interface

@@ -41,9 +41,9 @@ class ConfigRuns:
 
     def representative(self, objective: Objective) -> Trial:
         """The run whose value is the config's conservative median."""
-        values = [t.value for t in self.trials]
-        median = statistics.median_low(values) if objective.direction == "maximize" else statistics.median_high(values)
-        return next(t for t in self.trials if t.value == median)
+        losses = [objective.sign() * t.value for t in self.trials]
+        worse_half = statistics.median_high(losses)  # of two middle runs, the worse one
+        return next(t for t in self.trials if objective.sign() * t.value == worse_half)
 
 
 def rank_configs(trials: Iterable[Trial], objective: Objective) -> list[ConfigRuns]:
@@ -57,7 +57,7 @@ def rank_configs(trials: Iterable[Trial], objective: Objective) -> list[ConfigRu
         if trial.state != TrialState.COMPLETE or trial.value is None:
             continue
         runs = groups.setdefault(config_key(trial.config), ConfigRuns(trial.config))
-        if "infeasible" in trial.info:
+        if trial.infeasible:
             runs.infeasible = True
         else:
             runs.trials.append(trial)

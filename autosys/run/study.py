@@ -1,10 +1,12 @@
 """A study: a budget, a tuner, a system, an executor and a storage, run as an ask/tell loop.
 
-Every trial is stored before it runs (with the tuner's state, in one
-transaction) and again when it ends (with the tuner's state after it was
-told), so `Study.resume(directory)` after a crash or SIGKILL continues to
-the full budget without repeating a finished trial; a trial that was running
-when its process died is recorded as failed ("interrupted").
+Every trial is stored before it runs (with the tuner's small extra state:
+random state, pending proposals, model extras; in one transaction) and again
+when it ends; the tuner's history is never stored twice: a tuner is rebuilt
+from the stored trials plus that extra state. So `Study.resume(directory)`
+after a crash or SIGKILL continues to the full budget without repeating a
+finished trial; a trial that was running when its process died is recorded
+as failed ("interrupted").
 
 Trials run on an executor (`autosys.executors`): inline, isolated
 subprocesses with timeouts, a local pool, or Dask. With N workers the study
@@ -13,8 +15,8 @@ pending in the tuner at once (model-based tuners treat them as fantasies).
 
 Several processes may run one study (`autosys tune --resume DIR` twice, or
 on several hosts): every ask and tell happens inside one storage
-transaction that first brings this process's tuner up to date (reloading the
-shared tuner state when another process saved a newer one), trial numbers
+transaction that first brings this process's tuner up to date (rebuilding
+it from the trials when another process saved a newer extra state), trial numbers
 and the budget are counted in storage, heartbeats show which trials are
 alive, and trials whose process died are failed (and optionally retried).
 """
@@ -23,6 +25,10 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import inspect
+import os
+import re
+import shutil
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -32,16 +38,20 @@ from typing import Any, Callable, Mapping
 import pandas as pd
 
 from autosys.core.evaluation import Outcome
+from autosys.core.plugins import check_stored_name
 from autosys.executors import Executor, SystemRef, TrialTimeout, WorkerLost, make_executor, run_trial
+from autosys.executors.base import release_workspace
 from autosys.run.isolation import no_fork
-from autosys.core.registry import make_system
+from autosys.core.registry import make_system, rebuild_system
+from autosys.core.spec import redact_options
 from autosys.run.selection import CONFIRM, best_trial, next_to_confirm, root_choices
+from autosys.run.specs import validate_spec
 from autosys.core.space import InvalidConfig
 from autosys.storage import SQLiteStorage, Storage, StorageError, open_storage, storage_exists
 from autosys.core.system import Objective, System
-from autosys.core.trial import Result, Trial, TrialState
+from autosys.core.trial import Trial, TrialState
 from autosys.tuners import make_tuner, tuner_class
-from autosys.tuners.base import Tuner
+from autosys.tuners.base import Tuner, warm_start_entry
 
 FINISHED = (TrialState.COMPLETE, TrialState.FAILED, TrialState.TIMED_OUT)
 
@@ -89,7 +99,10 @@ class Study:
         self.spec = dict(spec)
         self.directory = directory
         #: the stored tuner-state revision this process's tuner corresponds to
-        self._tuner_revision = storage.tuner_revision() if hasattr(storage, "tuner_revision") else 0
+        self._tuner_revision = storage.tuner_revision()
+        #: stored trials no tuner proposed (default, confirm) that the tuner has seen: told as warm starts,
+        #: or left out (outside a --set subspace)
+        self._baselines: set[int] = set()
         self._in_flight: dict[int, Trial] = {}
         self.grace = self.GRACE
 
@@ -110,8 +123,12 @@ class Study:
         evaluate_default: bool = True,
         storage: str | None = None,
         confirm: int = 0,
+        unique: bool = False,
     ) -> "Study":
-        """Start a new study in `directory` (which must not hold one already).
+        """Start a new study in `directory` (new, or empty; see `claim_directory`).
+
+        unique: when `directory` exists already, make DIR-2, DIR-3, ... instead
+        of refusing (the CLI's default name, so runs started in one second get a study each).
 
         confirm: the last `confirm` trials of the trial budget are a final
         instead of tuner proposals: a few leading configs run in turns, side by
@@ -124,7 +141,7 @@ class Study:
         """
         directory = Path(directory)
         location = storage or directory
-        if storage_exists(location, study=directory.name):
+        if not unique and storage_exists(location, study=directory.name):
             existing = open_storage(location, create=False, study=directory.name)
             try:
                 if existing.load_spec() is not None or existing.count():
@@ -134,12 +151,8 @@ class Study:
         budget_ = Budget(budget, seconds)
         if confirm < 0 or (confirm and (budget_.trials is None or confirm >= budget_.trials)):
             raise ValueError(f"confirm must be 0 or more and less than the trial budget ({budget_.trials}), not {confirm}")
-        if isinstance(system, str):
-            system_name, system_obj = system, make_system(system, system_options)
-        else:
-            system_obj = system
-            system_name = getattr(system, "_registry_name", None) or type(system).__name__
-            system_options = system.options()
+        system_obj = make_system(system, system_options) if isinstance(system, str) else system
+        stored_system = system_obj.spec.to_json()  # secrets, URL passwords and commands left out
         space = system_obj.space()
         fixed_clean = {}
         if fixed:
@@ -153,8 +166,8 @@ class Study:
                 raise InvalidConfig(f"pinning {pinned} leaves no valid config: {exc}") from None
         tuner_obj = _build_tuner(tuner, tuner_space, system_obj, seed, tuner_options)
         spec = {
-            "system": system_name,
-            "system_options": dict(system_options or {}),
+            "system": stored_system["system"],
+            "system_options": stored_system["system_options"],
             "tuner": tuner,
             "tuner_options": dict(tuner_options or {}),
             "seed": seed,
@@ -166,10 +179,15 @@ class Study:
             "confirm": int(confirm),
             "created_at": time.time(),
         }
-        storage_ = open_storage(location, study=directory.name)
-        with storage_.transaction():  # a study exists with its spec and tuner state, or not at all
-            storage_.save_spec(spec)
-            storage_.save_tuner_state(tuner_obj.state_dict())
+        directory, made = claim_directory(directory, unique=unique, storage=storage)
+        try:
+            storage_ = open_storage(storage or directory, study=directory.name)
+            with storage_.transaction():  # a study exists with its spec and tuner state, or not at all
+                storage_.save_spec(spec)
+                storage_.save_tuner_state(tuner_obj.state_dict())
+        except BaseException:
+            _unclaim(directory, made)
+            raise
         return cls(system_obj, tuner_obj, storage_, budget=budget_, spec=spec, directory=directory)
 
     @classmethod
@@ -177,13 +195,26 @@ class Study:
         cls,
         directory: str | Path,
         *,
-        system: System | None = None,
+        system: System | str | None = None,
+        system_options: Mapping[str, Any] | None = None,
         budget: int | None = None,
         seconds: float | None = None,
         grace: float | None = None,
         storage: str | None = None,
+        tuner: str | None = None,
     ) -> "Study":
         """Reopen a study; trials left running by a dead process become failed ("interrupted").
+
+        system: a System to use as is; or the name the user gives again (a
+        stored `module:Class` system is imported only when it equals this); or
+        None: the stored system, rebuilt only from a registered name.
+        system_options: what the user gives again that a study never stores:
+        secret options (else read from AUTOSYS_<OPTION>) and commands to run (a
+        stored one is ignored with a `StoredOptionIgnored` warning); see
+        `autosys.core.registry.rebuild_system`.
+
+        tuner: the tuner the user names again; a stored `module:Class` tuner is
+        imported only when it equals this (autosys.core.plugins.check_stored_name).
 
         A trial is dead when its process on this host is gone, or (for other
         hosts) when its heartbeat is older than `grace` seconds (default
@@ -200,8 +231,17 @@ class Study:
         spec = storage.load_spec()
         if spec is None:
             raise StudyError(f"{directory}: the study file has no spec (it was never fully created)")
-        if system is None:
-            system = make_system(spec["system"], spec["system_options"])
+        validate_spec(spec, directory)
+        check_stored_name(spec["tuner"], tuner, kind="tuner", flag="--tuner")
+        if system is None or isinstance(system, str):
+            try:
+                system = rebuild_system(spec, named=system, given=system_options)
+            except BaseException:
+                storage.close()
+                raise
+        elif system_options:
+            storage.close()
+            raise ValueError("system_options apply only when the study rebuilds its system (system given by name or not at all)")
         space = system.space()
         tuner_space = space.subspace(spec["fixed"]) if spec["fixed"] else space
         tuner = _build_tuner(spec["tuner"], tuner_space, system, spec["seed"], spec["tuner_options"])
@@ -216,7 +256,7 @@ class Study:
             storage.save_spec(spec)
         study = cls(system, tuner, storage, budget=budget_, spec=spec, directory=directory)
         study.grace = study_grace
-        study._tuner_revision = -1  # load the stored state and tell what finished while it was pending
+        study._tuner_revision = -1  # rebuild the tuner from the stored trials and extra state
         with storage.transaction():
             study._sync_tuner()
         return study
@@ -276,11 +316,21 @@ class Study:
         heartbeat = heartbeat or self.HEARTBEAT
         grace = self.grace if grace is None else grace
         start = time.monotonic()
-        if self.system.workdir is None and self.directory is not None:
-            self.system.workdir = self.directory / "work"
-            self.system.workdir.mkdir(parents=True, exist_ok=True)
         in_process = executor.in_process
-        target: System | SystemRef = self.system if in_process else SystemRef.of(self.system, self.system.workdir)
+        own_workdir = None
+        if in_process and self.system.workdir is None and self.directory is not None:
+            own_workdir = self.system.workdir = self.work_root / f"proc-{_worker_tag()}"
+            own_workdir.mkdir(parents=True, exist_ok=True)
+        # workers make a folder of their own under the study's work folder (SystemRef.build)
+        target: System | SystemRef = (
+            self.system if in_process else SystemRef.of(self.system, self.system.workdir or self.work_root)
+        )
+
+        def submit(record: Trial, attempt: int) -> None:
+            self._in_flight[record.number] = record
+            future = executor.submit(run_trial, target, record.config, self._workspace(record, attempt))
+            futures[future] = record
+
         slots = 1 if (self.system.exclusive and executor.local) else max(1, executor.workers)
         futures: dict[cf.Future, Trial] = {}
         attempts: dict[int, int] = {}
@@ -288,7 +338,13 @@ class Study:
         failed = False
         stopped = False
         if in_process:
-            self.system.setup()
+            try:
+                self.system.setup()
+            except BaseException:
+                if own_workdir is not None:
+                    shutil.rmtree(own_workdir, ignore_errors=True)
+                    self.system.workdir = None
+                raise
         try:
             beat.start()
             last_check = -float("inf")
@@ -296,8 +352,8 @@ class Study:
                 if time.monotonic() - last_check >= heartbeat:
                     adopted, failed_dead = self._reap(grace, retries)
                     for record in adopted:  # trials of dead processes, to run again here
-                        self._in_flight[record.number] = record
-                        futures[executor.submit(run_trial, target, record.config)] = record
+                        attempts[record.number] = record.info["attempts"]
+                        submit(record, record.info["attempts"])
                     if callback is not None:
                         for record in failed_dead:
                             callback(self, record)
@@ -307,8 +363,7 @@ class Study:
                     record = self._claim()
                     if record is None:
                         break
-                    self._in_flight[record.number] = record
-                    futures[executor.submit(run_trial, target, record.config)] = record
+                    submit(record, 1)
                 if not futures:
                     # trials other processes still run may yet fail and be retried: wait them out
                     if stopped or self._out_of_time(start) or not self.storage.count((TrialState.RUNNING,)):
@@ -320,11 +375,13 @@ class Study:
                     record = futures.pop(future)
                     outcome, lost = _outcome_of(future)
                     tries = attempts.get(record.number, 1)
+                    if outcome.state != TrialState.COMPLETE:  # a worker killed at its timeout leaves it
+                        release_workspace(self._workspace(record, tries), failed=True)
                     if lost and tries <= retries:
                         attempts[record.number] = tries + 1
                         self.storage.set_attempts(record.number, tries + 1)
                         record.info["attempts"] = tries + 1
-                        futures[executor.submit(run_trial, target, record.config)] = record
+                        submit(record, tries + 1)
                         continue
                     self._in_flight.pop(record.number, None)
                     self._finish(record, outcome, callback)
@@ -337,6 +394,7 @@ class Study:
             for future in futures:
                 future.cancel()
             for record in list(self._in_flight.values()):
+                release_workspace(self._workspace(record, attempts.get(record.number, 1)), failed=True)
                 record.state, record.error = TrialState.FAILED, reason
                 try:
                     self._finish(record, Outcome(TrialState.FAILED, error=reason), None)
@@ -348,9 +406,23 @@ class Study:
             self._in_flight.clear()
             if owned:
                 executor.shutdown(wait=not failed, cancel_futures=True)
-            if in_process:
-                self.system.teardown()
+            # out of process too: this copy then restores what a worker killed at its timeout left
+            self.system.teardown()
+            if own_workdir is not None:
+                shutil.rmtree(own_workdir, ignore_errors=True)
+                self.system.workdir = None
         return self
+
+    @property
+    def work_root(self) -> Path | None:
+        """DIR/work: every process's and every trial attempt's own folder is made under it."""
+        return None if self.directory is None else self.directory / "work"
+
+    def _workspace(self, trial: Trial, attempt: int) -> Path | None:
+        """The attempt's own folder, DIR/work/trial-N-attempt-K-HOST-PID: never shared."""
+        if self.work_root is None:
+            return None
+        return self.work_root / f"trial-{trial.number}-attempt-{attempt}-{_worker_tag()}"
 
     def _out_of_time(self, start: float) -> bool:
         return self.budget.seconds is not None and time.monotonic() - start >= self.budget.seconds
@@ -386,26 +458,64 @@ class Study:
     def _sync_tuner(self) -> bool:
         """Bring this process's tuner up to date with the study (inside a storage transaction).
 
-        Reloads the stored tuner state when another process saved a newer one,
-        then tells the tuner every finished trial it has not been told (a
+        Rebuilds the tuner (`_reload_tuner`) when another process saved a newer
+        extra state, then tells it every finished trial it has not been told (a
         trial finished by another process, or failed because its process died).
         """
         revision = self.storage.tuner_revision()
         if revision != self._tuner_revision:
-            state = self.storage.load_tuner_state()
-            if state is not None:
-                self.tuner.load_state_dict(state)
+            self._reload_tuner()
             self._tuner_revision = revision
-        told = {t.number for t, _ in self.tuner.history}
+        told = {t.number for t, _ in self.tuner.history if t.number >= 0}
         changed = False
         for stored in self.storage.finished_for_tuner(told):
             number = stored.info["tuner_number"]
             trial = self.tuner.pending.get(number) or Trial(number=number, config=stored.config, source=stored.source)
-            self.tuner.tell(trial, _result_of(stored))
+            self.tuner.tell(trial, stored.result)
+            told.add(number)
             changed = True
+        if self.storage.count(FINISHED) != len(told) + len(self._baselines):  # a default or confirm trial is new
+            for stored in self.storage.trials(FINISHED):
+                if "tuner_number" not in stored.info and stored.number not in self._baselines:
+                    self._tell_baseline(stored)
+                    changed = True
         if changed:
             self._tuner_revision = self.storage.save_tuner_state(self.tuner.state_dict())
         return changed
+
+    def _reload_tuner(self) -> None:
+        """Rebuild the tuner from storage: the finished trials it was told plus its stored extra state.
+
+        The history is every finished trial the tuner proposed (`info["tuner_number"]`)
+        except those still pending when the state was saved (`_sync_tuner` tells
+        them next, as the saving process would have), and every finished default
+        or confirm trial in the tuner's space as a warm start; in the order they
+        finished, which is the order a process tells them. A study without a
+        stored state (made before tuner states) has the tuner told everything afresh.
+        """
+        state = self.storage.load_tuner_state()
+        self._baselines = set()
+        if not state:
+            return
+        pending = {t["number"] for t in state.get("pending", [])}
+        history = []
+        for stored in sorted(self.storage.trials(FINISHED), key=_finish_order):
+            number = stored.info.get("tuner_number")
+            if number is None:
+                self._baselines.add(stored.number)
+                history += warm_start_entry(self.tuner, stored, stored.result)
+            elif number not in pending:
+                history.append((Trial(number=number, config=stored.config, source=stored.source), stored.result))
+        self.tuner.load_state_dict(state, history)
+
+    def _tell_baseline(self, stored: Trial) -> None:
+        """Tell a finished trial no tuner proposed (the default, a confirm run) as a warm start, when in the tuner's space."""
+        self._baselines.add(stored.number)
+        try:
+            self.tuner.space.validate(stored.config)
+        except InvalidConfig:
+            return  # outside the --set subspace: a baseline only, nothing for the tuner
+        self.tuner.warm_start([(stored.config, stored.result)], keep=False)  # rebuilt from the trial on reload
 
     def _reap(self, grace: float, retries: int) -> tuple[list[Trial], list[Trial]]:
         """Fail the trials whose process died; returns (adopted to run again here, failed for good).
@@ -439,14 +549,9 @@ class Study:
                 number = trial.info.get("tuner_number")
                 if number is not None:
                     proposal = self.tuner.pending.get(number) or Trial(number=number, config=trial.config, source=trial.source)
-                    self.tuner.tell(proposal, outcome.result)
+                    self.tuner.tell(proposal, trial.result)
                 else:
-                    try:
-                        self.tuner.space.validate(trial.config)
-                    except InvalidConfig:
-                        pass  # outside the --set subspace: a baseline only, nothing for the tuner
-                    else:
-                        self.tuner.warm_start([(trial.config, outcome.result)])
+                    self._tell_baseline(trial)
                 self._tuner_revision = self.storage.save_tuner_state(self.tuner.state_dict())
         if callback is not None:
             callback(self, trial)
@@ -456,7 +561,7 @@ class Study:
         return self.storage.trials(states)
 
     def feasible_trials(self) -> list[Trial]:
-        return [t for t in self.storage.trials((TrialState.COMPLETE,)) if "infeasible" not in t.info]
+        return [t for t in self.storage.trials((TrialState.COMPLETE,)) if t.feasible]
 
     @property
     def best(self) -> Trial | None:
@@ -483,7 +588,7 @@ class Study:
                 "value": t.value,
                 "error": t.error,
                 "seconds": t.duration,
-                "feasible": t.state == TrialState.COMPLETE and "infeasible" not in t.info,
+                "feasible": t.feasible,
             }
             row.update({f"config.{k}": v for k, v in t.config.items()})
             row.update({f"metrics.{k}": v for k, v in t.metrics.items()})
@@ -506,7 +611,7 @@ class Study:
         trials = self.storage.trials()
         out: dict[str, Any] = {
             "system": self.spec["system"],
-            "system_options": self.spec["system_options"],
+            "system_options": redact_options(self.spec["system_options"]),  # stored without secrets; old files too
             "tuner": self.spec["tuner"],
             "seed": self.spec["seed"],
             "objective": self.objective.to_json(),
@@ -516,7 +621,7 @@ class Study:
                 "complete": sum(t.state == TrialState.COMPLETE for t in trials),
                 "failed": sum(t.state == TrialState.FAILED for t in trials),
                 "timed_out": sum(t.state == TrialState.TIMED_OUT for t in trials),
-                "infeasible": sum("infeasible" in t.info for t in trials),
+                "infeasible": sum(t.infeasible for t in trials),
             },
         }
         baselines = getattr(self.system, "baselines", None)
@@ -550,6 +655,59 @@ def _outcome_of(future: cf.Future) -> tuple[Outcome, bool]:
     return outcome, False
 
 
+def claim_directory(directory: str | Path, *, unique: bool = False, storage: str | None = None) -> tuple[Path, bool]:
+    """Take `directory` for a new study, atomically; returns (the folder, whether it was made here).
+
+    The folder is made with one `mkdir`, so of two runs naming it only one gets
+    it; with `unique` the other takes NAME-2, NAME-3, ... An existing folder is
+    used only when it is empty, and then its study file is created exclusively;
+    a folder holding a study, or anything else, is refused in one line.
+    """
+    base = Path(directory)
+    base.parent.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        candidate = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        try:
+            candidate.mkdir()
+            made = True
+        except FileExistsError:
+            if unique:
+                continue
+            if not candidate.is_dir():
+                raise StudyError(f"{candidate} exists and is not a directory; choose another --dir") from None
+            if (candidate / SQLiteStorage.FILENAME).exists():
+                raise StudyError(f"{candidate} already holds a study; use resume, or choose another --dir") from None
+            if any(candidate.iterdir()):
+                raise StudyError(f"{candidate} already holds other files; choose a new or empty --dir") from None
+            made = False
+        if storage is None:
+            try:  # two runs given one empty folder: the study file is created once
+                os.close(os.open(candidate / SQLiteStorage.FILENAME, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+            except FileExistsError:
+                raise StudyError(f"{candidate} already holds a study; use resume, or choose another --dir") from None
+        return candidate, made
+    raise StudyError(f"no free study directory named like {base} (tried 999)")
+
+
+def _unclaim(directory: Path, made: bool) -> None:
+    """Remove what `claim_directory` and a failed creation left: the folder, or the files in a given empty one."""
+    if made:
+        shutil.rmtree(directory, ignore_errors=True)
+        return
+    for path in directory.glob(f"{SQLiteStorage.FILENAME}*"):
+        path.unlink(missing_ok=True)
+
+
+def _finish_order(trial: Trial) -> tuple:
+    """Sort key: the order trials finished (which is the order they were told), then number."""
+    return (trial.finished_at is None, trial.finished_at or 0.0, trial.number)
+
+
+def _worker_tag() -> str:
+    """HOST-PID of this process, safe in a file name."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{socket.gethostname()}-{os.getpid()}")
+
+
 class _Heartbeat:
     """A thread that stamps this process's running trials every `interval` s, on its own connection."""
 
@@ -559,8 +717,7 @@ class _Heartbeat:
         self._thread = threading.Thread(target=self._loop, name="autosys-heartbeat", daemon=True)
 
     def start(self) -> None:
-        if hasattr(self.storage, "clone"):
-            self._thread.start()
+        self._thread.start()
 
     def _loop(self) -> None:
         # no_fork: a measurement forked while this thread is inside SQLite would inherit SQLite's
@@ -600,21 +757,20 @@ def _build_tuner(name: str, space, system: System, seed: int, options: Mapping[s
     return make_tuner(name, space, direction=system.objective.direction, seed=seed, **options)
 
 
-def _result_of(trial: Trial) -> Result:
-    if trial.state == TrialState.COMPLETE and "infeasible" not in trial.info:
-        return Result(TrialState.COMPLETE, trial.value, trial.metrics)
-    return Result(trial.state if trial.state != TrialState.COMPLETE else TrialState.FAILED, None, trial.metrics, trial.error)
-
-
 def open_study(directory: str | Path, storage: str | None = None) -> tuple[SQLiteStorage, dict]:
-    """Open a study's storage for inspection (show, report) without its system.
+    """Open a study's storage for inspection (show, report) without building or importing its system.
 
     storage: a postgresql:// URL when the study lives there (named after the directory).
+    The spec's options come back redacted (a file written before secrets were
+    left out may still hold one).
     """
     storage = open_storage(storage or directory, create=False, study=Path(directory).name)
     spec = storage.load_spec()
     if spec is None:
+        storage.close()
         raise StorageError(f"{directory}: no study spec in the file")
+    if isinstance(spec.get("system_options"), dict):
+        spec["system_options"] = redact_options(spec["system_options"])
     return storage, spec
 
 

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from autosys.storage.base import Storage, StorageError, dumps
+from autosys.storage.base import Journal, Storage, StorageError, dumps
 from autosys.storage.liveness import worker_alive, worker_id
 from autosys.storage.postgres import PostgresStorage
 from autosys.storage.sqlite import SCHEMA_VERSION, SQLiteStorage
 
 
 def open_storage(location: str | Path, *, create: bool = True, study: str | None = None) -> SQLiteStorage:
-    """A study directory or SQLite path, or a postgresql:// URL (with ?study=NAME or `study`)."""
+    """A study directory or SQLite path, or a postgresql:// URL (with ?study=NAME or `study`).
+
+    Either is a `Storage` that is also a `Journal` (observations and events).
+    """
     text = str(location)
     if text.startswith(("postgresql://", "postgres://")):
         return PostgresStorage(text, study=study, create=create)
@@ -38,6 +41,6 @@ def storage_exists(location: str | Path, study: str | None = None) -> bool:
 
 
 __all__ = [
-    "SCHEMA_VERSION", "PostgresStorage", "SQLiteStorage", "Storage", "StorageError",
+    "SCHEMA_VERSION", "Journal", "PostgresStorage", "SQLiteStorage", "Storage", "StorageError",
     "dumps", "open_storage", "storage_exists", "worker_alive", "worker_id",
 ]

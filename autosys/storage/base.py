@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import math
 from abc import ABC, abstractmethod
-from typing import Any, Mapping
+from typing import Any, ContextManager, Iterator, Mapping
 
 from autosys.core.trial import Trial, TrialState
 
@@ -16,9 +16,29 @@ from autosys.core.trial import Trial, TrialState
 class StorageError(RuntimeError):
     """The storage file is missing, corrupt, or from an unknown schema version."""
 
-class Storage(ABC):
-    """What a study needs from a place to keep its spec, trials and tuner state."""
 
+class Storage(ABC):
+    """Everything a study asks of the place that keeps its spec, trials and tuner state.
+
+    The trials are the single source of truth: a tuner is rebuilt from the
+    finished trials plus the small extra state stored beside them
+    (`save_tuner_state`). Several processes may share one storage; every
+    method that writes is atomic, and `transaction()` groups several into one.
+    """
+
+    # --- transactions and connections
+    @abstractmethod
+    def transaction(self) -> ContextManager[Any]:
+        """One write transaction; nested uses join the outer one. Writers queue on it."""
+
+    @abstractmethod
+    def clone(self) -> "Storage":
+        """A second connection to the same study (for another thread, e.g. heartbeats)."""
+
+    def close(self) -> None:
+        """Release the connection (idempotent)."""
+
+    # --- spec and tuner extra state
     @abstractmethod
     def save_spec(self, spec: Mapping[str, Any]) -> None: ...
 
@@ -26,14 +46,32 @@ class Storage(ABC):
     def load_spec(self) -> dict[str, Any] | None: ...
 
     @abstractmethod
-    def add_trial(self, trial: Trial, tuner_state: Mapping[str, Any] | None = None) -> Trial:
-        """Record a new trial as running (and the tuner state that proposed it, atomically).
-
-        Assigns `trial.number` if it is negative.
-        """
+    def save_tuner_state(self, state: Mapping[str, Any]) -> int:
+        """Store the tuner's extra state (not its history); returns the new revision."""
 
     @abstractmethod
-    def finish_trial(self, trial: Trial) -> bool:
+    def load_tuner_state(self) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def tuner_revision(self) -> int:
+        """How many times the tuner state was saved (0: never); a change tells of another writer."""
+
+    # --- trials
+    @abstractmethod
+    def claim_trial(
+        self, trial: Trial, *, tuner_state: Mapping[str, Any] | None = None, limit: int | None = None
+    ) -> Trial | None:
+        """Record `trial` as running here (numbering it if negative), with the tuner state, atomically;
+        None (writing nothing) when `limit` trials exist already."""
+
+    def add_trial(self, trial: Trial, tuner_state: Mapping[str, Any] | None = None) -> Trial:
+        """`claim_trial` without a limit."""
+        claimed = self.claim_trial(trial, tuner_state=tuner_state)
+        assert claimed is not None
+        return claimed
+
+    @abstractmethod
+    def finish_trial(self, trial: Trial, tuner_state: Mapping[str, Any] | None = None) -> bool:
         """Record a trial's final state, value, metrics and error in one step.
 
         Returns False (and keeps the result as a "late_result" event) when the
@@ -41,16 +79,54 @@ class Storage(ABC):
         """
 
     @abstractmethod
-    def trials(self, states: tuple[TrialState, ...] | None = None) -> list[Trial]: ...
+    def trials(self, states: tuple[TrialState, ...] | None = None) -> list[Trial]:
+        """Trials in number order (all, or those in `states`)."""
 
     @abstractmethod
-    def save_tuner_state(self, state: Mapping[str, Any]) -> None: ...
+    def count(self, states: tuple[TrialState, ...] | None = None) -> int: ...
 
     @abstractmethod
-    def load_tuner_state(self) -> dict[str, Any] | None: ...
+    def finished_for_tuner(self, told: set[int] | frozenset[int] = frozenset()) -> list[Trial]:
+        """Finished trials a tuner proposed (info["tuner_number"]) whose tuner number is not in `told`."""
 
-    def close(self) -> None:
-        """Release the connection (idempotent)."""
+    # --- liveness: which process runs a trial, and retries
+    @abstractmethod
+    def heartbeat(self, number: int | list[int] | tuple[int, ...]) -> None:
+        """Say that these running trials are still being worked on."""
+
+    @abstractmethod
+    def reap(self, grace: float | None, reason: str = "interrupted: the process running it died") -> list[Trial]:
+        """Fail running trials whose worker is dead; returns them."""
+
+    @abstractmethod
+    def mark_interrupted(self, reason: str = "interrupted: the process running it died") -> list[int]:
+        """Fail every trial left running (only right when no other process works on the study)."""
+
+    @abstractmethod
+    def attempts(self, number: int) -> int: ...
+
+    @abstractmethod
+    def set_attempts(self, number: int, attempts: int) -> None: ...
+
+    @abstractmethod
+    def adopt(self, number: int) -> None:
+        """Take over a failed trial to run it again here: running, this worker, attempts + 1."""
+
+
+class Journal(ABC):
+    """An optional capability: monitor observations and agent events kept beside the trials."""
+
+    @abstractmethod
+    def add_observations(self, source: str, rows: list[tuple[float, Mapping[str, float]]]) -> None: ...
+
+    @abstractmethod
+    def observations(self, source: str | None = None) -> Iterator[tuple[float, str, dict]]: ...
+
+    @abstractmethod
+    def add_event(self, kind: str, body: Mapping[str, Any]) -> None: ...
+
+    @abstractmethod
+    def events(self, kind: str | None = None) -> list[tuple[float, str, dict]]: ...
 
 
 def _json_safe(value: Any) -> Any:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from autosys.core.trial import Trial, TrialState
-from autosys.storage.base import Storage, StorageError, dumps
+from autosys.storage.base import Journal, Storage, StorageError, dumps
 from autosys.storage.liveness import worker_alive, worker_id
 
 SCHEMA_VERSION = 2
@@ -78,7 +78,7 @@ _UPGRADES: dict[int, tuple[str, ...]] = {
 }
 
 
-class SQLiteStorage(Storage):
+class SQLiteStorage(Storage, Journal):
     """A study's SQLite file. Safe for several processes on one host (BEGIN IMMEDIATE)."""
 
     FILENAME = "study.sqlite"
@@ -237,11 +237,6 @@ class SQLiteStorage(Storage):
             raise StorageError(f"{self.path}: {what} is corrupt ({exc})") from None
 
     # --- trials
-    def add_trial(self, trial: Trial, tuner_state: Mapping[str, Any] | None = None) -> Trial:
-        claimed = self.claim_trial(trial, tuner_state=tuner_state)
-        assert claimed is not None
-        return claimed
-
     def claim_trial(
         self, trial: Trial, *, tuner_state: Mapping[str, Any] | None = None, limit: int | None = None
     ) -> Trial | None:

@@ -20,7 +20,7 @@ import numpy as np
 from autosys.core.space import Config, Space
 from autosys.core.trial import Result, Trial
 from autosys.tuners import tuner_class
-from autosys.tuners.base import Tuner
+from autosys.tuners.base import Tuner, member_trial, warm_start_entry
 
 # --------------------------------------------------------------------------- policies
 
@@ -366,7 +366,8 @@ class MetaTuner(Tuner):
             raise ValueError(f"prior needs one pseudo-credit per member ({len(self.members)}), got {len(prior)}")
         self.prior = [float(p) for p in prior] if prior is not None else None
         self.policy = self._new_policy()
-        self._owner: dict[int, tuple[int, Trial, bool]] = {}
+        #: tuner trial number -> (member index, the member's own trial number, asked during warm-up)
+        self._owner: dict[int, tuple[int, int, bool]] = {}
         self._best: float | None = None
         # the first member's own initial design runs uncontested (a model needs its points)
         self.warmup = int(getattr(self.members[0], "n_initial", 0)) if warmup is None else int(warmup)
@@ -381,17 +382,21 @@ class MetaTuner(Tuner):
     def _ask(self) -> Config:
         warming = len(self.history) + len(self.pending) < self.warmup
         i = 0 if warming else self.policy.select(self.rng)
-        member_trial = self.members[i].ask()
-        self._owner[self._next_number] = (i, member_trial, warming)
-        return dict(member_trial.config)
+        proposal = self.members[i].ask()
+        self._owner[self._next_number] = (i, proposal.number, warming)
+        return dict(proposal.config)
 
     def _tell(self, trial: Trial, result: Result) -> None:
-        owner = self._owner.pop(trial.number, None) if trial.number >= 0 else None
+        owner = self._owner.get(trial.number) if trial.number >= 0 else None
         for i, member in enumerate(self.members):
             if owner is not None and owner[0] == i:
-                member.tell(owner[1], result)
+                member.tell(member.pending.get(owner[1]) or member_trial(member, owner[1], trial), result)
             else:
-                member.warm_start([(trial.config, result)])
+                member.warm_start([(trial.config, result)], keep=False)
+        self._learn(result, owner)
+
+    def _learn(self, result: Result, owner: tuple[int, int, bool] | None) -> None:
+        """Credit the member that proposed a result (after it joined `history`)."""
         loss = self.loss(result)
         credit = self._credit(loss)
         if loss is not None and (self._best is None or loss < self._best):
@@ -417,21 +422,37 @@ class MetaTuner(Tuner):
         }
 
     def _extra_state(self) -> dict:
+        """Each member's own small state and who proposed what; histories and the bandit come from replay."""
         return {
             "members": [m.state_dict() for m in self.members],
-            "policy": self.policy.state(),
-            "best": self._best,
+            "owners": [[n, i, m, int(w)] for n, (i, m, w) in self._owner.items()],
         }
 
     def _restore(self, history, extra: Mapping[str, Any]) -> None:
-        self.history = list(history)
+        if "owners" in extra:
+            self._owner = {int(n): (int(i), int(m), bool(w)) for n, i, m, w in extra["owners"]}
+            self._best, self.policy, self.history = None, self._new_policy(), []
+            told: list[list[tuple[Trial, Result]]] = [[] for _ in self.members]
+            for trial, result in history:  # what `_tell` did, but each member's history is collected
+                self.history.append((trial, result))
+                owner = self._owner.get(trial.number) if trial.number >= 0 else None
+                for i, member in enumerate(self.members):
+                    if owner is not None and owner[0] == i:
+                        told[i].append((member_trial(member, owner[1], trial), result))
+                    else:
+                        told[i] += warm_start_entry(member, trial, result)
+                self._learn(result, owner)
+            for member, state, pairs in zip(self.members, extra["members"], told):
+                member.load_state_dict(state, pairs)
+            return
+        self.history = list(history)  # format 1: members' whole states were saved
         self._owner = {}
         if not extra:  # no member states: rebuild by replaying every result to every member
             self._best = None
             self.policy = self._new_policy()
             for trial, result in history:
                 for member in self.members:
-                    member.warm_start([(trial.config, result)])
+                    member.warm_start([(trial.config, result)], keep=False)
                 loss = self.loss(result)
                 if loss is not None and (self._best is None or loss < self._best):
                     self._best = loss
@@ -440,3 +461,4 @@ class MetaTuner(Tuner):
             member.load_state_dict(state)
         self.policy.load(extra["policy"])
         self._best = extra["best"]
+

@@ -22,7 +22,7 @@ import numpy as np
 from autosys.core.space import Categorical, Config, Space
 from autosys.core.trial import Result, Trial
 from autosys.tuners import tuner_class
-from autosys.tuners.base import Tuner
+from autosys.tuners.base import Tuner, member_trial, warm_start_entry
 
 
 def root_choice(space: Space) -> str:
@@ -83,7 +83,8 @@ class ConditionalBandit(Tuner):
             self.members.append(tuner_class(member)(sub, direction=self.direction, seed=seed, **dict(member_options or {})))
             self.single.append(_one_config(sub, seed))
         self.pulls = [0] * len(self.arms)
-        self._owner: dict[int, tuple[int, Trial]] = {}
+        #: tuner trial number -> (arm index, the arm's own trial number)
+        self._owner: dict[int, tuple[int, int]] = {}
 
     # --- choosing an arm
     def _open_arms(self) -> list[int]:
@@ -114,20 +115,21 @@ class ConditionalBandit(Tuner):
     # --- ask / tell
     def _ask(self) -> Config:
         i = self.choose_arm()
-        member_trial = self.members[i].ask()
+        proposal = self.members[i].ask()
         self.pulls[i] += 1
-        self._owner[self._next_number] = (i, member_trial)
-        return dict(member_trial.config)
+        self._owner[self._next_number] = (i, proposal.number)
+        return dict(proposal.config)
 
     def _tell(self, trial: Trial, result: Result) -> None:
-        owner = self._owner.pop(trial.number, None) if trial.number >= 0 else None
+        owner = self._owner.get(trial.number) if trial.number >= 0 else None
         if owner is not None:
-            self.members[owner[0]].tell(owner[1], result)
+            member = self.members[owner[0]]
+            member.tell(member.pending.get(owner[1]) or member_trial(member, owner[1], trial), result)
             return
         value = trial.config.get(self.root)
-        if value in self.arms:  # warm start, or a trial asked before a restore: its arm learns it
+        if value in self.arms:  # a warm start (or an enqueued config): its arm learns it
             i = self.arms.index(value)
-            self.members[i].warm_start([(trial.config, result)])
+            self.members[i].warm_start([(trial.config, result)], keep=False)
 
     def usage(self) -> dict[Any, int]:
         """Trials asked of each arm so far."""
@@ -135,10 +137,28 @@ class ConditionalBandit(Tuner):
 
     # --- state
     def _extra_state(self) -> dict:
-        return {"members": [m.state_dict() for m in self.members], "pulls": list(self.pulls)}
+        """Each arm's own small state and which arm proposed what; histories and pulls come from replay."""
+        return {"members": [m.state_dict() for m in self.members], "owners": [[n, i, m] for n, (i, m) in self._owner.items()]}
 
     def _restore(self, history: list[tuple[Trial, Result]], extra: Mapping[str, Any]) -> None:
-        self._owner = {}
+        if "owners" in extra:
+            self._owner = {int(n): (int(i), int(m)) for n, i, m in extra["owners"]}
+            self.pulls = [0] * len(self.arms)
+            for i, _ in self._owner.values():
+                self.pulls[i] += 1
+            self.history = list(history)
+            told: list[list[tuple[Trial, Result]]] = [[] for _ in self.members]
+            for trial, result in history:  # what `_tell` did, collected per arm
+                owner = self._owner.get(trial.number) if trial.number >= 0 else None
+                if owner is not None:
+                    told[owner[0]].append((member_trial(self.members[owner[0]], owner[1], trial), result))
+                elif trial.config.get(self.root) in self.arms:
+                    i = self.arms.index(trial.config[self.root])
+                    told[i] += warm_start_entry(self.members[i], trial, result)
+            for member, state, pairs in zip(self.members, extra["members"], told):
+                member.load_state_dict(state, pairs)
+            return
+        self._owner = {}  # format 1: each arm's whole state was saved
         if not extra:
             super()._restore(history, extra)  # re-tell everything: each arm learns its own trials
             for trial, _ in history:

@@ -112,3 +112,66 @@ class Printer(System):
         print("noise on stderr", file=sys.stderr)
         os.write(1, b"\x00\x00\x00raw bytes on fd 1\n")
         return Measurement({"y": config["x"]})
+
+
+class ScratchFiles(System):
+    """Keeps its trial's data in one file of its workspace, like the SQLite adapter does.
+
+    Each trial writes `trial.db` in the attempt's folder (`attempt_dir`; the
+    work folder where there is none), sleeps, and reads it back: a trial whose
+    file another trial overwrote or removed fails, so a workspace shared by two
+    processes shows as failed trials. Logs "start TAG PID" / "end TAG PID" to `log`.
+    """
+
+    name = "scratch-files"
+
+    def __init__(self, log: str = "scratch.log", sleep: float = 0.15):
+        self.log = Path(log)
+        self.sleep = sleep
+
+    def space(self) -> Space:
+        return Space([Float("x", 0.0, 1.0), Int("k", 1, 100)])
+
+    @property
+    def objective(self) -> Objective:
+        return Objective("score", "maximize")
+
+    def evaluate(self, config):
+        tag = f"{config['x']:.12f}-{config['k']}"
+        with self.log.open("a") as f:
+            f.write(f"start {tag} {os.getpid()}\n")
+        folder = self.scratch_dir()
+        scratch = folder / "trial.db"
+        scratch.write_text(tag)
+        time.sleep(self.sleep)
+        if scratch.read_text() != tag:
+            raise RuntimeError(f"another trial overwrote {scratch}")
+        scratch.unlink()
+        with self.log.open("a") as f:
+            f.write(f"end {tag} {os.getpid()}\n")
+        return Measurement({"score": config["x"] + config["k"] / 100})
+
+
+class BrokenSetup(System):
+    """Its `setup` fails (SystemUnavailable) while the file `marker` exists; trials are instant."""
+
+    name = "broken-setup"
+
+    def __init__(self, marker: str = "broken.marker"):
+        self.marker = Path(marker)
+
+    def space(self) -> Space:
+        return Space([Float("x", 0.0, 1.0)])
+
+    @property
+    def objective(self) -> Objective:
+        return Objective("y", "minimize")
+
+    def setup(self) -> None:
+        if self.marker.exists():
+            from autosys.core.system import SystemUnavailable
+
+            raise SystemUnavailable(f"cannot set up: {self.marker} exists")
+
+    def evaluate(self, config):
+        return Measurement({"y": config["x"]})

@@ -85,13 +85,13 @@ def test_sigkill_at_20_random_moments_then_resume_gives_exact_budget_none_twice(
     for cycle in range(19):
         # half the runs use a pool of 2 worker processes, which must die with the tuning process
         extra = ["--executor", "pool", "--workers", "2"] if cycle % 2 else []
-        proc = autosys("tune", "--resume", str(study_dir), "--quiet", *extra)
+        proc = autosys("tune", "--resume", str(study_dir), SLEEPY, "--quiet", *extra)
         time.sleep(rng.uniform(0.2, 1.6))  # from during start-up to well into the trials
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
         kills += 1
     assert kills == 20
-    final = autosys("tune", "--resume", str(study_dir), "--quiet")
+    final = autosys("tune", "--resume", str(study_dir), SLEEPY, "--quiet")
     out, err = final.communicate(timeout=300)
     assert final.returncode == 0, err
     trials = check_exact_budget(study_dir, budget, log)
@@ -190,8 +190,8 @@ def test_two_processes_sharing_one_study_never_duplicate_a_trial(tmp_path):
 
     system = make_system(SLEEPY, {"log": str(log), "sleep": 0.25})
     Study.create(study_dir, system, budget=budget, seed=7).close()
-    procs = [autosys("tune", "--resume", str(study_dir), "--quiet"),
-             autosys("tune", "--resume", str(study_dir), "--quiet", "--executor", "pool", "--workers", "2")]
+    procs = [autosys("tune", "--resume", str(study_dir), SLEEPY, "--quiet"),
+             autosys("tune", "--resume", str(study_dir), SLEEPY, "--quiet", "--executor", "pool", "--workers", "2")]
     for proc in procs:
         out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err

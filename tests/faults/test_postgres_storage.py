@@ -71,7 +71,7 @@ def test_two_processes_share_a_postgresql_study_without_duplicates(database, tmp
     Study.create(tmp_path / "shared", system, budget=budget, seed=3, storage=database).close()
     procs = [
         subprocess.Popen([sys.executable, "-m", "autosys", "tune", "--resume", str(tmp_path / "shared"),
-                          "--storage", database, "--quiet"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                          "tests.systems_for_tests:Sleepy", "--storage", database, "--quiet"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(2)
     ]
     for proc in procs:
