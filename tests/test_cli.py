@@ -26,7 +26,11 @@ def test_tune_writes_json_with_default_and_best(tmp_path):
     assert data["system"] == "sqlite"
     assert data["trials"]["complete"] + data["trials"]["failed"] == 4
     assert data["best"]["metrics"]["throughput"] >= data["default"]["metrics"]["throughput"]
-    assert "best is" in run.stdout
+    # the caption carries the gain's interval from paired runs: "best is" only when significant
+    caption = " ".join(run.stdout.split())
+    gain = data["vs_default"]
+    assert ("best is" in caption) == bool(gain["significant"]), (caption, gain)
+    assert gain["significant"] or any(p in caption for p in ("no significant gain", "unconfirmed"))
     # throughput vs p95 latency: the front is printed, saved, and made of real trials
     assert "Pareto front" in run.stdout and (tmp_path / "s" / "pareto.png").exists()
     numbers = {row["number"] for row in data["pareto_front"]}

@@ -72,7 +72,9 @@ def test_workload_stream_is_deterministic_across_instances(tmp_path):
 
 def test_a_short_study_finds_wal_beats_default(tmp_path):
     system = SQLiteKnobs(**SMALL)
-    study = Study.create(tmp_path / "s", system, budget=4, seed=0, fixed={"journal_mode": "wal", "synchronous": "normal"})
+    # single runs decide here (intensify=False): four trials leave no room for paired re-runs
+    study = Study.create(tmp_path / "s", system, budget=4, seed=0, fixed={"journal_mode": "wal", "synchronous": "normal"},
+                         intensify=False)
     study.run()
     assert study.best.source != "default"
     assert study.best.value > study.default_trial.value

@@ -60,7 +60,9 @@ def test_same_seed_same_trials_different_seed_different(tmp_path):
 
 
 def test_grid_tuner_runs_through_a_study(tmp_path):
-    study = Study.create(tmp_path / "s", Quadratic(), tuner="grid", tuner_options={"resolution": 3}, budget=15).run()
+    # without re-runs (intensify=False): every trial but the default's is a grid point
+    study = Study.create(tmp_path / "s", Quadratic(), tuner="grid", tuner_options={"resolution": 3}, budget=15,
+                         intensify=False).run()
     configs = [json.dumps(t.config, sort_keys=True) for t in study.trials() if t.source == "grid"]
     assert len(configs) == len(set(configs)) == 14
 

@@ -22,6 +22,9 @@ import pandas as pd
 
 from autosys.analysis.importance import knob_importance, plot_importance
 from autosys.core.spec import redact_text
+from autosys.core.system import Objective
+from autosys.run.intervals import describe
+from autosys.run.selection import best_trial, gain_over_default
 from autosys.run.study import open_study
 
 
@@ -32,6 +35,9 @@ class StudyData:
     directory: Path
     spec: dict[str, Any]
     trials: pd.DataFrame
+    #: the study's answer (as `Study.best` picks it) and its gain over the default from paired runs
+    best_number: int | None = None
+    vs_default: dict | None = None
 
     @property
     def metric(self) -> str:
@@ -62,7 +68,12 @@ def load_study(directory: str | Path, url: str | None = None) -> StudyData:
     storage, spec = open_study(directory, url)
     try:
         rows = []
-        for t in storage.trials():
+        trials = storage.trials()
+        objective = Objective.from_json(spec["objective"])
+        budget = (spec.get("budget") or {}).get("trials")
+        answer = best_trial(trials, objective, intensify=bool(spec.get("intensify", False)), budget=budget)
+        vs_default = gain_over_default(trials, objective, answer, budget)
+        for t in trials:
             row = {
                 "number": t.number,
                 "state": t.state.value,
@@ -79,7 +90,7 @@ def load_study(directory: str | Path, url: str | None = None) -> StudyData:
     frame = pd.DataFrame(rows)
     if frame.empty:
         frame = pd.DataFrame(columns=["number", "state", "source", "value", "error", "feasible"])
-    return StudyData(Path(directory), spec, frame)
+    return StudyData(Path(directory), spec, frame, None if answer is None else answer.number, vs_default)
 
 
 # ----------------------------------------------------------------------------- plots
@@ -246,7 +257,10 @@ def _summary_table(study: StudyData) -> str:
     default = df[df["source"] == "default"]
     feasible = df[df["feasible"]]
     best = None
-    if not feasible.empty:
+    answer = df[df["number"] == study.best_number] if study.best_number is not None else df.iloc[0:0]
+    if not answer.empty:
+        best = answer.iloc[0]
+    elif not feasible.empty:
         idx = feasible["value"].astype(float).idxmax() if study.maximize else feasible["value"].astype(float).idxmin()
         best = feasible.loc[idx]
     rows = []
@@ -262,6 +276,8 @@ def _summary_table(study: StudyData) -> str:
         + ", ".join(f"{n} {s}" for s, n in counts.items())
         + f". Objective: {study.spec['objective']['direction']} <b>{html.escape(study.metric)}</b>.</p>"
     )
+    if best is not None and not default.empty:
+        head += f"<p class=\"gain\">{html.escape(describe(study.vs_default, study.metric))}.</p>"
     return head + table.to_html(index=False, na_rep="-", escape=True, float_format=lambda v: f"{v:.4g}")
 
 

@@ -27,6 +27,8 @@ from typing import Iterable, Sequence
 from autosys.core.space import Config, Space, config_key
 from autosys.core.system import Objective
 from autosys.core.trial import Trial, TrialState
+from autosys.run.intensify import incumbent_trial, race_state
+from autosys.run.intervals import RatioInterval, paired_gain
 
 CONFIRM = "confirm"  # the source of a final run
 
@@ -109,19 +111,51 @@ def next_to_confirm(trials: Sequence[Trial], objective: Objective, budget: int, 
     return next(c for c in candidates if runs[config_key(c)] == fewest)
 
 
-def best_trial(trials: Sequence[Trial], objective: Objective) -> Trial | None:
+def best_trial(trials: Sequence[Trial], objective: Objective, *, intensify: bool = False, budget: int | None = None) -> Trial | None:
     """The study's answer: the representative run of its best config, or None when none is feasible.
 
     With final runs, configs are ranked by those runs alone (made side by
     side, so the host's drift does not favour either), and a config that
-    broke a limit in any run is still out; without, by all their runs.
+    broke a limit in any run is still out; else, with `intensify`, the
+    incumbent of the races (`budget`: the study's trial budget, which bounds
+    its re-runs); else, by all their runs.
     """
     ranked = rank_configs(trials, objective)
     finalists = {config_key(g.config) for g in ranked if any(t.source == CONFIRM for t in g.trials)}
     if finalists:
         final = rank_configs([t for t in trials if t.source == CONFIRM and config_key(t.config) in finalists], objective)
         return final[0].representative(objective)
+    if intensify:
+        return incumbent_trial(trials, objective, budget)
     return ranked[0].representative(objective) if ranked else None
 
 
-__all__ = ["CONFIRM", "ConfigRuns", "best_trial", "final_candidates", "next_to_confirm", "rank_configs", "root_choices"]
+def runs_of(trials: Iterable[Trial], config: Config) -> list[Trial]:
+    """The completed, feasible runs of one config."""
+    key = config_key(config)
+    return [t for t in trials if t.feasible and t.value is not None and config_key(t.config) == key]
+
+
+def gain_over_default(trials: Sequence[Trial], objective: Objective, best: Trial | None,
+                      budget: int | None = None) -> dict | None:
+    """The best config's gain over the default from their paired runs (`RatioInterval.to_json()` plus `same`).
+
+    None without a default run, a best, or a ratio (a value that is not
+    positive); `same: true` when the best config is the default itself.
+    Runs that started an intensification race are left out: they were picked
+    because they measured well, and would bias the ratio.
+    """
+    default = next((t for t in trials if t.source == "default"), None)
+    if best is None or default is None:
+        return None
+    if config_key(best.config) == config_key(default.config):
+        return {**RatioInterval(1.0, None, None, 0).to_json(), "same": True}
+    # a run that started a race was chosen for measuring well: a biased sample, left out here
+    chosen = race_state(trials, objective, budget).triggers
+    unbiased = [t for t in trials if t.number not in chosen]
+    gain = paired_gain(runs_of(unbiased, best.config), runs_of(unbiased, default.config), objective.direction == "maximize")
+    return None if gain is None else {**gain.to_json(), "same": False}
+
+
+__all__ = ["CONFIRM", "ConfigRuns", "best_trial", "final_candidates", "gain_over_default", "next_to_confirm", "rank_configs",
+           "root_choices", "runs_of"]

@@ -44,7 +44,10 @@ from autosys.executors.base import release_workspace
 from autosys.run.isolation import no_fork
 from autosys.core.registry import make_system, rebuild_system
 from autosys.core.spec import redact_options
-from autosys.run.selection import CONFIRM, best_trial, next_to_confirm, root_choices
+from autosys.run.intensify import INTENSIFY, next_rerun
+from autosys.run.selection import (
+    CONFIRM, ConfigRuns, best_trial, gain_over_default, next_to_confirm, root_choices, runs_of,
+)
 from autosys.run.specs import validate_spec
 from autosys.core.space import InvalidConfig
 from autosys.storage import SQLiteStorage, Storage, StorageError, open_storage, storage_exists
@@ -100,7 +103,7 @@ class Study:
         self.directory = directory
         #: the stored tuner-state revision this process's tuner corresponds to
         self._tuner_revision = storage.tuner_revision()
-        #: stored trials no tuner proposed (default, confirm) that the tuner has seen: told as warm starts,
+        #: stored trials no tuner proposed (default, confirm, intensify re-runs) that the tuner has seen: told as warm starts,
         #: or left out (outside a --set subspace)
         self._baselines: set[int] = set()
         self._in_flight: dict[int, Trial] = {}
@@ -124,6 +127,7 @@ class Study:
         storage: str | None = None,
         confirm: int = 0,
         unique: bool = False,
+        intensify: bool = True,
     ) -> "Study":
         """Start a new study in `directory` (new, or empty; see `claim_directory`).
 
@@ -134,6 +138,10 @@ class Study:
         instead of tuner proposals: a few leading configs run in turns, side by
         side, and they decide the answer (autosys/selection.py), so it is not a
         lucky run, a drift of the host, or a config that breaks a limit when run again.
+
+        intensify: race challengers against the incumbent with paired re-runs
+        as the study goes (autosys/run/intensify.py); the answer is the
+        incumbent. Stored in the spec: a study made before (no key) resumes without.
 
         storage: a postgresql://USER@HOST/DB URL to keep the study in
         PostgreSQL (study name: ?study=NAME, else the directory's name) instead
@@ -177,6 +185,7 @@ class Study:
             "space": space.to_json(),
             "evaluate_default": evaluate_default,
             "confirm": int(confirm),
+            "intensify": bool(intensify),
             "created_at": time.time(),
         }
         directory, made = claim_directory(directory, unique=unique, storage=storage)
@@ -443,6 +452,10 @@ class Study:
                 config = next_to_confirm(self.storage.trials(), self.objective, confirm, root_choices(self.tuner.space))
                 if config is not None:  # nothing feasible yet: keep searching instead
                     return self.storage.claim_trial(Trial(number=-1, config=config, source=CONFIRM, seed=self.spec["seed"]))
+            if self.spec.get("intensify", False):
+                config = next_rerun(self.storage.trials(), self.objective, self.budget.trials)
+                if config is not None:  # a re-run of a race: told to the tuner like the default (_tell_baseline)
+                    return self.storage.claim_trial(Trial(number=-1, config=config, source=INTENSIFY, seed=self.spec["seed"]))
             proposal = self.tuner.ask()
             record = Trial(
                 number=-1,
@@ -509,7 +522,7 @@ class Study:
         self.tuner.load_state_dict(state, history)
 
     def _tell_baseline(self, stored: Trial) -> None:
-        """Tell a finished trial no tuner proposed (the default, a confirm run) as a warm start, when in the tuner's space."""
+        """Tell a finished trial no tuner proposed (the default, a confirm or intensify re-run) as a warm start, when in the tuner's space."""
         self._baselines.add(stored.number)
         try:
             self.tuner.space.validate(stored.config)
@@ -567,11 +580,26 @@ class Study:
     def best(self) -> Trial | None:
         """The best feasible config's representative trial (the default included), or None.
 
-        Configs are ranked by the conservative median of their runs (of their
-        final runs, with `confirm`), and one that broke a limit in any run is
-        out (autosys/selection.py); a config run once is ranked by that run.
+        With intensification, the incumbent (a challenger replaced it only
+        after paired runs said so); else configs are ranked by the conservative
+        median of their runs. With `confirm`, the final's runs decide. A config
+        that broke a limit in any run is out (autosys/run/selection.py).
         """
-        return best_trial(self.storage.trials(), self.objective)
+        return best_trial(self.storage.trials(), self.objective, intensify=bool(self.spec.get("intensify", False)),
+                          budget=self.budget.trials)
+
+    def gain_over_default(self) -> dict | None:
+        """The best config's gain over the default from their paired runs, with its 95% interval.
+
+        `{ratio, low, high, pairs, significant, level, same}` (a ratio above
+        1.0 is better whatever the direction; low/high are None with fewer
+        than two pairs; `same`: the best is the default); None without a
+        default run, a best, or positive values (autosys/run/intervals.py).
+        """
+        trials = self.storage.trials()
+        intensify = bool(self.spec.get("intensify", False))
+        best = best_trial(trials, self.objective, intensify=intensify, budget=self.budget.trials)
+        return gain_over_default(trials, self.objective, best, self.budget.trials)
 
     @property
     def default_trial(self) -> Trial | None:
@@ -600,8 +628,15 @@ class Study:
         self.dataframe().to_csv(path, index=False)
         return path
 
+    def _default_representative(self, trials: list[Trial]) -> Trial | None:
+        """The default config's run at the conservative median of its runs (it is re-run in races),
+        so default and best are summarised alike; the first default run when none completed."""
+        first = self.default_trial
+        runs = runs_of(trials, first.config) if first is not None else []
+        return ConfigRuns(first.config, runs).representative(self.objective) if runs else first
+
     def summary(self) -> dict[str, Any]:
-        """The JSON the CLI's --json writes: default vs best, trial counts, baselines."""
+        """The JSON the CLI's --json writes: default vs best, the gain's interval (`vs_default`), trial counts, baselines."""
 
         def entry(trial: Trial | None) -> dict | None:
             if trial is None:
@@ -615,13 +650,15 @@ class Study:
             "tuner": self.spec["tuner"],
             "seed": self.spec["seed"],
             "objective": self.objective.to_json(),
-            "default": entry(self.default_trial),
+            "default": entry(self._default_representative(trials)),
             "best": entry(self.best),
+            "vs_default": self.gain_over_default(),
             "trials": {
                 "complete": sum(t.state == TrialState.COMPLETE for t in trials),
                 "failed": sum(t.state == TrialState.FAILED for t in trials),
                 "timed_out": sum(t.state == TrialState.TIMED_OUT for t in trials),
                 "infeasible": sum(t.infeasible for t in trials),
+                "reruns": sum(t.source in (INTENSIFY, CONFIRM) for t in trials),
             },
         }
         baselines = getattr(self.system, "baselines", None)

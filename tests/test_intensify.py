@@ -1,0 +1,180 @@
+"""Noise-aware decisions during the search: intensification, and ratios with intervals from paired runs."""
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from autosys import Categorical, Int, Measurement, Objective, Space, System
+from autosys.cli.main import _results_table
+from autosys.core.trial import Trial, TrialState
+from autosys.run.intensify import INTENSIFY, decide, race_state
+from autosys.run.intervals import pair_runs, paired_gain
+from autosys.run.study import Study
+from tests.noisy_systems import FastButBreaksLimit, KnownGain, OneLuckyRun
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# the README's extension example ("Extending autosys"), verbatim
+class BlockSort(System):
+    name = "block-sort"
+
+    def __init__(self, n: int = 200_000, seed: int = 0):
+        self.data = np.random.default_rng(seed).random(n)
+
+    def space(self):
+        return Space([Int("blocks", 1, 64, log=True), Categorical("kind", ("quicksort", "mergesort", "heapsort"))])
+
+    @property
+    def objective(self):
+        return Objective("ms", "minimize")
+
+    def evaluate(self, config):
+        start = time.process_time()
+        for part in np.array_split(self.data, config["blocks"]):
+            np.sort(part, kind=config["kind"])
+        return Measurement({"ms": (time.process_time() - start) * 1e3})
+
+
+def runs(config, values, start=0, source="x"):
+    return [Trial(number=start + 2 * i, config=config, state=TrialState.COMPLETE, value=v, source=source)
+            for i, v in enumerate(values)]
+
+
+def test_runs_are_paired_one_to_one_nearest_in_time_and_the_gain_has_a_t_interval():
+    a = [Trial(number=n, config={"k": "a"}, state=TrialState.COMPLETE, value=v) for n, v in [(1, 2.0), (3, 4.4), (5, 1.8)]]
+    b = [Trial(number=n, config={"k": "b"}, state=TrialState.COMPLETE, value=v) for n, v in [(0, 1.0), (4, 1.1)]]
+    assert [(x.number, y.number) for x, y in pair_runs(a, b)] == [(1, 0), (3, 4)]  # run 5 has no partner left
+    gain = paired_gain(a, b, maximize=True)
+    assert gain.pairs == 2 and gain.ratio == pytest.approx((2.0 * 4.4 / 1.1) ** 0.5) and gain.low < 1.0 < gain.high
+    assert not gain.significant  # two pairs: t(1) makes the interval very wide
+    assert paired_gain(a[:1], b[:1], maximize=True).low is None  # one pair: no interval
+    assert paired_gain(a, b, maximize=False).ratio == pytest.approx((1.1 / 2.0 / 4.4) ** 0.5)  # a gain is >1 when better
+
+
+def test_one_lucky_run_never_promotes_a_challenger():
+    incumbent = {"kind": "base"}
+    # a lucky first run (100x), then the challenger's real, 2x worse, steady runs
+    assert decide(runs({"kind": "slow"}, [0.01], 1), runs(incumbent, [1.0], 2), maximize=False) == "more"
+    for n in range(2, 12):  # however many steady runs follow, the lucky one never tips the race
+        lucky = runs({"kind": "slow"}, [0.01] + [2.0] * (n - 1), 1)
+        verdict = decide(lucky, runs(incumbent, [1.0] * n, 2), maximize=False)
+        assert verdict != "promote", n
+    assert verdict == "drop"
+    # end to end: the lucky run starts a race, the race's re-runs undo it
+    for seed in range(4):
+        study = Study.create(ROOT / "studies" / "test-intensify-lucky" / f"{seed}-{time.time_ns()}", OneLuckyRun(seed),
+                             tuner="random", budget=30, seed=seed)
+        try:
+            study.run()
+            trials = study.trials()
+            lucky_run = next(t for t in trials if t.config["kind"] == "slow" and t.value == 0.01)
+            assert any(t.source == INTENSIFY and t.config["kind"] == "slow" for t in trials)  # it was raced
+            for n in range(len(trials)):  # at no point of the study was "slow" the incumbent
+                state = race_state(trials[: n + 1], study.objective, 30)
+                assert state.configs.get(state.incumbent, {}).get("kind") != "slow", (seed, n)
+            assert study.best.config["kind"] in ("base", "fast") and lucky_run.number not in {study.best.number}
+        finally:
+            study.close()
+
+
+def test_a_config_that_broke_a_limit_is_never_the_incumbent(tmp_path):
+    for seed in range(3):
+        study = Study.create(tmp_path / f"s{seed}", FastButBreaksLimit(seed), tuner="random", budget=30, seed=seed)
+        study.run()
+        trials = study.trials()
+        broke = next(t.number for t in trials if t.infeasible)
+        for n in range(broke, len(trials)):
+            state = race_state(trials[: n + 1], study.objective, 30)
+            assert state.configs[state.incumbent]["kind"] != "fast", (seed, n)
+        assert study.best.config["kind"] != "fast" and study.best.feasible
+        study.close()
+    # replayed directly: a config whose first run broke the limit never races, however fast its later runs
+    objective = FastButBreaksLimit().objective
+    broken = Trial(number=1, config={"kind": "fast"}, state=TrialState.COMPLETE, value=0.1, info={"infeasible": "memory"})
+    later = [Trial(number=n, config={"kind": "fast"}, state=TrialState.COMPLETE, value=0.1) for n in range(2, 12)]
+    state = race_state(runs({"kind": "base"}, [1.0]) + [broken] + later, objective)
+    assert state.configs[state.incumbent] == {"kind": "base"} and state.challenger is None
+
+
+def test_the_readme_block_sort_reports_no_significant_gain(tmp_path):
+    # as written in the README: --n 100000 --budget 20, the CLI's default tuner; both configs time the same
+    study = Study.create(tmp_path / "s", BlockSort(n=100_000), tuner="meta", budget=20, seed=0)
+    study.run()
+    gain = study.gain_over_default()
+    study.close()
+    assert gain is not None and not gain["significant"], gain
+    assert gain["same"] or gain["low"] is None or gain["low"] <= 1.0 <= gain["high"], gain
+
+
+def test_a_true_1_3x_gain_is_significant_with_an_interval_holding_1_3_in_18_of_20_seeds(tmp_path):
+    hits = []
+    for seed in range(20):
+        study = Study.create(tmp_path / f"s{seed}", KnownGain(gain=1.3, sigma=0.15, seed=seed), tuner="random", budget=60, seed=seed)
+        study.run()
+        gain = study.gain_over_default()
+        reruns = sum(t.source == INTENSIFY for t in study.trials())
+        study.close()
+        assert reruns <= 30  # re-runs take at most half the budget
+        hits.append(bool(gain and gain["significant"] and gain["low"] <= 1.3 <= gain["high"]))
+    assert sum(hits) >= 18, hits
+
+
+def test_studies_made_without_intensification_keep_the_old_behaviour(tmp_path):
+    study = Study.create(tmp_path / "s", KnownGain(seed=1), tuner="random", budget=15, seed=1, intensify=False)
+    study.run()
+    assert study.spec["intensify"] is False and not any(t.source == INTENSIFY for t in study.trials())
+    study.close()
+    # a spec stored before the key existed resumes without it
+    study = Study.resume(tmp_path / "s", system=KnownGain(seed=1), budget=20)
+    study.spec.pop("intensify")
+    study.run()
+    assert not any(t.source == INTENSIFY for t in study.trials())
+    study.close()
+
+
+def summary_with(gain):
+    return {"system": "x", "objective": {"metric": "ms", "direction": "minimize"},
+            "default": {"config": {"k": 1}, "metrics": {"ms": 2.0}}, "best": {"config": {"k": 2}, "metrics": {"ms": 1.0}},
+            "vs_default": gain}
+
+
+def test_the_results_caption_carries_the_interval_and_says_when_there_is_no_significant_gain():
+    table = _results_table(summary_with({"ratio": 1.9, "low": 0.8, "high": 3.1, "pairs": 4, "significant": False}))
+    assert "no significant gain over the default on ms (ratio 1.90, 95% interval [0.80, 3.10], 4 paired runs)" in table.caption
+    table = _results_table(summary_with({"ratio": 1.9, "low": 1.5, "high": 2.3, "pairs": 6, "significant": True}))
+    assert "best is 1.90x the default on ms (95% interval [1.50, 2.30], 6 paired runs)" in table.caption
+    table = _results_table(summary_with({"ratio": 1.9, "low": None, "high": None, "pairs": 1, "significant": False}))
+    assert "unconfirmed" in table.caption and "best is" not in table.caption
+
+
+def test_the_cli_says_no_significant_gain_when_nothing_beats_the_default(tmp_path):
+    out = tmp_path / "out.json"
+    run = subprocess.run([sys.executable, "-m", "autosys", "tune", "tests.noisy_systems:Flat", "--budget", "20", "--tuner", "random",
+                          "--quiet", "--dir", str(tmp_path / "s"), "--json", str(out)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "no significant gain" in " ".join(run.stdout.split()) and "best is" not in run.stdout
+    gain = json.loads(out.read_text())["vs_default"]
+    assert not gain["significant"]
+
+
+def test_no_intensify_on_the_command_line_runs_no_paired_reruns(tmp_path):
+    from autosys.run.study import open_study
+
+    run = subprocess.run([sys.executable, "-m", "autosys", "tune", "tests.noisy_systems:KnownGain", "--budget", "8", "--tuner", "random",
+                          "--no-intensify", "--quiet", "--dir", str(tmp_path / "s")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    storage, spec = open_study(tmp_path / "s")
+    try:
+        assert spec["intensify"] is False
+        sources = {t.source for t in storage.trials()}
+        assert "intensify" not in sources and len(storage.trials()) == 8
+    finally:
+        storage.close()
