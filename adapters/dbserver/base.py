@@ -18,7 +18,15 @@ From snapshot to restore a run holds a host-wide lock on the server (an flock
 the kernel drops when its process dies), so two runs on one host never take
 each other's changes for the state they found.
 Restart-only knobs are left out of the space unless the user allows restarts
-and names a restart command.
+and names a restart command. Each knob's apply cost comes from the same
+catalog (how the server says it can change): session -> none, reload ->
+reload, restart -> restart.
+
+Fidelity: the operations replayed (a prefix of the seeded stream, down to
+about 1/32 of it), with the window and warm-up shrunk by the same fraction,
+so a lower fidelity does less work whether the stream or the window binds;
+for a benchmark that runs as its own client program (pgbench), the seconds
+measured (warm-up shrunk alike), down to 1/16 of `seconds` but at least 1 s.
 
 Subclasses implement the dialect: connecting, the server's identity, reading
 the catalog and the full snapshot, setting a knob server-wide or per session,
@@ -45,7 +53,7 @@ import threading
 import time
 import uuid
 from abc import abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -54,6 +62,7 @@ from adapters.workloads.base import Benchmark, Session
 from adapters.workloads.base import NAME_RE
 from adapters.workloads.runner import ClientError, RunStats, run_clients
 from autosys.core.space import Categorical, Config, Float, Forbid, Int, InvalidConfig, Param, Space
+from autosys.core.fidelity import Fidelity, stamp
 from autosys.core.system import Measurement, Objective, System, SystemUnavailable
 
 
@@ -124,7 +133,24 @@ def _restore_all() -> None:
 
 
 class ServerKnobs(System):
-    """Base of the database-server knob adapters (see module docstring)."""
+    """Base of the database-server knob adapters (see module docstring).
+
+    Args:
+        workload: preset (e.g. tpcc-like, ycsb-a, pgbench) or a JSON/TOML workload file.
+        allow_restart: also tune knobs that need a server restart (needs restart_command).
+        restart_command: the shell command that restarts the server, given again on each run.
+        durable: forbid settings that can lose committed transactions (--no-durable allows them).
+        seed: seeds the workload.
+        records, operations: workload size (0 = the workload's own).
+        concurrency: client threads.
+        seconds: length of each measured window.
+        warmup: seconds of warm-up before each window.
+        repeats: measured windows per trial; the median is reported.
+        connect_timeout: seconds to wait for a connection.
+        statement_timeout: seconds before a statement is cancelled.
+        knobs: comma-separated subset of the knobs to tune (empty = all known).
+        state_file: where the snapshot that restores the server is kept (none = one per server identity).
+    """
 
     exclusive = True
     executable_options = ("restart_command",)  # a command to run: only from the invoking user, never stored
@@ -667,18 +693,35 @@ class ServerKnobs(System):
         return not _differs(got, wanted)
 
     # ------------------------------------------------------------------ measuring
-    def evaluate(self, config: Config) -> Measurement:
+    def fidelity(self) -> Fidelity:
+        """Operations replayed (a prefix of the stream), or seconds measured for an external client program."""
+        if getattr(self.bench, "external", False):  # pgbench runs whole seconds: at least one
+            return Fidelity("seconds", "duration", min(self.seconds, max(1.0, self.seconds / 16)), self.seconds,
+                            unit="s", integer=False)
+        full = len(self._stream())
+        return Fidelity("operations", "operations", min(full, max(50, full // 32)), full, unit="operations")
+
+    def _stream(self) -> list[tuple]:
+        if self._items is None:
+            self._items = self.bench.stream(self.seed)
+        return self._items
+
+    def evaluate(self, config: Config, fidelity: float | None = None) -> Measurement:
+        declared = self.fidelity()
+        value = declared.check(fidelity)
         if not self._db_created:
             self.setup()
         session_knobs = self.apply(config)
-        if self._items is None:
-            self._items = self.bench.stream(self.seed)
+        external = declared.kind == "duration"
+        items = self._stream() if external else self._stream()[: int(value)]
+        share = value / declared.full
+        seconds, warmup = self.seconds * share, self.warmup * share
         runs: list[RunStats] = []
         counters: list[dict[str, float]] = []
         cpu: list[float] = []
         for _ in range(self.repeats):
             try:
-                stats, delta, used = self._measure_once(session_knobs)
+                stats, delta, used = self._measure_once(session_knobs, items, seconds, warmup)
             except ClientError as exc:
                 raise SystemUnavailable(f"{self.name}: the benchmark failed mid-trial: {exc}") from None
             except Exception as exc:
@@ -688,13 +731,17 @@ class ServerKnobs(System):
             runs.append(stats)
             counters.append(delta)
             cpu.append(used)
-        return self._summarize(runs, counters, cpu)
+        measurement = self._summarize(runs, counters, cpu)
+        stamp(measurement.info, declared, value, sum(r.done for r in runs))
+        return measurement
 
     def _connection_error(self, exc: BaseException) -> bool:
         """Whether `exc` means the server went away (the driver's OperationalError and kin)."""
         return False
 
-    def _measure_once(self, session_knobs: Config) -> tuple[RunStats, dict[str, float], float]:
+    def _measure_once(
+        self, session_knobs: Config, items: list[tuple], seconds: float, warmup: float
+    ) -> tuple[RunStats, dict[str, float], float]:
         external = getattr(self.bench, "external", False)  # pgbench: a client program of its own
         prep = self._bench_session(-1, {})
         try:
@@ -708,16 +755,16 @@ class ServerKnobs(System):
             before = self._counters(admin)
             cpu0 = time.process_time()
             if external:
-                stats = self.bench.run(dsn, session_knobs, self.seconds, self.warmup, self.seed,
+                stats = self.bench.run(dsn, session_knobs, seconds, warmup, self.seed,
                                        timeout=self.statement_timeout + 30)
             else:
                 stats = run_clients(
                     lambda ci: self._bench_session(ci, session_knobs),
                     self.bench,
-                    self._items,
+                    items,
                     concurrency=self.bench.concurrency,
-                    seconds=self.seconds,
-                    warmup=self.warmup,
+                    seconds=seconds,
+                    warmup=warmup,
                     retryable=self._retryable,
                     grace=self.statement_timeout + 5,
                 )
@@ -792,8 +839,20 @@ def _differs(a: Any, b: Any) -> bool:
     return str(a).lower() != str(b).lower()
 
 
+#: how the server says a knob changes (KnobInfo.how) -> the knob's apply cost in the space
+APPLY_COST = {"session": "none", "reload": "reload", "restart": "restart"}
+
+
 def _param_for(info: KnobInfo, proposal: Proposal) -> Param | None:
-    """A space parameter over the proposal, clipped to the server's limits and containing the current value."""
+    """A space parameter over the proposal, clipped to the server's limits and containing the current value.
+
+    Its apply cost is what the server reports about the knob (`KnobInfo.how`).
+    """
+    param = _range_for(info, proposal)
+    return None if param is None else replace(param, apply_cost=APPLY_COST.get(info.how, "restart"))
+
+
+def _range_for(info: KnobInfo, proposal: Proposal) -> Param | None:
     if info.vartype == "bool":
         return Categorical(info.name, ("off", "on"), default="on" if str(info.value).lower() in ("on", "1", "true") else "off")
     if info.vartype == "enum":

@@ -63,6 +63,11 @@ class MySQLKnobs(ServerKnobs):
     Options: host, port, user, password, workload, allow_restart with
     restart_command, durable, seed, records, operations, concurrency, seconds,
     warmup, repeats, connect_timeout, statement_timeout, knobs, state_file.
+
+    Args:
+        host, port: where the server listens.
+        user: the account autosys connects as.
+        password: the account's password (on resume: --password again or AUTOSYS_PASSWORD).
     """
 
     name = "mysql"

@@ -72,6 +72,9 @@ class PostgresKnobs(ServerKnobs):
     operations, concurrency (client threads), seconds and warmup of each
     measured run, repeats, connect_timeout, statement_timeout (seconds),
     knobs (comma-separated subset), state_file.
+
+    Args:
+        url: the server, postgresql://USER@HOST:PORT/DB (a password in it is never stored).
     """
 
     name = "postgres"

@@ -6,6 +6,12 @@ C, compiles it with `gcc -O3 -march=native` (cached by source hash), checks the
 result against numpy and times it, all in a child process with a deadline,
 so a crashing or runaway kernel is one failed trial, not a dead study.
 
+Every knob changes the generated code, so each costs a rebuild (a compile).
+Fidelity: the timed repeats (1 to `repeats`). Predictor: a fitted
+gradient-boosted cost model (adapters/kernels/cost_model.py, e.g. fitted on
+`records_from_study` of earlier kernel studies of any shape) handed to
+`use_cost_model`; none otherwise.
+
     autosys tune kernel --op matmul --shape 512,512,512 --budget 60 --json out.json
     autosys tune kernel --op conv2d --shape 1,64,58,58,64,3,3 --threads 2
 """
@@ -20,6 +26,7 @@ from adapters.kernels import codegen
 from adapters.kernels.cpu import VECTOR_REGS, cpu_info
 from adapters.kernels.features import feature_vector, schedule_features
 from adapters.kernels.runner import KernelFailed, run_spec
+from autosys.core.fidelity import Fidelity, Predictor, stamp
 from autosys.core.space import Bool, Categorical, Config, Constraint, InvalidConfig, Int, Ordinal, Space
 from autosys.core.system import Measurement, Objective, System, SystemUnavailable
 
@@ -51,7 +58,19 @@ def _fits_registers(rows: str, vecs: str):
 
 
 class KernelSchedule(System):
-    """Schedules of a generated C matmul / conv2d kernel, measured in GFLOP/s (higher is better)."""
+    """Schedules of a generated C matmul / conv2d kernel, measured in GFLOP/s (higher is better).
+
+    Args:
+        op: the kernel, matmul or conv2d.
+        shape: M,N,K for matmul, N,C,H,W,K,R,S for conv2d.
+        threads: OpenMP threads the kernel runs on.
+        repeats: timed runs per trial; the median is reported.
+        timeout: seconds a compile or a timed run may take.
+        backend: cpu (generated C, gcc) or triton (a GPU; matmul only).
+        cache_dir: where compiled kernels are kept (none = the default cache folder).
+        seed: seeds the kernel's input data.
+        omp_wait: OpenMP waiting policy between parallel regions, passive or active.
+    """
 
     name = "kernel"
     exclusive = True  # timings of concurrent trials would disturb each other
@@ -84,6 +103,7 @@ class KernelSchedule(System):
         self.threads, self.repeats, self.timeout = int(threads), int(repeats), float(timeout)
         self.backend, self.cache_dir, self.seed = backend, cache_dir, int(seed)
         self._space: Space | None = None
+        self._model = None  # a fitted KernelCostModel, the predictor
         self._gpu = None
         if backend == "triton":
             if op != "matmul":
@@ -98,11 +118,12 @@ class KernelSchedule(System):
     def space(self) -> Space:
         if self._space is None:
             if self._gpu is not None:
-                self._space = self._gpu.space()
+                space = self._gpu.space()
             elif self.op == "matmul":
-                self._space = self._matmul_space()
+                space = self._matmul_space()
             else:
-                self._space = self._conv_space()
+                space = self._conv_space()
+            self._space = space.with_apply_costs({p.name: "rebuild" for p in space})
         return self._space
 
     def _matmul_space(self) -> Space:
@@ -224,12 +245,40 @@ class KernelSchedule(System):
                     reports[name] = k
         return reports
 
-    def evaluate(self, config: Config) -> Measurement:
+    # --- fidelity and the cost model below it
+    def fidelity(self) -> Fidelity:
+        """Timed repeats (full = `repeats`); a slow kernel may get fewer rounds than asked (at least 2)."""
+        return Fidelity("repeats", "repeats", 1, self.repeats, unit="timed runs")
+
+    def use_cost_model(self, model) -> None:
+        """Predict with this fitted `KernelCostModel` (anything with its `predict_gflops`)."""
+        self._model = model
+
+    def predictor(self) -> Predictor | None:
+        """Predicted GFLOP/s of a schedule from the cost model; None without one (or on the GPU)."""
+        model = self._model
+        if self._gpu is not None or model is None:
+            return None
+
+        def predict(config) -> float:
+            clean = self.space().validate(config)
+            return float(model.predict_gflops(self.op, self.shape, [clean], self.threads)[0])
+
+        return predict
+
+    def evaluate(self, config: Config, fidelity: int | None = None) -> Measurement:
+        repeats = self.resolve_fidelity(fidelity)
         if self._gpu is not None:
-            return self._gpu.evaluate(self.space().validate(config))
+            saved, self._gpu.repeats = self._gpu.repeats, repeats
+            try:
+                m = self._gpu.evaluate(self.space().validate(config))
+            finally:
+                self._gpu.repeats = saved
+            stamp(m.info, self.fidelity(), repeats, len(m.samples.get("seconds", [])))
+            return m
         source = self.source(config)
         # KernelFailed / KernelTimeout propagate: the study records them as a failed trial
-        report = run_spec(self._spec([{"name": "kernel", "kind": "c", "source": source}]), timeout=self.timeout)
+        report = run_spec(self._spec([{"name": "kernel", "kind": "c", "source": source}], repeats), timeout=self.timeout)
         k = report["kernels"]["kernel"]
         if "error" in k:
             raise KernelFailed(k["error"])
@@ -242,6 +291,7 @@ class KernelSchedule(System):
             "compile_s": k.get("compile_s", 0.0),
         }
         info = {"clock": report["clock"], "cached": k.get("cached"), "threads": self.threads, "shape": list(self.shape)}
+        stamp(info, self.fidelity(), repeats, len(k["samples"]))
         return Measurement(metrics=metrics, samples={"seconds": k["samples"]}, info=info)
 
     def baselines(self) -> dict[str, dict[str, float]]:

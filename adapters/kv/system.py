@@ -10,6 +10,14 @@ wall-clock throughput, p95 latency, memory and disk bytes. Memory and disk
 caps become limits of the objective, so a config over a cap is infeasible,
 not merely slow. Engines whose package is missing are left out of the space
 and listed in `missing_engines`.
+
+Apply costs (`APPLY_COSTS`): changing the engine, or a knob fixed in the
+stored data (page size, table layout, SST format, compaction style),
+rebuilds the store; options read when a store opens need a reopen
+("restart"); live PRAGMAs cost nothing. Fidelity: the operations replayed, a
+prefix of the seeded stream (down to about 1/32 of it), with the time cap
+(`seconds`) shrunk by the same fraction. No predictor yet:
+the KV recommender (adapters/kv/recommender.py) needs studies to learn from.
 """
 
 from __future__ import annotations
@@ -25,28 +33,47 @@ from adapters.kv.replay import replay
 from adapters.kv.workloads import KVWorkload, PreparedWorkload, load_kv_workload, prepare
 from autosys.run.hostspeed import HostSpeed
 from autosys.run.isolation import fork_available, run_forked
+from autosys.core.fidelity import Fidelity, stamp
 from autosys.core.space import Categorical, Config, InvalidConfig, Space
 from autosys.core.system import Limit, Measurement, Objective, System
 
 MB = 1 << 20
 
+#: what changing a knob costs an existing store; engine knobs not named here need a reopen
+APPLY_COSTS = {
+    "engine": "rebuild",
+    "sorteddict_load": "rebuild",
+    "sqlite_page_size": "rebuild",
+    "sqlite_without_rowid": "rebuild",
+    "sqlite_cache_kib": "none",
+    "sqlite_journal": "none",
+    "sqlite_synchronous": "none",
+    "rocksdb_compaction": "rebuild",
+    "rocksdb_bloom_bits": "rebuild",
+    "rocksdb_block_size": "rebuild",
+}
+
 
 class KVSelect(System):
     """Chooses and tunes a key-value engine for a workload.
 
-    Options: workload (preset name, or JSON/TOML file of YCSB settings plus
-    optional absent_fraction, memory_cap_mb, disk_cap_mb); records,
-    operations, value_size (0 = the workload's own); memory_cap_mb,
-    disk_cap_mb (0 = none; a cap given here overrides the workload file's);
-    repeats (fresh store each, median reported); seconds (cap on each timed
-    replay); engines (comma-separated subset, empty = all available); seed;
-    normalize (rescale throughput to the host speed of the first measurement
-    in this process, against the speed phases of shared VMs: see
-    autosys/hostspeed.py; throughput_raw keeps the plain figure); isolate
-    (each run in a forked child, so no engine's leftovers - heap, freed
-    caches, background threads - slow the next: autosys/isolation.py; off by
-    default, and runs stay in-process once this process has opened RocksDB,
-    whose background threads a fork loses).
+    Args:
+        workload: preset name, or JSON/TOML file of YCSB settings plus optional
+            absent_fraction, memory_cap_mb, disk_cap_mb.
+        records, operations, value_size: workload size (0 = the workload's own).
+        memory_cap_mb, disk_cap_mb: resource caps (0 = none; a cap given here
+            overrides the workload file's).
+        repeats: runs per trial, on a fresh store each; the median is reported.
+        seconds: cap on each timed replay.
+        engines: comma-separated subset of engines (empty = all available).
+        seed: seeds the workload's keys and operations.
+        normalize: rescale throughput to the host speed of the first measurement
+            in this process, against the speed phases of shared VMs (see
+            autosys/hostspeed.py); throughput_raw keeps the plain figure.
+        isolate: each run in a forked child, so no engine's leftovers (heap,
+            freed caches, background threads) slow the next (autosys/isolation.py);
+            runs stay in-process once this process has opened RocksDB, whose
+            background threads a fork loses.
     """
 
     name = "kv"
@@ -99,7 +126,8 @@ class KVSelect(System):
         params: list = [Categorical("engine", names, default=default)]
         for spec in self.engines.values():
             params.extend(spec.params("engine"))
-        return Space(params)
+        space = Space(params)
+        return space.with_apply_costs({p.name: APPLY_COSTS.get(p.name, "restart") for p in space})
 
     @property
     def objective(self) -> Objective:
@@ -122,14 +150,21 @@ class KVSelect(System):
             self._prepared = prepare(self.kv_workload, self.seed)
         return self._prepared
 
-    def evaluate(self, config: Config) -> Measurement:
+    def fidelity(self) -> Fidelity:
+        """Operations replayed: a prefix of the seeded stream (full = all of it)."""
+        full = len(self.prepared())
+        return Fidelity("operations", "operations", min(full, max(50, full // 32)), full, unit="operations")
+
+    def evaluate(self, config: Config, fidelity: int | None = None) -> Measurement:
+        limit = self.resolve_fidelity(fidelity)
         if self.workdir is None:
             self.setup()
         config = self.space().validate(config)
         if config["engine"] not in self.engines:
             raise InvalidConfig(f"engine {config['engine']!r} is not available: {self.missing_engines.get(config['engine'])}")
-        prepared = self.prepared()
-        runs = [self._measure(config, prepared) for _ in range(self.repeats)]
+        prepared = _head(self.prepared(), limit)
+        seconds = self.seconds * limit / len(self.prepared())
+        runs = [self._measure(config, prepared, seconds) for _ in range(self.repeats)]
         throughputs = [r["throughput"] for r in runs]
         median = statistics.median(throughputs)
         metrics = {
@@ -148,23 +183,24 @@ class KVSelect(System):
         return Measurement(
             metrics=metrics,
             samples={"throughput": throughputs, "p95_latency_us": [r["p95_latency_us"] for r in runs]},
-            info={"workload": self.kv_workload.name, "engine": config["engine"], "missing_engines": self.missing_engines},
+            info=stamp({"workload": self.kv_workload.name, "engine": config["engine"], "missing_engines": self.missing_engines},
+                       self.fidelity(), limit, sum(r["done"] for r in runs)),
         )
 
-    def _measure(self, config: Config, prepared: PreparedWorkload) -> dict[str, Any]:
+    def _measure(self, config: Config, prepared: PreparedWorkload, seconds: float) -> dict[str, Any]:
         """One run on a fresh store; with `isolate`, in a forked child (autosys/isolation.py)."""
         self._counter += 1
         path = self.scratch_dir() / f"store-{self._counter}"
         if not (self.isolate and fork_available()) or rocksdb_started_here():
-            return self._run_once(config, prepared, path)  # a fork would lose RocksDB's threads
+            return self._run_once(config, prepared, path, seconds)  # a fork would lose RocksDB's threads
         if self.normalize:
             HostSpeed.reference_ms()  # taken here, so every child rescales to the same reference
         try:
-            return run_forked(lambda: self._run_once(config, prepared, path), timeout=120 + 20 * self.seconds)
+            return run_forked(lambda: self._run_once(config, prepared, path, seconds), timeout=120 + 20 * self.seconds)
         finally:
             shutil.rmtree(path, ignore_errors=True)  # a killed child leaves its store behind
 
-    def _run_once(self, config: Config, prepared: PreparedWorkload, path: Path) -> dict[str, Any]:
+    def _run_once(self, config: Config, prepared: PreparedWorkload, path: Path, seconds: float) -> dict[str, Any]:
         shutil.rmtree(path, ignore_errors=True)
         engine = make_engine(config)
         try:
@@ -173,7 +209,7 @@ class KVSelect(System):
             engine.load(prepared.load_items)
             load_seconds = time.perf_counter() - start
             _touch(prepared)
-            result = replay(engine, prepared, self.seconds, normalize=self.normalize)
+            result = replay(engine, prepared, seconds, normalize=self.normalize)
             result["memory_bytes"] = float(engine.memory_bytes())
             result["disk_bytes"] = float(engine.disk_bytes())
             result["load_seconds"] = load_seconds
@@ -188,6 +224,13 @@ class KVSelect(System):
             name: (f"available: {spec.about}" if name in self.engines else f"left out: {self.missing_engines[name]}")
             for name, spec in ENGINES.items()
         }
+
+
+def _head(prepared: PreparedWorkload, n: int) -> PreparedWorkload:
+    """The workload with only its first `n` operations (the load phase unchanged)."""
+    if n >= len(prepared):
+        return prepared
+    return PreparedWorkload(prepared.workload, prepared.load_items, prepared.ops[:n], prepared.keys[:n], prepared.values[:n])
 
 
 def _touch(prepared: PreparedWorkload) -> None:

@@ -21,6 +21,7 @@ from typing import Iterable, Mapping, Sequence
 
 from autosys.online.agent import Policy
 from autosys.online.monitor import Monitor
+from autosys.core.fidelity import Fidelity, stamp
 from autosys.core.space import Categorical, Config, Space
 from autosys.core.system import Measurement, Objective, System
 
@@ -208,6 +209,11 @@ class PageCacheApp(System):
 
     `evaluate` replays a list of page ids through a fresh cache (offline use);
     `apply` switches the live cache's policy (online use by the agent).
+
+    Args:
+        capacity: cache size in pages.
+        trace: a trace file whose pages `evaluate` replays.
+        pages: the pages to replay, when no trace is given (from Python).
     """
 
     name = "page-cache-app"
@@ -227,13 +233,23 @@ class PageCacheApp(System):
     def objective(self) -> Objective:
         return Objective("hit_ratio", "maximize")
 
-    def evaluate(self, config: Config) -> Measurement:
+    def fidelity(self) -> Fidelity | None:
+        """The fraction of the pages replayed, from their start (None until there are pages)."""
+        if not self.pages:
+            return None
+        return Fidelity("trace_fraction", "trace_prefix", min(1.0, max(0.01, 100 / len(self.pages))), 1.0,
+                        unit="of the requests", integer=False)
+
+    def evaluate(self, config: Config, fidelity: float | None = None) -> Measurement:
         if not self.pages:
             raise ValueError("no pages to replay: pass pages=[...]")
+        value = self.resolve_fidelity(fidelity)
+        pages = self.pages[: max(1, int(round(value * len(self.pages))))]
         cache = AdaptiveCache(self.cache.capacity, config["policy"])
-        for page in self.pages:
+        for page in pages:
             cache.access(page)
-        return Measurement({"hit_ratio": cache.window_reading()["hit_ratio"]})
+        return Measurement({"hit_ratio": cache.window_reading()["hit_ratio"]},
+                           info=stamp({}, self.fidelity(), value, len(pages)))
 
     def apply(self, config: Config) -> None:
         self.cache.set_policy(self.space().validate(config)["policy"])

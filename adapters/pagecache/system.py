@@ -5,6 +5,12 @@ config on the trace (a file, or a seeded synthetic trace when none is given)
 and reports the miss ratio (minimized), the byte miss ratio and the simulation
 speed. LRU and Belady's MIN on the same trace are always reported alongside,
 with the share of the LRU-to-Belady gap each config closes.
+
+Fidelity (`fidelity_by`): "sample" (default) simulates a SHARDS-style spatial
+sample of the pages with the cache scaled by the sampling rate (the value is
+the rate); "prefix" simulates the first fraction of the trace with the same
+cache. LRU and Belady are measured at the same fidelity. Apply costs: a new
+policy starts from a cold cache ("restart"); a policy's knobs change live.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import importlib.util
 from typing import Any
 
+from autosys.core.fidelity import Fidelity, stamp
 from autosys.core.space import Bool, Categorical, Condition, Config, Float, Int, InvalidConfig, Space
 from autosys.core.system import Measurement, Objective, System, SystemUnavailable
 
@@ -28,7 +35,7 @@ def policy_space(choices: tuple[str, ...] = CHOICES) -> Space:
     """The policy choice and each policy's knobs, active only under that policy."""
     return Space(
         [
-            Categorical("policy", choices, default="lru"),
+            Categorical("policy", choices, default="lru", apply_cost="restart"),
             Int("clock_bits", 1, 4, default=1, condition=_when("clock")),
             Bool("lfu_aging", default=True, condition=_when("lfu")),
             Bool("lfu_history", default=False, condition=_when("lfu")),
@@ -84,7 +91,21 @@ def _tiny_trace():
 
 
 class PagePolicySystem(System):
-    """A page cache simulated over a trace; the tuner picks the replacement policy and its knobs."""
+    """A page cache simulated over a trace; the tuner picks the replacement policy and its knobs.
+
+    Args:
+        trace: a trace file (.oracleGeneral, .npy, text or CSV); none = a seeded synthetic trace.
+        cache_size: the cache, as a fraction of the trace's footprint if below 1, else in pages.
+        trace_format: auto, text, csv, npy or oracleGeneral.
+        column: the CSV column holding page ids (name or index).
+        generator: the synthetic trace: zipf, scan_loop_hot, loop or scan.
+        requests: the synthetic trace's length.
+        pages: the synthetic trace's distinct pages.
+        alpha: the zipf generator's skew.
+        seed: seeds the synthetic trace.
+        max_requests: replay only the first N requests (0 = all).
+        fidelity_by: how a lower fidelity shrinks the work, sample (spatial sampling) or prefix.
+    """
 
     name = "page-policy"
 
@@ -100,7 +121,10 @@ class PagePolicySystem(System):
         alpha: float = 0.8,
         seed: int = 0,
         max_requests: int = 0,
+        fidelity_by: str = "sample",
     ):
+        if fidelity_by not in ("sample", "prefix"):
+            raise ValueError(f"fidelity_by must be 'sample' (spatial sampling) or 'prefix', not {fidelity_by!r}")
         if not cache_size > 0:
             raise ValueError(f"cache_size must be positive (a fraction < 1 of the footprint, or pages), got {cache_size}")
         if importlib.util.find_spec("numba") is None:  # say so now, not as an ImportError in the first trial
@@ -109,8 +133,11 @@ class PagePolicySystem(System):
             trace=trace, cache_size=cache_size, trace_format=trace_format, column=column, generator=generator,
             requests=requests, pages=pages, alpha=alpha, seed=seed, max_requests=max_requests,
         )
+        self.fidelity_by = fidelity_by
         self._prepared = None
-        self._baselines: dict[str, dict[str, float]] | None = None
+        self._trace = None
+        self._reduced: dict[float, tuple[Any, int, float, float]] = {}  # fidelity -> trace_at(fidelity)
+        self._baselines_by: dict[float, dict[str, dict[str, float]]] = {}
         if trace:
             self._load()  # a bad trace file is one clear error here, before any study is created
 
@@ -128,6 +155,7 @@ class PagePolicySystem(System):
                 trace = generate(o["generator"], int(o["requests"]), int(o["pages"]), float(o["alpha"]), int(o["seed"]))
             if o["max_requests"]:
                 trace = trace.head(int(o["max_requests"]))
+            self._trace = trace
             self._prepared = PreparedTrace.of(trace)
             self.capacity = capacity_of(float(o["cache_size"]), self._prepared.n_obj)
         return self._prepared
@@ -143,44 +171,83 @@ class PagePolicySystem(System):
     def objective(self) -> Objective:
         return Objective("miss_ratio", "minimize", others=(("requests_per_second", "maximize"),))
 
-    def baselines(self) -> dict[str, dict[str, float]]:
-        """LRU and Belady's MIN on the same trace and cache size (computed once)."""
-        if self._baselines is None:
-            from adapters.pagecache.simulator import simulate
+    def fidelity(self) -> Fidelity:
+        """The sampling rate of the pages (at least ~1,000 sampled), or the fraction of the trace replayed."""
+        tr = self._load()
+        if self.fidelity_by == "prefix":
+            low = min(1.0, max(0.01, 1_000 / len(tr)))
+            return Fidelity("trace_fraction", "trace_prefix", low, 1.0, unit="of the requests", integer=False)
+        low = min(1.0, max(0.01, 1_000 / tr.n_obj))
+        return Fidelity("sample_rate", "sampled_trace", low, 1.0, unit="of the pages", integer=False)
 
-            tr = self._load()
-            self._baselines = {}
-            for policy in ("lru", "belady"):
-                r = simulate(tr, self.capacity, policy)
-                self._baselines[policy] = {
-                    "miss_ratio": r.miss_ratio,
-                    "byte_miss_ratio": r.byte_miss_ratio,
-                    "requests_per_second": r.requests_per_second,
-                    "gap_closed": 0.0 if policy == "lru" else 1.0,
-                }
-        return self._baselines
+    def trace_at(self, fidelity: float | None = None) -> tuple[Any, int, float, float]:
+        """(prepared trace, capacity in pages, request scale, byte scale) simulated at `fidelity` (None = full).
 
-    def evaluate(self, config: Config) -> Measurement:
+        The scales turn the reduced trace's miss ratios into estimates for the
+        whole trace (1 for the full trace and for prefixes); reduced traces are cached.
+        """
+        from adapters.pagecache.simulator import PreparedTrace
+        from adapters.pagecache.traces import SAMPLE_MODULUS, sample_threshold, spatial_sample
+
+        value = self.resolve_fidelity(fidelity)
+        full = self._load()
+        if value >= 1.0:
+            return full, self.capacity, 1.0, 1.0
+        if value not in self._reduced:
+            if self.fidelity_by == "prefix":
+                prefix = PreparedTrace.of(self._trace.head(max(1, int(round(value * len(full))))))
+                self._reduced[value] = (prefix, self.capacity, 1.0, 1.0)
+            else:
+                sample = PreparedTrace.of(spatial_sample(self._trace, value, seed=int(self._settings["seed"])))
+                rate = sample_threshold(value) / SAMPLE_MODULUS
+                # SHARDS_adj: divide misses by the requests a rate-R sample should hold, not the ones it
+                # holds: the difference is mostly hot pages sampled or missed, which would be hits
+                requests = len(sample) / (rate * len(full))
+                nbytes = float(sample.sizes.sum()) / (rate * float(full.sizes.sum()))
+                self._reduced[value] = (sample, max(1, int(round(self.capacity * rate))), requests, nbytes)
+        return self._reduced[value]
+
+    def _simulate(self, value: float, policy: str, knobs: dict[str, Any]) -> tuple[dict[str, float], Any]:
+        from adapters.pagecache.simulator import simulate
+
+        tr, capacity, requests, nbytes = self.trace_at(value)
+        r = simulate(tr, capacity, policy, **knobs)
+        return {
+            "miss_ratio": min(1.0, r.miss_ratio * requests),
+            "byte_miss_ratio": min(1.0, r.byte_miss_ratio * nbytes),
+            "requests_per_second": r.requests_per_second,
+        }, r
+
+    def baselines(self, fidelity: float | None = None) -> dict[str, dict[str, float]]:
+        """LRU and Belady's MIN on the same trace and cache size, at `fidelity` (computed once each)."""
+        value = self.resolve_fidelity(fidelity)
+        if value not in self._baselines_by:
+            self._baselines_by[value] = {
+                policy: {**self._simulate(value, policy, {})[0], "gap_closed": 0.0 if policy == "lru" else 1.0}
+                for policy in ("lru", "belady")
+            }
+        return self._baselines_by[value]
+
+    def evaluate(self, config: Config, fidelity: float | None = None) -> Measurement:
         from adapters.pagecache.simulator import gap_closed, simulate
 
+        value = self.resolve_fidelity(fidelity)
         config = self.space().validate(config)
         policy, knobs = simulator_args(config)
-        tr = self._load()
+        tr, capacity, _, _ = self.trace_at(value)
         try:
             simulate(_tiny_trace(), 2, policy, **knobs)  # load the compiled kernel so the timing below is the run's
-            r = simulate(tr, self.capacity, policy, **knobs)
+            est, r = self._simulate(value, policy, knobs)
         except ValueError as exc:
             raise InvalidConfig(f"{policy}: {exc}") from exc
-        base = self.baselines()
+        base = self.baselines(value)
         lru, opt = base["lru"]["miss_ratio"], base["belady"]["miss_ratio"]
         metrics = {
-            "miss_ratio": r.miss_ratio,
-            "byte_miss_ratio": r.byte_miss_ratio,
-            "requests_per_second": r.requests_per_second,
-            "gap_closed": gap_closed(r.miss_ratio, lru, opt),
+            **est,
+            "gap_closed": gap_closed(est["miss_ratio"], lru, opt),
             "lru_miss_ratio": lru,
             "belady_miss_ratio": opt,
         }
-        info = {"policy": policy, "knobs": knobs, "capacity_pages": self.capacity, "footprint_pages": tr.n_obj,
+        info = {"policy": policy, "knobs": knobs, "capacity_pages": capacity, "footprint_pages": tr.n_obj,
                 "requests": len(tr), "trace": tr.name, "seconds": r.seconds}
-        return Measurement(metrics, {"seconds": [r.seconds]}, info)
+        return Measurement(metrics, {"seconds": [r.seconds]}, stamp(info, self.fidelity(), value, len(tr)))

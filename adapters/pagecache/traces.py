@@ -5,6 +5,8 @@ size per request. Readers cover one-id-per-line text, CSV (a chosen column),
 `.npy` arrays and libCacheSim's oracleGeneral binary format; the writer emits
 oracleGeneral (with next-access times, which libCacheSim's Belady needs).
 Generators (zipf, scan, loop, mixtures with phase changes) are seeded.
+`spatial_sample` keeps a SHARDS-style spatial sample (every request to a
+hashed subset of the pages), the cheap fidelity of the page-policy system.
 Bad files raise `TraceError` naming the file and, for text, the line.
 """
 
@@ -283,6 +285,50 @@ def write_trace(trace: Trace, path: str | Path) -> Path:
 
 
 # --------------------------------------------------------------------------- generators
+
+
+#: SHARDS modulus: a page is sampled when hash(id) mod SAMPLE_MODULUS < threshold
+SAMPLE_MODULUS = 1 << 24
+
+
+def _mix64(ids: np.ndarray, seed: int) -> np.ndarray:
+    """splitmix64 of each id (plus the seed): a stable hash, the same in every process."""
+    with np.errstate(over="ignore"):
+        z = ids.astype(np.uint64) + np.uint64((0x9E3779B97F4A7C15 * (seed + 1)) & 0xFFFFFFFFFFFFFFFF)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def sample_threshold(rate: float) -> int:
+    """The SHARDS threshold T for a sampling rate R = T / SAMPLE_MODULUS (at least 1)."""
+    if not 0 < rate <= 1:
+        raise ValueError(f"a sampling rate is in (0, 1], got {rate}")
+    return max(1, int(round(rate * SAMPLE_MODULUS)))
+
+
+def spatial_sample(trace: Trace, rate: float, seed: int = 0) -> Trace:
+    """Every request to the pages whose hash(id) mod P < T, with T / P = `rate` (SHARDS, fixed rate).
+
+    A page is either always or never sampled, so reuse distances within the
+    sample are the full trace's scaled by `rate`: simulate the sample with the
+    cache size scaled by the same rate and its miss ratio estimates the full
+    trace's. The rate actually used (T / P) is in `meta["sample_rate"]`.
+    """
+    threshold = sample_threshold(rate)
+    if threshold >= SAMPLE_MODULUS:
+        return trace
+    keep = (_mix64(trace.ids, seed) % np.uint64(SAMPLE_MODULUS)) < np.uint64(threshold)
+    if not keep.any():
+        raise TraceError(f"{trace.name}: a {rate:g} spatial sample keeps no page; raise the rate")
+    meta = {**trace.meta, "sample_rate": threshold / SAMPLE_MODULUS}
+    return Trace(
+        trace.ids[keep],
+        None if trace.writes is None else trace.writes[keep],
+        None if trace.sizes is None else trace.sizes[keep],
+        name=trace.name,
+        meta=meta,
+    )
 
 
 def _zipf_probs(n_pages: int, alpha: float) -> np.ndarray:

@@ -8,7 +8,12 @@ that several times, reporting the median throughput with its spread.
 `page_size` cannot change on a populated file without a rebuild, so the base
 file is built once per page size (its build time is reported, not counted).
 Only `journal_mode=WAL` persists in the file; every other PRAGMA here is per
-connection, so the benchmark connection sets them all.
+connection, so the benchmark connection sets them all. Apply costs say so:
+`page_size` needs a rebuild (VACUUM), `locking_mode` a new connection.
+
+Fidelity: the number of operations replayed (a prefix of the seeded stream),
+from about 1/32 of the stream to all of it; the time cap (`seconds`) shrinks
+by the same fraction, so a lower fidelity does less work whichever binds.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import shutil
 import sqlite3
 import statistics
 import time
+from dataclasses import replace
 from pathlib import Path
 import numpy as np
 
@@ -26,6 +32,7 @@ from adapters.workloads.runner import run_serial
 from adapters.workloads.ycsb import YCSBBenchmark
 from adapters.workloads.ycsb import DELETE, INSERT, READ, RMW, SCAN, UPDATE, operations, value_for
 from autosys.core.space import Categorical, Condition, Config, Forbid, Int, Ordinal, Space
+from autosys.core.fidelity import Fidelity, stamp
 from autosys.core.system import Measurement, Objective, System
 
 JOURNAL_MODES = ("delete", "truncate", "persist", "memory", "wal", "off")
@@ -37,9 +44,14 @@ MMAP_MIB = (0, 1, 4, 16, 64, 256)
 class SQLiteKnobs(System):
     """Tunes SQLite PRAGMAs for throughput on a YCSB-style workload.
 
-    Options: workload (preset name or JSON/TOML file), records, operations,
-    repeats, seconds (cap on each measured run), durable (forbid settings that
-    can lose committed data), seed.
+    Args:
+        workload: preset name (e.g. ycsb-a, tpcc-like, analytic) or a JSON/TOML file.
+        records: rows loaded before the run.
+        operations: operations in each measured run.
+        repeats: measured runs per trial; the median is reported.
+        seconds: cap on each measured run.
+        durable: forbid settings that can lose committed data (--no-durable allows them).
+        seed: seeds the workload.
     """
 
     name = "sqlite"
@@ -76,9 +88,9 @@ class SQLiteKnobs(System):
             Int("cache_size_kib", 64, 262_144, log=True, default=2_000),
             Ordinal("mmap_size_mib", MMAP_MIB, default=0),
             Categorical("temp_store", ("default", "file", "memory"), default="default"),
-            Categorical("locking_mode", ("normal", "exclusive"), default="normal"),
+            Categorical("locking_mode", ("normal", "exclusive"), default="normal", apply_cost="restart"),
             Ordinal("wal_autocheckpoint", (0, 100, 1000, 10000), default=1000, condition=Condition("journal_mode", ("wal",))),
-            Ordinal("page_size", PAGE_SIZES, default=4096),
+            Ordinal("page_size", PAGE_SIZES, default=4096, apply_cost="rebuild"),
         ]
         constraints = []
         if self.durable:
@@ -93,24 +105,31 @@ class SQLiteKnobs(System):
     def objective(self) -> Objective:
         return Objective("throughput", "maximize", others=(("p95_latency_ms", "minimize"),))
 
+    def fidelity(self) -> Fidelity:
+        """Operations replayed per run: a prefix of the seeded stream (full = the whole stream)."""
+        full = len(self._operations())
+        return Fidelity("operations", "operations", min(full, max(50, full // 32)), full, unit="operations")
+
     def setup(self) -> None:
         self.acquire_workdir()
 
     def teardown(self) -> None:
         self.release_workdir()
 
-    def evaluate(self, config: Config) -> Measurement:
+    def evaluate(self, config: Config, fidelity: int | None = None) -> Measurement:
+        limit = self.resolve_fidelity(fidelity)
         if self.workdir is None:
             self.setup()
         base, build_seconds = self._base_file(config["page_size"])
-        stream = self._operations()
+        stream = _head(self._operations(), limit)
+        seconds = self.seconds * limit / len(self._operations())
         runs = []
         for repeat in range(self.repeats):
             trial_file = self.scratch_dir() / f"trial-{repeat}.db"
             _remove_db(trial_file)
             shutil.copyfile(base, trial_file)
             try:
-                runs.append(self._run(trial_file, config, stream))
+                runs.append(self._run(trial_file, config, stream, seconds))
             finally:
                 _remove_db(trial_file)
         throughputs = [r["throughput"] for r in runs]
@@ -124,7 +143,8 @@ class SQLiteKnobs(System):
                 "operations_done": statistics.median(r["done"] for r in runs),
             },
             samples={"throughput": throughputs, "p95_latency_ms": p95s},
-            info={"workload": self.workload.name, "base_build_seconds": build_seconds},
+            info=stamp({"workload": self.workload.name, "base_build_seconds": build_seconds}, self.fidelity(), limit,
+                       sum(r["done"] for r in runs)),
         )
 
     # --- internals
@@ -162,17 +182,17 @@ class SQLiteKnobs(System):
         tmp.rename(path)  # atomic: a half-built file is never mistaken for a base
         return path, time.perf_counter() - start
 
-    def _run(self, path: Path, config: Config, stream) -> dict[str, float]:
+    def _run(self, path: Path, config: Config, stream, seconds: float) -> dict[str, float]:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         try:
             apply_pragmas(conn, config)
             if self.bench:
-                return run_serial(Session(conn, "sqlite"), self.bench, stream, self.seconds)
+                return run_serial(Session(conn, "sqlite"), self.bench, stream, seconds)
             value_size, scan_length = self.workload.value_size, self.workload.scan_length
             latencies = np.empty(len(stream), dtype=float)
             clock = time.perf_counter
             start = clock()
-            deadline = start + self.seconds
+            deadline = start + seconds
             done = 0
             for i, (op, key) in enumerate(zip(stream.ops.tolist(), stream.keys.tolist())):
                 t0 = clock()
@@ -230,6 +250,15 @@ def apply_pragmas(conn: sqlite3.Connection, config: Config) -> None:
         conn.execute(f"PRAGMA temp_store={config['temp_store']}")
     if journal == "wal" and "wal_autocheckpoint" in config:
         conn.execute(f"PRAGMA wal_autocheckpoint={int(config['wal_autocheckpoint'])}")
+
+
+def _head(stream, n: int):
+    """The first `n` operations of a stream (a benchmark's list, or a YCSB stream of arrays)."""
+    if n >= len(stream):
+        return stream
+    if isinstance(stream, list):
+        return stream[:n]
+    return replace(stream, ops=stream.ops[:n], keys=stream.keys[:n])
 
 
 def _remove_db(path: Path) -> None:

@@ -4,7 +4,8 @@ It is the host for the embedded agent demo: the application calls `get`,
 `put` and `scan`; every call is timed into a `CounterMonitor`, which is what
 the agent watches. `apply(config)` changes the live connection's PRAGMAs
 under the same lock the operations take, so a change lands between two
-operations, never inside one.
+operations, never inside one. Its fidelity (offline `evaluate`) is the number
+of seconds the mix runs, down to 1/16 of `seconds`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from adapters.sqlite.knobs import SQLiteKnobs, apply_pragmas
 from adapters.workloads.ycsb import value_for
 from autosys.online.monitor import CounterMonitor, Monitor
 from autosys.core.space import Config, Space
+from autosys.core.fidelity import Fidelity, stamp
 from autosys.core.system import Measurement, Objective, System
 
 #: the knobs that can change on a live connection (page_size needs a rebuild)
@@ -37,7 +39,16 @@ PHASES: dict[str, dict[str, float]] = {
 
 
 class SQLiteService(System):
-    """A running SQLite key-value store, tunable live. Objective: throughput seen by the app."""
+    """A running SQLite key-value store, tunable live. Objective: throughput seen by the app.
+
+    Args:
+        path: the database file (none = a temporary one).
+        records, value_size: rows loaded and the bytes of each value.
+        durable: forbid settings that can lose committed data (--no-durable allows them).
+        workload: the app's phase: read-heavy, write-heavy or scan-heavy.
+        seconds: length of each measured window.
+        seed: seeds the app's operations.
+    """
 
     name = "sqlite-service"
 
@@ -108,17 +119,22 @@ class SQLiteService(System):
             return self.default()
         return dict(self._config)
 
-    def evaluate(self, config: Config) -> Measurement:
-        """Offline use: apply `config`, run this workload's mix for `seconds`, report throughput."""
+    def fidelity(self) -> Fidelity:
+        """Seconds of the workload's mix measured (full = `seconds`)."""
+        return Fidelity("seconds", "duration", self.seconds / 16, self.seconds, unit="s", integer=False)
+
+    def evaluate(self, config: Config, fidelity: float | None = None) -> Measurement:
+        """Offline use: apply `config`, run this workload's mix for `seconds` (or `fidelity`), report throughput."""
+        seconds = self.resolve_fidelity(fidelity)
         self.setup()
         self.apply(config)
         rng = np.random.default_rng(self.seed)
         done, start = 0, time.perf_counter()
-        while time.perf_counter() - start < self.seconds:
-            self.run_ops(PHASES[self.workload], rng, 50)
-            done += 50
+        while time.perf_counter() - start < seconds:  # small batches: a short window stops soon after it ends
+            self.run_ops(PHASES[self.workload], rng, 10)
+            done += 10
         elapsed = time.perf_counter() - start
-        return Measurement({"throughput": done / elapsed})
+        return Measurement({"throughput": done / elapsed}, info=stamp({}, self.fidelity(), seconds, done))
 
     # --- the application's operations
     def get(self, key: int) -> bytes | None:

@@ -3,7 +3,9 @@
 It checks the contract a study relies on — the space samples and validates,
 the default is valid and evaluates, the objective metric comes back finite,
 bad configs are refused with `InvalidConfig`, failures inside `evaluate` stay
-inside the study — and reports every failed check at once, each named
+inside the study, a declared fidelity is honoured (the lowest one measures, says
+so and does less work; one outside [min, full] is refused), a declared
+predictor predicts — and reports every failed check at once, each named
 (`default_evaluates`) with a message saying what to fix (autosys/checks/report.py).
 """
 
@@ -17,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from autosys.checks.report import CheckReport, ConformanceError
-from autosys.core.evaluation import evaluate_config
+from autosys.core.evaluation import check_measurement, evaluate_config
+from autosys.core.fidelity import Fidelity, InvalidFidelity, measured_at
 from autosys.core.space import InvalidConfig, Space
 from autosys.core.system import Objective, System
 from autosys.core.trial import TrialState
@@ -99,6 +102,9 @@ def check_system(system: System, *, samples: int = 20, study_budget: int = 3, se
                       f"deterministic = True, but evaluate measured {outcome.metrics} then {again.metrics}")
             elif ok:
                 report.skip("deterministic", "the system does not declare deterministic = True")
+            if ok:
+                _check_fidelity(system, default, objective, outcome.info, report)
+                _check_predictor(system, default, report)
         finally:
             system.teardown()
 
@@ -119,6 +125,74 @@ def check_system(system: System, *, samples: int = 20, study_budget: int = 3, se
     if raise_on_failure:
         report.raise_for_failures("System")
     return report
+
+
+def _check_fidelity(system: System, default: dict, objective: Objective, full_info: dict, report: CheckReport) -> None:
+    """A declared fidelity: the lowest measures a finite objective, records itself, costs less; out of range is refused."""
+    check = report.check
+    try:
+        fidelity = system.fidelity()
+    except Exception as exc:
+        check("fidelity", False, f"fidelity() raised {type(exc).__name__}: {exc}")
+        return
+    if fidelity is None:
+        report.skip("fidelity", "the system declares no fidelity (it is measured at full fidelity only)")
+        return
+    if not isinstance(fidelity, Fidelity):
+        check("fidelity", False, f"fidelity() must return an autosys.core.fidelity.Fidelity or None, got {type(fidelity).__name__}")
+        return
+    full = measured_at(full_info)
+    check("fidelity_recorded", full is not None and full.get("value") == fidelity.full,
+          f"evaluate(config) must record info['fidelity'] (autosys.core.fidelity.stamp) at the full value {fidelity.full:g}, got {full}")
+    try:
+        low = check_measurement(system.evaluate(dict(default), fidelity=fidelity.min), objective)
+        error = low.error
+    except Exception as exc:
+        low, error = None, f"{type(exc).__name__}: {exc}"
+    ok = low is not None and error is None and low.value is not None and math.isfinite(low.value)
+    check("fidelity_lowest_evaluates", ok,
+          f"evaluate(default, fidelity={fidelity.min:g}) must measure a finite {objective.metric!r}: {error}")
+    if ok:
+        record = measured_at(low.info)
+        check("fidelity_lowest_recorded", record is not None and record.get("value") == fidelity.min,
+              f"evaluate at fidelity {fidelity.min:g} must record it in info['fidelity'], got {record}")
+        if fidelity.min == fidelity.max:
+            report.skip("fidelity_cheaper", f"the fidelity has one value ({fidelity.max:g}): nothing cheaper to compare")
+        elif record is not None and full is not None:
+            check("fidelity_cheaper", float(record.get("work", math.inf)) < float(full.get("work", -math.inf)),
+                  f"at fidelity {fidelity.min:g} the measurement did {record.get('work')} units of work, not less than"
+                  f" the {full.get('work')} of full fidelity {fidelity.max:g}")
+    step = 1 if fidelity.integer else 0
+    outside = (fidelity.min - step if step else fidelity.min / 2, fidelity.max + step if step else fidelity.max * 2)
+    refused = []
+    for value in outside:
+        try:
+            system.evaluate(dict(default), fidelity=value)
+            refused.append(f"fidelity={value:g} was measured")
+        except InvalidFidelity:
+            pass
+        except Exception as exc:
+            refused.append(f"fidelity={value:g} raised {type(exc).__name__} ({exc}), not InvalidFidelity")
+    check("fidelity_out_of_range_refused", not refused,
+          f"a fidelity outside [{fidelity.min:g}, {fidelity.max:g}] must raise InvalidFidelity"
+          f" (system.resolve_fidelity does it): {'; '.join(refused)}")
+
+
+def _check_predictor(system: System, default: dict, report: CheckReport) -> None:
+    """A declared predictor returns a finite number for the default config."""
+    try:
+        predictor = system.predictor()
+    except Exception as exc:
+        report.check("predictor", False, f"predictor() raised {type(exc).__name__}: {exc}")
+        return
+    if predictor is None:
+        report.skip("predictor", "the system declares no predictor")
+        return
+    try:
+        value = float(predictor(dict(default)))
+        report.check("predictor", math.isfinite(value), f"the predictor returned {value} for the default config")
+    except Exception as exc:
+        report.check("predictor", False, f"the predictor raised {type(exc).__name__}: {exc} on the default config")
 
 
 __all__ = ["CheckReport", "ConformanceError", "check_system"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -21,6 +21,12 @@ Config = dict[str, Any]
 
 class InvalidConfig(ValueError):
     """A configuration (or a single value) that the space does not allow."""
+
+
+#: what changing a knob costs, cheapest first: nothing (a session SET or a live PRAGMA), a reload
+#: (re-read the settings, e.g. SIGHUP), a restart (of the server or store), a rebuild (of the
+#: data: a VACUUM, a fresh store, a recompiled kernel, a rebuilt index)
+APPLY_COSTS = ("none", "reload", "restart", "rebuild")
 
 
 # --------------------------------------------------------------------------- conditions
@@ -56,9 +62,14 @@ def _condition(when: Mapping[str, Any] | Condition | None) -> Condition | None:
 
 @dataclass(frozen=True)
 class Param:
-    """Base of every parameter kind; `when` makes it conditional on a parent's value."""
+    """Base of every parameter kind; `when` makes it conditional on a parent's value.
+
+    `apply_cost` (keyword only, one of `APPLY_COSTS`, default "none") says what
+    changing the knob costs the system, so a search can batch expensive changes.
+    """
 
     name: str
+    apply_cost: str = field(default="none", kw_only=True)
 
     kind = "param"
 
@@ -88,8 +99,8 @@ class Param:
     def to_json(self) -> dict:
         data = {"kind": self.kind, "name": self.name}
         for key, value in self.__dict__.items():
-            if key in ("name", "condition"):
-                continue
+            if key in ("name", "condition") or (key == "apply_cost" and value == "none"):
+                continue  # the default cost is left out, so spaces stored before costs existed read the same
             data[key] = list(value) if isinstance(value, tuple) else value
         if self.condition is not None:
             data["when"] = self.condition.to_json()
@@ -424,6 +435,8 @@ class Space:
                     raise ValueError(f"{param.name}: its parent {cond.parent!r} must be defined before it")
         self.constraints: list[Constraint] = list(constraints)
         for param in self.params.values():
+            if param.apply_cost not in APPLY_COSTS:
+                raise ValueError(f"{param.name}: apply_cost {param.apply_cost!r} is not one of {', '.join(APPLY_COSTS)}")
             param.default_value()  # a default outside its own range fails here, not mid-study
 
     # --- construction helpers
@@ -478,13 +491,35 @@ class Space:
     def active_names(self, config: Mapping[str, Any]) -> list[str]:
         return [name for name in self.params if self.is_active(name, config)]
 
+    # --- apply costs
+    def apply_costs(self) -> dict[str, str]:
+        """Each parameter's declared apply cost (see `APPLY_COSTS`)."""
+        return {name: param.apply_cost for name, param in self.params.items()}
+
+    def with_apply_costs(self, costs: Mapping[str, str]) -> "Space":
+        """The same space with the named parameters' apply costs replaced (others kept)."""
+        unknown = sorted(set(costs) - set(self.params))
+        if unknown:
+            raise ValueError(self._unknown_message(unknown[0]))
+        params = [replace(p, apply_cost=costs[p.name]) if p.name in costs else p for p in self]
+        return Space(params, self.constraints)
+
+    def change_cost(self, before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
+        """The costliest apply cost among the parameters whose value differs between two configs."""
+        worst = 0
+        for name, param in self.params.items():
+            if (name in before or name in after) and before.get(name, _MISSING) != after.get(name, _MISSING):
+                worst = max(worst, APPLY_COSTS.index(param.apply_cost))
+        return APPLY_COSTS[worst]
+
     def subspace(self, fixed: Mapping[str, Any]) -> "Space":
         """The same space with some parameters pinned to one value (validated)."""
         params = []
         for param in self:
             if param.name in fixed:
                 value = param.check(fixed[param.name])
-                params.append(Categorical(param.name, (value,), default=value, condition=param.condition))
+                params.append(Categorical(param.name, (value,), default=value, condition=param.condition,
+                                          apply_cost=param.apply_cost))
             else:
                 params.append(param)
         unknown = set(fixed) - set(self.params)

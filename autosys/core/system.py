@@ -3,7 +3,9 @@
 A system describes its knobs (`space`), its out-of-the-box setting
 (`default`), what "better" means (`objective`), and measures a config for real
 (`evaluate`). Systems that run live also `apply` a config and report the
-`current` one. The core reaches concrete systems only through the registry
+`current` one. A system may also offer a cheaper, rougher measurement: a
+`fidelity()` dial that `evaluate(config, fidelity=...)` honours, and a
+`predictor()` below it (see `autosys.core.fidelity`). The core reaches concrete systems only through the registry
 (`autosys.core.registry`), never by importing `adapters/`.
 """
 
@@ -17,6 +19,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping, Sequence
 
+from autosys.core.fidelity import Fidelity, InvalidFidelity, Predictor
 from autosys.core.space import Config, Space
 from autosys.core.spec import SystemSpec, bound_options, class_path, entry_point_name
 
@@ -175,7 +178,30 @@ class System(ABC):
 
     @abstractmethod
     def evaluate(self, config: Config) -> Measurement:
-        """Measure `config` for real; raise on failure (the study records it)."""
+        """Measure `config` for real; raise on failure (the study records it).
+
+        A system that declares `fidelity()` takes `evaluate(config, fidelity=None)`:
+        it measures at `self.resolve_fidelity(fidelity)` (None = full) and records
+        that with `autosys.core.fidelity.stamp` in the measurement's info.
+        """
+
+    # --- optional: cheaper measurements (see autosys.core.fidelity)
+    def fidelity(self) -> Fidelity | None:
+        """The dial for cheaper measurements this system offers; None = full fidelity only."""
+        return None
+
+    def predictor(self) -> Predictor | None:
+        """A run-free predictor of the objective metric (config -> value), the lowest rung; None if none."""
+        return None
+
+    def resolve_fidelity(self, fidelity: float | None) -> float | int | None:
+        """The fidelity to measure at: full for None, else the checked value (`InvalidFidelity` if not offered)."""
+        declared = self.fidelity()
+        if declared is None:
+            if fidelity is None:
+                return None
+            raise InvalidFidelity(f"{self.name} declares no fidelity: it is measured at full fidelity only")
+        return declared.check(fidelity)
 
     # --- optional: online use by the agent
     def apply(self, config: Config) -> None:
