@@ -32,7 +32,7 @@ def kv(
     memory_cap_mb: float = typer.Option(0.0, "--memory-cap-mb", help="Memory cap in MB (0 = the workload's own or none)."),
     disk_cap_mb: float = typer.Option(0.0, "--disk-cap-mb", help="Disk cap in MB (0 = the workload's own or none)."),
     top: int = typer.Option(3, "--top", help="How many configs to list."),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the recommendations as JSON here."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the recommendations as JSON here [default: none]."),
     seed: int = typer.Option(0, "--seed", help="Seeds the workload stream and the candidate sampling."),
 ) -> None:
     """Recommend an engine and its knobs for WORKLOAD from its features alone."""

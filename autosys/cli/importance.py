@@ -31,7 +31,7 @@ def importance(
     directory: Path = typer.Argument(..., help="A study directory."),
     method: str = typer.Option("both", "--method", help="lasso, forest or both."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Bar plot path [default: DIR/importance.png]."),
-    csv: Optional[Path] = typer.Option(None, "--csv", help="Also write the ranking as CSV here."),
+    csv: Optional[Path] = typer.Option(None, "--csv", help="Also write the ranking as CSV here [default: none]."),
     top: int = typer.Option(0, "--top", help="Show only the top N knobs (0: all)."),
     seed: int = typer.Option(0, "--seed", help="Seeds the forest."),
 ) -> None:

@@ -3,12 +3,15 @@
     autosys tune SYSTEM [--tuner T] [--budget N] [--seed S] [--dir DIR] [--json PATH]
                         [--set knob=value ...] [--<system option> VALUE ...]
     autosys tune --resume DIR [SYSTEM] [--<secret or command option> VALUE ...]
-    autosys list
+    autosys tune SYSTEM --help      (SYSTEM's options and knobs too)
+    autosys list [SYSTEM]
     autosys show DIR
+    autosys --version
 
 Any `--flag value` that `tune` does not know is passed to the system's
 constructor as keyword `flag` (dashes become underscores), converted to the
-type of that parameter's default. User errors print one line and exit 2.
+type of that parameter's default; a boolean option also takes a bare `--flag`
+(true) or `--no-flag` (false). User errors print one line and exit 2.
 
 A study never stores secrets (options a system marks secret, such as
 MariaDB's --password, and passwords inside URLs) nor commands to run (such as
@@ -36,6 +39,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from autosys import __version__
 from autosys.core.plugins import PluginError
 from autosys.core.registry import UnknownSystem, available_systems, option_marks, option_names, system_factory
 from autosys.core.spec import StoredOptionIgnored, redact_options, redact_text, secrets_from_env
@@ -44,7 +48,9 @@ from autosys.storage import StorageError
 from autosys.core.system import SystemUnavailable
 from autosys.core.trial import Trial, TrialState
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="autosys: tune real systems with ML.")
+# Plain help text, not Rich markup: markup would eat every "[default: ...]" (tests/test_cli_help.py checks them).
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                  help="autosys: tune real systems with ML.")
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)
 
@@ -72,9 +78,13 @@ def parse_assignments(items: list[str], what: str = "--set") -> dict[str, str]:
     return out
 
 
-def parse_extra_flags(args: list[str]) -> dict[str, str]:
-    """['--cache-size', '0.1', '--trace=f'] -> {'cache_size': '0.1', 'trace': 'f'}."""
-    out: dict[str, str] = {}
+def parse_extra_flags(args: list[str]) -> dict[str, str | None]:
+    """['--cache-size', '0.1', '--trace=f', '--durable'] -> {'cache_size': '0.1', 'trace': 'f', 'durable': None}.
+
+    A bare flag (followed by another flag or by nothing) maps to None: `convert_options`
+    reads it as true for a boolean option (`--no-flag` as false) and refuses it for others.
+    """
+    out: dict[str, str | None] = {}
     i = 0
     while i < len(args):
         arg = args[i]
@@ -83,19 +93,39 @@ def parse_extra_flags(args: list[str]) -> dict[str, str]:
         name, sep, value = arg[2:].partition("=")
         if not sep:
             if i + 1 >= len(args) or args[i + 1].startswith("--"):
-                raise UsageError(f"option --{name} needs a value")
-            value = args[i + 1]
-            i += 1
+                value = None
+            else:
+                value = args[i + 1]
+                i += 1
         out[name.replace("-", "_")] = value
         i += 1
     return out
 
 
-def convert_options(factory: Callable, raw: dict[str, str]) -> dict[str, Any]:
-    """Convert string options to the type of each constructor parameter's default."""
+def _bare_flags_refused(raw: dict[str, str | None]) -> dict[str, str]:
+    """The flags with their values; a bare flag here is an option missing its value."""
+    for name, value in raw.items():
+        if value is None:
+            raise UsageError(f"option --{name.replace('_', '-')} needs a value")
+    return dict(raw)  # type: ignore[arg-type]
+
+
+def convert_options(factory: Callable, raw: dict[str, str | None]) -> dict[str, Any]:
+    """Convert string options to the type of each constructor parameter's default.
+
+    A bare `--flag` (value None) is true for a boolean option and `--no-flag` false.
+    """
     accepted = option_names(factory)
     out: dict[str, Any] = {}
     for name, text in raw.items():
+        if text is None:
+            positive = name[3:] if name.startswith("no_") and name not in accepted else name
+            if positive in accepted and isinstance(accepted[positive].default, bool):
+                out[positive] = positive == name
+                continue
+            if positive in accepted or name in accepted:
+                flag = "--" + positive.replace("_", "-")
+                raise UsageError(f"option {flag} needs a value" if positive == name else f"{flag} is not a boolean option; give {flag} VALUE")
         if name not in accepted:
             flags = ", ".join("--" + n.replace("_", "-") for n in accepted) or "none"
             raise UsageError(f"unknown option --{name.replace('_', '-')}; this system's options: {flags}")
@@ -174,49 +204,65 @@ def _results_table(summary: dict) -> Table:
         d, b = (default.get("config") or {}).get(name, "-"), (best.get("config") or {}).get(name, "-")
         mark = "" if d == b else " *"
         table.add_row(f"[dim]{name}[/]", _fmt(d), _fmt(b) + mark)
-    metric = objective["metric"]
-    d_val, b_val = (default.get("metrics") or {}).get(metric), (best.get("metrics") or {}).get(metric)
-    if d_val and b_val:
-        ratio = b_val / d_val if objective["direction"] == "maximize" else d_val / b_val
-        table.caption = f"best is {ratio:.2f}x the default on {metric}; * marks changed knobs"
+    if default and best:
+        table.caption = f"{_gain_text(summary)}; * marks changed knobs"
     return table
+
+
+def _gain_text(summary: dict) -> str:
+    """The best's gain over the default with its interval from paired runs (autosys/run/intervals.py)."""
+    from autosys.run.intervals import describe
+
+    return describe(summary.get("vs_default"), summary["objective"]["metric"])
 
 
 # ----------------------------------------------------------------------------- commands
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+# --help is tune's own option (not click's eager one), so `tune SYSTEM --help` can describe SYSTEM
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []})
 def tune(
     ctx: typer.Context,
     system: Optional[str] = typer.Argument(
         None, help="System name (see `autosys list`) or module:Class; with --resume, a stored module:Class named again."
     ),
-    tuner: str = typer.Option("meta", "--tuner", help="Search strategy (see `autosys list`) [default: meta, a bandit over BO, local and random search]."),
+    tuner: str = typer.Option("meta", "--tuner", help="Search strategy (see `autosys list`); meta is a bandit over BO, local and random search."),
     budget: Optional[int] = typer.Option(None, "--budget", help="Trials to run, the default's included [default: 12]."),
-    time_budget: Optional[float] = typer.Option(None, "--time-budget", help="Stop after this many seconds."),
+    time_budget: Optional[float] = typer.Option(None, "--time-budget", help="Stop after this many seconds [default: no time limit]."),
     confirm: int = typer.Option(
         0, "--confirm", help="Spend the last K trials of the budget on a side-by-side final of the leading configs, which decides (noisy systems)."
+    ),
+    intensify: bool = typer.Option(
+        True, "--intensify/--no-intensify",
+        help="Race a proposal that beats the best against it in paired re-runs before it takes over (noise-aware; re-runs count in the budget).",
     ),
     seed: int = typer.Option(0, "--seed", help="Seeds the tuner, and the system if it takes a seed."),
     directory: Optional[Path] = typer.Option(None, "--dir", help="Study directory [default: studies/SYSTEM-TIME]."),
     resume: Optional[Path] = typer.Option(
-        None, "--resume", help="Continue the study in this directory (secrets and commands are given again: flags or AUTOSYS_<OPTION>)."
+        None, "--resume", help="Continue the study in this directory (secrets and commands are given again: flags or AUTOSYS_<OPTION>) [default: a new study]."
     ),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the result summary as JSON here."),
-    set_: list[str] = typer.Option([], "--set", help="Pin a knob: --set journal_mode=wal (repeatable)."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
-    patience: Optional[int] = typer.Option(None, "--patience", help="Stop early after this many trials without improvement."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the result summary as JSON here [default: none]."),
+    set_: list[str] = typer.Option([], "--set", help="Pin a knob: --set journal_mode=wal (repeatable) [default: none]."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar [default: off]."),
+    patience: Optional[int] = typer.Option(None, "--patience", help="Stop early after this many trials without improvement [default: never]."),
     executor_kind: Optional[str] = typer.Option(
         None, "--executor", help="Where trials run: inline, subprocess, pool or dask [default: inline, subprocess with --trial-timeout]."
     ),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Parallel trials (pool, subprocess, local dask cluster)."),
-    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address tcp://HOST:PORT."),
-    trial_timeout: Optional[float] = typer.Option(None, "--trial-timeout", help="Kill a trial (and its children) after S seconds."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Parallel trials (pool, subprocess, local dask cluster) [default: 1; pool and dask: 2]."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address tcp://HOST:PORT [default: a local cluster]."),
+    trial_timeout: Optional[float] = typer.Option(None, "--trial-timeout", help="Kill a trial (and its children) after S seconds [default: no timeout]."),
     storage: Optional[str] = typer.Option(
         None, "--storage", help="Keep the study in PostgreSQL: postgresql://USER@HOST/DB[?study=NAME] [default: DIR/study.sqlite]."
     ),
+    show_help: bool = typer.Option(False, "--help", "-h", help="Show this message (and SYSTEM's options and knobs) and exit."),
 ) -> None:
-    """Tune SYSTEM (or resume a study) and print the default vs the best config."""
+    """Tune SYSTEM (or resume a study) and print the default vs the best config.
+
+    Options this command does not know go to SYSTEM's constructor: `autosys tune SYSTEM --help` lists them.
+    """
+    if show_help:
+        _tune_help(ctx, system)
+        return
     from autosys.executors import make_executor
     from autosys.core.registry import make_system
     from autosys.run.study import Study, StudyError
@@ -246,6 +292,7 @@ def tune(
         if resume is not None:
             if set_:
                 raise UsageError("--resume DIR continues a study as it was created; give no --set")
+            extra = _bare_flags_refused(extra)
             # SYSTEM names a stored module:Class again; extra flags give secrets and commands, never stored
             with warnings.catch_warnings(record=True) as ignored:
                 warnings.simplefilter("always", StoredOptionIgnored)
@@ -277,6 +324,7 @@ def tune(
                 fixed=fixed,
                 storage=storage,
                 confirm=confirm,
+                intensify=intensify,
                 unique=default_name,
             )
     except (UsageError, InvalidConfig, PluginError, StudyError, StorageError, SystemUnavailable, ValueError, OSError) as exc:
@@ -340,6 +388,23 @@ def tune(
     study.close()
 
 
+def _tune_help(ctx: typer.Context, system: str | None) -> None:
+    """`tune --help`; with SYSTEM, its options and knobs too (built from the options given, else defaults)."""
+    from autosys.cli.describe import print_system
+
+    console.print(ctx.get_help(), highlight=False, markup=False)
+    if system is None or system.startswith("-"):
+        return
+    try:
+        factory = system_factory(system)
+        options = convert_options(factory, parse_extra_flags(list(ctx.args)))
+    except (UsageError, PluginError, ValueError) as exc:
+        _fail(str(exc))
+        return
+    console.print()
+    print_system(console, system, factory, options)
+
+
 def _show_pareto(directory: Path, summary: dict, storage: str | None = None) -> None:
     """Print the trade-off front of a multi-metric objective, add it to the summary, draw pareto.png."""
     from autosys.analysis.report import load_study, pareto_rows, plot_pareto
@@ -362,9 +427,22 @@ def _show_pareto(directory: Path, summary: dict, storage: str | None = None) -> 
 
 
 @app.command("list")
-def list_() -> None:
-    """Show the systems and tuners autosys knows."""
+def list_(
+    system: Optional[str] = typer.Argument(None, help="Describe this system: its options and knobs [default: list everything]."),
+) -> None:
+    """Show the systems and tuners autosys knows, or one system's options and knobs."""
     from autosys.tuners import TUNERS, available_tuners, shadowed_tuners, tuner_class
+
+    if system is not None:
+        from autosys.cli.describe import print_system
+
+        try:
+            factory = system_factory(system)
+        except PluginError as exc:
+            _fail(str(exc))
+            return
+        print_system(console, system, factory)
+        return
 
     table = Table(title="systems")
     table.add_column("name")
@@ -379,6 +457,7 @@ def list_() -> None:
             options, status = "", f"unavailable: {exc}"
         table.add_row(name, status, options)
     console.print(table)
+    console.print("options and knobs of one system: autosys list SYSTEM (or autosys tune SYSTEM --help)", highlight=False)
     console.print("tuners: " + ", ".join(TUNERS) + " (built in; or --tuner module:Class)", highlight=False)
     plugins = {n: p for n, p in available_tuners().items() if n not in TUNERS}
     for name, path in [*plugins.items(), *shadowed_tuners().items()]:
@@ -461,7 +540,7 @@ def _read_config_file(path: Path) -> dict:
 def agent(
     ctx: typer.Context,
     system: str = typer.Argument(..., help="System to keep tuned (it must support apply/current and monitors)."),
-    config: Optional[Path] = typer.Option(None, "--config", help="JSON/TOML: window, duration, tuner, guardrails, tries_per_regime."),
+    config: Optional[Path] = typer.Option(None, "--config", help="JSON/TOML: window, duration, tuner, guardrails, tries_per_regime [default: none, built-in settings]."),
     directory: Path = typer.Option(Path("studies/agent"), "--dir", help="Where decisions are logged (resumes from it)."),
     duration: Optional[float] = typer.Option(None, "--duration", help="Stop after this many seconds [default: run until Ctrl-C]."),
 ) -> None:
@@ -522,6 +601,20 @@ def report(
     console.print(f"report written to {page}", highlight=False)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        console.print(f"autosys {__version__}", highlight=False)
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                 help="Print the version and exit [default: off]."),
+) -> None:
+    """autosys: tune real systems with ML."""
+
+
 def _mount_command_groups() -> None:
     """Add command groups that packages contribute through the `autosys.commands` entry points."""
     existing = {group.name for group in app.registered_groups}
@@ -543,7 +636,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except typer.TyperException as exc:  # a flag typer could not parse (`--budget nan`): one line, like every user error
         if type(exc).__name__ == "NoArgsIsHelpError":
-            console.print(exc.ctx.get_help())  # type: ignore[attr-defined]
+            console.print(exc.ctx.get_help(), highlight=False, markup=False)  # type: ignore[attr-defined]
             sys.exit(0)
         message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
         err_console.print(f"[bold red]error:[/] {' '.join(message.split())}", highlight=False)
