@@ -439,3 +439,115 @@ def full_binary(keys, queries, out, group):
 
 
 cone_segments = njit(cache=True)(cone_segments_py)
+
+
+# --------------------------------------------------------------------------- non-learned baselines
+
+
+@intrinsic
+def _prefetch(typingctx, arr, idx):
+    """llvm.prefetch(&arr[idx]) for reading, high locality; a hint, so an address past the end is harmless."""
+    if not isinstance(arr, types.Array) or not isinstance(idx, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        from llvmlite import ir
+
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        ptr = builder.gep(ary.data, [args[1]])  # not inbounds: may point past the array
+        i8p = ir.PointerType(ir.IntType(8))
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = builder.module.declare_intrinsic("llvm.prefetch", [i8p], fnty)
+        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return types.void(arr, idx), codegen
+
+
+@njit(cache=True)
+def eytzinger_fill(src, out, i, k):
+    """In-order fill of the 1-based BFS layout: out[k] gets src[i] in sorted order; returns the next i."""
+    n = out.shape[0]
+    # iterative in-order walk (recursion depth would be the height only, but numba caches iterative code better)
+    stack = np.empty(64, dtype=np.int64)
+    top = 0
+    while True:
+        while k < n:
+            stack[top] = k
+            top += 1
+            k = 2 * k
+        if top == 0:
+            return i
+        top -= 1
+        k = stack[top]
+        out[k] = src[i]
+        i += 1
+        k = 2 * k + 1
+
+
+@njit(cache=True)
+def eytzinger_search(tree, height, n, queries, out, group, ahead):
+    """Lower bound of each query in a complete BFS-order tree of 2**height - 1 slots (tree[0] unused).
+
+    Branch-free: every query descends exactly `height` levels, `group` queries in
+    lock-step; the external node reached, minus 2**height, is the number of
+    slots < q, clipped to n (the padding holds the dtype's maximum). `ahead` > 0
+    prefetches the cache lines of the node's descendants that many levels down.
+    """
+    m = queries.shape[0]
+    ks = np.empty(group, dtype=np.int64)
+    qs = np.empty(group, dtype=tree.dtype)
+    width = np.int64(1) << ahead
+    leaf = np.int64(1) << height
+    for base in range(0, m, group):
+        cnt = min(group, m - base)
+        for j in range(cnt):
+            qs[j] = queries[base + j]
+            ks[j] = 1
+        for _ in range(height):
+            if ahead > 0:
+                for j in range(cnt):
+                    k = ks[j]
+                    first = k * width
+                    for line in range(0, width, 8):  # 8 eight-byte keys per 64-byte line
+                        _prefetch(tree, first + line)
+                    ks[j] = 2 * k + (not (qs[j] <= tree[k]))  # not(q <= key): a NaN query goes right
+            else:
+                for j in range(cnt):
+                    k = ks[j]
+                    ks[j] = 2 * k + (not (qs[j] <= tree[k]))
+        for j in range(cnt):
+            out[base + j] = min(ks[j] - leaf, n)
+
+
+@njit(cache=True)
+def kary_search(levels, offsets, fanout, n, queries, out, group):
+    """Lower bound in a static k-ary search tree stored level by level (a compiled B+tree, read-only).
+
+    Level L (0 = root) holds, for each node, `fanout - 1` separator keys; a
+    query counts the separators < q in its node (branch-free, one or two cache
+    lines) and descends to that child. The last level is the sorted keys padded
+    with the dtype's maximum to a multiple of fanout - 1.
+    """
+    m = queries.shape[0]
+    depth = offsets.shape[0] - 1
+    sep = fanout - 1
+    ns = np.empty(group, dtype=np.int64)
+    qs = np.empty(group, dtype=levels.dtype)
+    for base in range(0, m, group):
+        cnt = min(group, m - base)
+        for j in range(cnt):
+            qs[j] = queries[base + j]
+            ns[j] = 0
+        for lev in range(depth):
+            off = offsets[lev]
+            for j in range(cnt):
+                start = off + ns[j] * sep
+                q = qs[j]
+                c = 0
+                for s in range(sep):
+                    c += not (q <= levels[start + s])
+                ns[j] = ns[j] * fanout + c if lev < depth - 1 else ns[j] * sep + c
+        for j in range(cnt):
+            out[base + j] = min(ns[j], n)
