@@ -10,6 +10,7 @@ from pathlib import Path
 
 from autosys.core.space import Float, Int, Space
 from autosys.core.system import Measurement, Objective, System
+from tests.systems_for_tests import Sleepy
 
 CHILD = """
 import os, sys, time
@@ -114,7 +115,7 @@ class Printer(System):
         return Measurement({"y": config["x"]})
 
 
-class ScratchFiles(System):
+class ScratchFiles(Sleepy):
     """Keeps its trial's data in one file of its workspace, like the SQLite adapter does.
 
     Each trial writes `trial.db` in the attempt's folder (`attempt_dir`; the
@@ -126,15 +127,7 @@ class ScratchFiles(System):
     name = "scratch-files"
 
     def __init__(self, log: str = "scratch.log", sleep: float = 0.15):
-        self.log = Path(log)
-        self.sleep = sleep
-
-    def space(self) -> Space:
-        return Space([Float("x", 0.0, 1.0), Int("k", 1, 100)])
-
-    @property
-    def objective(self) -> Objective:
-        return Objective("score", "maximize")
+        super().__init__(log, sleep)
 
     def evaluate(self, config):
         tag = f"{config['x']:.12f}-{config['k']}"
