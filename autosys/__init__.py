@@ -10,10 +10,17 @@ the import-linter contract in pyproject.toml, run by the test suite):
     learn/                       models behind fit / predict-with-uncertainty / rank
     core/                        space, trial, system contract, SystemSpec, registry
 
-Importing this package has no side effects; heavy pieces load on first use.
+Importing this package has no side effects (beyond the NullHandler every library puts on its
+logger); heavy pieces load on first use.
 """
 
 from __future__ import annotations
+
+import logging
+
+# a library stays quiet: its loggers ("autosys", "autosys.study", ...) print only where the application
+# configures logging (the CLI does, when stderr is not a terminal)
+logging.getLogger("autosys").addHandler(logging.NullHandler())
 
 __version__ = "0.1.0"
 

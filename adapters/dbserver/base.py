@@ -48,7 +48,6 @@ import statistics
 import shlex
 import socket
 import subprocess
-import tempfile
 import threading
 import time
 import uuid
@@ -62,6 +61,7 @@ from adapters.workloads.base import Benchmark, Session
 from adapters.workloads.base import NAME_RE
 from adapters.workloads.runner import ClientError, RunStats, run_clients
 from autosys.core.space import Categorical, Config, Float, Forbid, Int, InvalidConfig, Param, Space
+from autosys.core.hostlocks import lock_dir
 from autosys.core.fidelity import Fidelity, stamp
 from autosys.core.system import Measurement, Objective, System, SystemUnavailable
 
@@ -461,7 +461,7 @@ class ServerKnobs(System):
     def lock_path(self) -> Path:
         """The host-wide lock file of this server (an flock held from snapshot to restore)."""
         identity = _UNSAFE_FILE_CHARS.sub("_", self.identity()).strip("._") or "server"
-        return Path(tempfile.gettempdir()) / f"autosys-server-{self.name}-{identity}.lock"
+        return lock_dir() / f"autosys-server-{self.name}-{identity}.lock"
 
     def _acquire(self, wait: float) -> bool:
         """Hold this server's host-wide lock (True), or False when another holder kept it for `wait` s.

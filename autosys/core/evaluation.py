@@ -14,6 +14,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
+from autosys.core.fidelity import InvalidFidelity, evaluate_at
 from autosys.core.space import Config, InvalidConfig
 from autosys.core.system import Measurement, Objective, System, SystemUnavailable
 from autosys.core.trial import Result, TrialState
@@ -80,15 +81,21 @@ def check_measurement(measurement: Any, objective: Objective) -> Outcome:
     return outcome
 
 
-def evaluate_config(system: System, config: Config) -> Outcome:
-    """Validate `config`, run `system.evaluate`, and check what came back."""
+def evaluate_config(system: System, config: Config, fidelity: float | None = None) -> Outcome:
+    """Validate `config`, run `system.evaluate` (at `fidelity`; None = full), and check what came back.
+
+    A fidelity the system does not offer fails the evaluation with the reason
+    (autosys/core/fidelity.py `evaluate_at`).
+    """
     start = time.perf_counter()
     try:
         clean = system.space().validate(config)
     except InvalidConfig as exc:
         return Outcome(TrialState.FAILED, error=f"invalid config: {exc}")
     try:
-        measurement = system.evaluate(clean)
+        measurement = system.evaluate(clean) if fidelity is None else evaluate_at(system, clean, fidelity)
+    except InvalidFidelity as exc:
+        outcome = Outcome(TrialState.FAILED, error=f"invalid fidelity: {exc}")
     except SystemUnavailable as exc:
         outcome = Outcome(TrialState.FAILED, error=f"system unavailable: {exc}")
     except InvalidConfig as exc:

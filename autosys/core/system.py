@@ -58,13 +58,15 @@ class Objective:
     """The metric to optimize, its direction, limits on other metrics, and extra objectives.
 
     `others` lists further (metric, direction) pairs for multi-objective studies;
-    single-objective tuners use `metric` alone.
+    single-objective tuners use `metric` alone. `unit` is the metric's unit as
+    printed ("ops/s"); empty: guessed from the name (autosys.core.units).
     """
 
     metric: str
     direction: Direction = "maximize"
     limits: tuple[Limit, ...] = ()
     others: tuple[tuple[str, Direction], ...] = ()
+    unit: str = ""
 
     def __post_init__(self):
         if self.direction not in ("maximize", "minimize"):
@@ -81,12 +83,20 @@ class Objective:
     def metrics(self) -> list[tuple[str, Direction]]:
         return [(self.metric, self.direction), *self.others]
 
+    def unit_of(self, metric: str | None = None) -> str:
+        """The unit of `metric` (default: the objective's own): the declared `unit`, else guessed from the name."""
+        from autosys.core.units import guess_unit
+
+        metric = metric or self.metric
+        return self.unit if metric == self.metric and self.unit else guess_unit(metric)
+
     def to_json(self) -> dict:
         return {
             "metric": self.metric,
             "direction": self.direction,
             "limits": [limit.to_json() for limit in self.limits],
             "others": [list(o) for o in self.others],
+            **({"unit": self.unit} if self.unit else {}),
         }
 
     @classmethod
@@ -96,6 +106,7 @@ class Objective:
             data.get("direction", "maximize"),
             tuple(Limit(**limit) for limit in data.get("limits", [])),
             tuple((m, d) for m, d in data.get("others", [])),
+            str(data.get("unit") or ""),
         )
 
 

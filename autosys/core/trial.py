@@ -16,10 +16,12 @@ class TrialState(str, Enum):
     COMPLETE = "complete"
     FAILED = "failed"
     TIMED_OUT = "timed_out"
+    #: stopped early at a lower fidelity (multi-fidelity scheduling): a partial measurement, never the answer
+    PRUNED = "pruned"
 
     @property
     def finished(self) -> bool:
-        return self in (TrialState.COMPLETE, TrialState.FAILED, TrialState.TIMED_OUT)
+        return self in (TrialState.COMPLETE, TrialState.FAILED, TrialState.TIMED_OUT, TrialState.PRUNED)
 
 
 @dataclass
@@ -40,7 +42,7 @@ class Trial:
 
     @property
     def finished(self) -> bool:
-        """It ended: complete, failed or timed out."""
+        """It ended: complete, failed, timed out or pruned."""
         return self.state.finished
 
     @property
@@ -55,11 +57,18 @@ class Trial:
 
     @property
     def result(self) -> "Result":
-        """What a tuner is told of this trial: its value only when feasible, else a failure."""
+        """What a tuner is told of this trial: its value only when feasible, else a failure.
+
+        A pruned trial tells its partial measurement, scaled to full fidelity
+        when the study could calibrate the rung (`info["told_value"]`).
+        """
         if self.feasible:
-            return Result(TrialState.COMPLETE, self.value, dict(self.metrics))
+            return Result(TrialState.COMPLETE, self.value, dict(self.metrics), seconds=self.info.get("seconds"))
+        if self.state == TrialState.PRUNED:
+            told = self.info.get("told_value", self.value)
+            return Result(TrialState.PRUNED, told, dict(self.metrics), self.error, seconds=self.info.get("seconds"))
         state = TrialState.FAILED if self.state == TrialState.COMPLETE else self.state
-        return Result(state, None, dict(self.metrics), self.error or self.info.get("infeasible"))
+        return Result(state, None, dict(self.metrics), self.error or self.info.get("infeasible"), seconds=self.info.get("seconds"))
 
     @property
     def duration(self) -> float | None:
@@ -73,18 +82,23 @@ class Result:
     """The outcome of a trial as told to a tuner.
 
     `value` is the objective metric in its natural direction; it is None for
-    any trial that did not complete. Tuners must never feed a failed result
-    into a model (see `Tuner.tell`).
+    any trial that did not complete, except a pruned one, whose value is its
+    partial (lower-fidelity) measurement. Tuners must never feed a failed
+    result into a model (see `Tuner.tell`); `ok` says which values they may use.
     """
 
     state: TrialState
     value: float | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    #: wall seconds the trial took (apply and measure), when known: what cost-aware tuners learn from
+    seconds: float | None = None
 
     @property
     def ok(self) -> bool:
-        return self.state == TrialState.COMPLETE and self.value is not None and math.isfinite(self.value)
+        """A finite value a model may learn from: a complete trial's, or a pruned one's partial measurement."""
+        return (self.state in (TrialState.COMPLETE, TrialState.PRUNED) and self.value is not None
+                and math.isfinite(self.value))
 
     @classmethod
     def failed(cls, error: str, state: TrialState = TrialState.FAILED) -> "Result":

@@ -15,7 +15,6 @@ import os
 import pickle
 import re
 import shutil
-import tempfile
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 from autosys.core.evaluation import Outcome, evaluate_config
+from autosys.core.hostlocks import lock_dir
 from autosys.core.space import Config
 from autosys.core.spec import SystemSpec
 from autosys.core.system import System
@@ -121,7 +121,7 @@ _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 def exclusive_lock(name: str, wait: float = EXCLUSIVE_WAIT_SECONDS) -> Iterator[None]:
     """A host-wide lock named after a system, held while one of its trials runs."""
     safe = _SAFE_NAME.sub("_", name).strip("._") or "system"
-    path = Path(tempfile.gettempdir()) / f"autosys-exclusive-{safe}.lock"
+    path = lock_dir() / f"autosys-exclusive-{safe}.lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     deadline = time.monotonic() + wait
     try:
@@ -138,8 +138,11 @@ def exclusive_lock(name: str, wait: float = EXCLUSIVE_WAIT_SECONDS) -> Iterator[
         os.close(fd)  # closing releases the lock
 
 
-def run_trial(system: System | SystemRef, config: Config, workspace: str | Path | None = None) -> Outcome:
+def run_trial(system: System | SystemRef, config: Config, workspace: str | Path | None = None,
+              fidelity: float | None = None) -> Outcome:
     """Evaluate one config (the function every executor runs); exclusive systems take the host lock.
+
+    fidelity: measure at this fidelity of the system's (None = full; see autosys/core/fidelity.py).
 
     workspace: the attempt's own folder, made here and given to the system as
     `attempt_dir` while it evaluates; removed when the attempt fails (or left nothing in it).
@@ -152,9 +155,9 @@ def run_trial(system: System | SystemRef, config: Config, workspace: str | Path 
     try:
         if getattr(system_, "exclusive", False):
             with exclusive_lock(system_.spec.name if isinstance(system_, System) else type(system_).__name__):
-                outcome = evaluate_config(system_, config)
+                outcome = evaluate_config(system_, config, fidelity)
         else:
-            outcome = evaluate_config(system_, config)
+            outcome = evaluate_config(system_, config, fidelity)
     finally:
         if folder is not None:
             system_.attempt_dir = None

@@ -1,6 +1,7 @@
 """Running studies: the ask/tell loop (`study`), choosing a study's answer (`selection`),
 `minimize`/`maximize` for plain functions (`optimize`), measuring in a forked child
-(`isolation`), and undoing the host's speed phases (`hostspeed`).
+(`isolation`), undoing the host's speed phases (`hostspeed`), and one log line per
+finished trial (`progress`, logger "autosys.study").
 
 May import: `autosys.core`, `autosys.tuners`, `autosys.executors`, `autosys.storage`, `autosys.learn`.
 """

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
+from autosys.run.multifidelity import MultiFidelity, MultiFidelityError
+
 #: key -> the JSON types its value may have (None allowed where listed)
 REQUIRED: dict[str, tuple[type, ...]] = {
     "system": (str,),
@@ -55,6 +57,26 @@ def validate_spec(spec: Mapping[str, Any], where: object = "the study") -> None:
         raise SpecError(f"{where}: the stored spec's budget 'seconds' must be a positive number or null, not {seconds!r}")
     if spec["seed"] is not None and spec["seed"] < 0:
         raise SpecError(f"{where}: the stored spec's 'seed' must be 0 or more, not {spec['seed']}")
+    _check_multifidelity(spec.get("multifidelity"), where)
+
+
+def _check_multifidelity(schedule: Any, where: object) -> None:
+    """A stored multi-fidelity schedule: None, or its settings plus two or more increasing positive rungs."""
+    if schedule is None:
+        return
+    if not isinstance(schedule, Mapping):
+        raise SpecError(f"{where}: the stored spec's 'multifidelity' must be an object or null, not {schedule!r}")
+    rungs = schedule.get("rungs")
+    if (not isinstance(rungs, list) or len(rungs) < 2
+            or any(isinstance(r, bool) or not isinstance(r, (int, float)) or not math.isfinite(r) or r <= 0 for r in rungs)
+            or any(a >= b for a, b in zip(rungs, rungs[1:]))):
+        raise SpecError(f"{where}: the stored spec's multifidelity 'rungs' must be two or more increasing positive "
+                        f"numbers, not {rungs!r}")
+    settings = {k: v for k, v in schedule.items() if k != "rungs"}
+    try:
+        MultiFidelity.from_json(settings)
+    except (MultiFidelityError, TypeError) as exc:
+        raise SpecError(f"{where}: the stored spec's 'multifidelity' is malformed: {exc}") from None
 
 
 __all__ = ["REQUIRED", "SpecError", "validate_spec"]

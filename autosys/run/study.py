@@ -45,6 +45,8 @@ from autosys.run.isolation import no_fork
 from autosys.core.registry import make_system, rebuild_system
 from autosys.core.spec import redact_options
 from autosys.run.intensify import INTENSIFY, next_rerun
+from autosys.run.progress import log_trial
+from autosys.run.multifidelity import MultiFidelity, MultiFidelityError, calibrate, rung_values
 from autosys.run.selection import (
     CONFIRM, ConfigRuns, best_trial, gain_over_default, next_to_confirm, root_choices, runs_of,
 )
@@ -56,7 +58,9 @@ from autosys.core.trial import Trial, TrialState
 from autosys.tuners import make_tuner, tuner_class
 from autosys.tuners.base import Tuner, warm_start_entry
 
-FINISHED = (TrialState.COMPLETE, TrialState.FAILED, TrialState.TIMED_OUT)
+FINISHED = (TrialState.COMPLETE, TrialState.FAILED, TrialState.TIMED_OUT, TrialState.PRUNED)
+#: the storage event kind of a staged trial's value at one rung (autosys/run/multifidelity.py)
+INTERMEDIATE = "intermediate"
 
 
 class StudyError(RuntimeError):
@@ -108,6 +112,10 @@ class Study:
         self._baselines: set[int] = set()
         self._in_flight: dict[int, Trial] = {}
         self.grace = self.GRACE
+        settings = dict(self.spec.get("multifidelity") or {})
+        #: the fidelities tuner proposals are measured at in stages (empty: full fidelity only)
+        self.rungs: list[float | int] = list(settings.pop("rungs", []))
+        self.multifidelity = MultiFidelity.from_json(settings) if self.rungs else None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -128,6 +136,7 @@ class Study:
         confirm: int = 0,
         unique: bool = False,
         intensify: bool = True,
+        multifidelity: MultiFidelity | Mapping[str, Any] | bool | None = None,
     ) -> "Study":
         """Start a new study in `directory` (new, or empty; see `claim_directory`).
 
@@ -142,6 +151,12 @@ class Study:
         intensify: race challengers against the incumbent with paired re-runs
         as the study goes (autosys/run/intensify.py); the answer is the
         incumbent. Stored in the spec: a study made before (no key) resumes without.
+
+        multifidelity: measure tuner proposals in stages up the system's
+        fidelity rungs, pruning those outside the best 1/eta at a rung
+        (`MultiFidelity` settings, a mapping of them, or True for the defaults;
+        autosys/run/multifidelity.py). The default, re-runs and the final
+        stay at full fidelity, and only full-fidelity runs can be the answer.
 
         storage: a postgresql://USER@HOST/DB URL to keep the study in
         PostgreSQL (study name: ?study=NAME, else the directory's name) instead
@@ -173,6 +188,13 @@ class Study:
                 pinned = ", ".join(f"{k}={v}" for k, v in fixed_clean.items())
                 raise InvalidConfig(f"pinning {pinned} leaves no valid config: {exc}") from None
         tuner_obj = _build_tuner(tuner, tuner_space, system_obj, seed, tuner_options)
+        schedule = None
+        try:
+            settings = MultiFidelity.from_json(multifidelity)
+            if settings is not None:
+                schedule = {**settings.to_json(), "rungs": settings.rungs(system_obj.fidelity())}
+        except (MultiFidelityError, ValueError) as exc:
+            raise StudyError(f"multi-fidelity for {system_obj.name}: {exc}") from None
         spec = {
             "system": stored_system["system"],
             "system_options": stored_system["system_options"],
@@ -186,6 +208,7 @@ class Study:
             "evaluate_default": evaluate_default,
             "confirm": int(confirm),
             "intensify": bool(intensify),
+            "multifidelity": schedule,
             "created_at": time.time(),
         }
         directory, made = claim_directory(directory, unique=unique, storage=storage)
@@ -337,12 +360,23 @@ class Study:
 
         def submit(record: Trial, attempt: int) -> None:
             self._in_flight[record.number] = record
-            future = executor.submit(run_trial, target, record.config, self._workspace(record, attempt))
+            stage = stages.get(record.number)
+            fidelity = None if stage is None else self.rungs[stage]
+            future = executor.submit(run_trial, target, record.config, self._workspace(record, attempt, stage), fidelity)
             futures[future] = record
+
+        def begin(record: Trial, attempt: int) -> None:
+            if self._staged(record):  # a tuner proposal under multi-fidelity: its first stage
+                assert self.multifidelity is not None
+                record.info.pop("intermediate", None)
+                stages[record.number] = self.multifidelity.start_rung(int(record.info["tuner_number"]), len(self.rungs))
+            submit(record, attempt)
 
         slots = 1 if (self.system.exclusive and executor.local) else max(1, executor.workers)
         futures: dict[cf.Future, Trial] = {}
         attempts: dict[int, int] = {}
+        #: trial number -> the rung (index into self.rungs) its running stage measures at; staged trials only
+        stages: dict[int, int] = {}
         beat = _Heartbeat(self.storage, self._in_flight, heartbeat)
         failed = False
         stopped = False
@@ -362,7 +396,7 @@ class Study:
                     adopted, failed_dead = self._reap(grace, retries)
                     for record in adopted:  # trials of dead processes, to run again here
                         attempts[record.number] = record.info["attempts"]
-                        submit(record, record.info["attempts"])
+                        begin(record, record.info["attempts"])
                     if callback is not None:
                         for record in failed_dead:
                             callback(self, record)
@@ -372,7 +406,7 @@ class Study:
                     record = self._claim()
                     if record is None:
                         break
-                    submit(record, 1)
+                    begin(record, 1)
                 if not futures:
                     # trials other processes still run may yet fail and be retried: wait them out
                     if stopped or self._out_of_time(start) or not self.storage.count((TrialState.RUNNING,)):
@@ -384,14 +418,23 @@ class Study:
                     record = futures.pop(future)
                     outcome, lost = _outcome_of(future)
                     tries = attempts.get(record.number, 1)
+                    stage = stages.get(record.number)
                     if outcome.state != TrialState.COMPLETE:  # a worker killed at its timeout leaves it
-                        release_workspace(self._workspace(record, tries), failed=True)
+                        release_workspace(self._workspace(record, tries, stage), failed=True)
                     if lost and tries <= retries:
                         attempts[record.number] = tries + 1
                         self.storage.set_attempts(record.number, tries + 1)
                         record.info["attempts"] = tries + 1
                         submit(record, tries + 1)
                         continue
+                    if stage is not None:
+                        staged_outcome = self._after_stage(record, stage, outcome)
+                        if staged_outcome is None:  # promoted: the next rung, in the same trial
+                            stages[record.number] = stage + 1
+                            submit(record, tries)
+                            continue
+                        stages.pop(record.number, None)
+                        outcome = staged_outcome
                     self._in_flight.pop(record.number, None)
                     self._finish(record, outcome, callback)
         except BaseException as exc:
@@ -403,7 +446,8 @@ class Study:
             for future in futures:
                 future.cancel()
             for record in list(self._in_flight.values()):
-                release_workspace(self._workspace(record, attempts.get(record.number, 1)), failed=True)
+                release_workspace(self._workspace(record, attempts.get(record.number, 1), stages.get(record.number)),
+                                  failed=True)
                 record.state, record.error = TrialState.FAILED, reason
                 try:
                     self._finish(record, Outcome(TrialState.FAILED, error=reason), None)
@@ -427,11 +471,48 @@ class Study:
         """DIR/work: every process's and every trial attempt's own folder is made under it."""
         return None if self.directory is None else self.directory / "work"
 
-    def _workspace(self, trial: Trial, attempt: int) -> Path | None:
-        """The attempt's own folder, DIR/work/trial-N-attempt-K-HOST-PID: never shared."""
+    def _workspace(self, trial: Trial, attempt: int, stage: int | None = None) -> Path | None:
+        """The attempt's own folder, DIR/work/trial-N-attempt-K[-rung-R]-HOST-PID: never shared."""
         if self.work_root is None:
             return None
-        return self.work_root / f"trial-{trial.number}-attempt-{attempt}-{_worker_tag()}"
+        rung = "" if stage is None else f"-rung-{stage}"
+        return self.work_root / f"trial-{trial.number}-attempt-{attempt}{rung}-{_worker_tag()}"
+
+    def _staged(self, record: Trial) -> bool:
+        """Whether the trial runs in stages up the fidelity rungs: a tuner proposal under multi-fidelity."""
+        return self.multifidelity is not None and record.info.get("tuner_number") is not None
+
+    def _after_stage(self, record: Trial, stage: int, outcome: Outcome) -> Outcome | None:
+        """Record a stage's intermediate value; None to go on to the next rung, else the trial's final outcome.
+
+        A stage that failed, timed out or broke a limit ends the trial as it
+        is; one outside the best 1/eta of its rung ends it pruned, with its
+        partial measurement and the value its tuner is told
+        (autosys/run/multifidelity.py `calibrate`).
+        """
+        assert self.multifidelity is not None
+        spent = float(record.info.get("stage_seconds", 0.0)) + outcome.seconds
+        record.info["stage_seconds"] = spent
+        outcome.seconds = spent
+        if not outcome.feasible or outcome.value is None:
+            return outcome
+        top = len(self.rungs) - 1
+        fidelity = self.rungs[stage]
+        self.storage.add_event(INTERMEDIATE, {"trial": record.number, "rung": stage, "fidelity": fidelity,
+                                              "value": outcome.value})
+        record.info.setdefault("intermediate", []).append({"rung": stage, "fidelity": fidelity, "value": outcome.value})
+        outcome.info["intermediate"] = record.info["intermediate"]
+        if stage == top:
+            return outcome
+        events = [body for _, _, body in self.storage.events(INTERMEDIATE)]
+        peers = rung_values(events, stage)
+        if self.multifidelity.promote(outcome.value, peers, self.objective.direction):
+            return None
+        outcome.state = TrialState.PRUNED
+        outcome.info["pruned"] = (f"stopped at rung {stage + 1} of {top + 1} (fidelity {fidelity:g} of {self.rungs[-1]:g}): "
+                                  f"not in the best 1/{self.multifidelity.eta:g} of the {len(peers)} values there")
+        outcome.info["told_value"] = calibrate(outcome.value, stage, events, top)
+        return outcome
 
     def _out_of_time(self, start: float) -> bool:
         return self.budget.seconds is not None and time.monotonic() - start >= self.budget.seconds
@@ -566,6 +647,7 @@ class Study:
                 else:
                     self._tell_baseline(trial)
                 self._tuner_revision = self.storage.save_tuner_state(self.tuner.state_dict())
+        log_trial(self, trial)
         if callback is not None:
             callback(self, trial)
 
@@ -659,6 +741,7 @@ class Study:
                 "timed_out": sum(t.state == TrialState.TIMED_OUT for t in trials),
                 "infeasible": sum(t.infeasible for t in trials),
                 "reruns": sum(t.source in (INTENSIFY, CONFIRM) for t in trials),
+                "pruned": sum(t.state == TrialState.PRUNED for t in trials),
             },
         }
         baselines = getattr(self.system, "baselines", None)

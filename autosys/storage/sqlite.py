@@ -434,7 +434,7 @@ class SQLiteStorage(Storage, Journal):
         try:
             rows = self.conn.execute(
                 "SELECT number, json_extract(info, '$.tuner_number') FROM trials"
-                " WHERE state IN ('complete','failed','timed_out') AND json_extract(info, '$.tuner_number') IS NOT NULL"
+                " WHERE state IN ('complete','failed','timed_out','pruned') AND json_extract(info, '$.tuner_number') IS NOT NULL"
             ).fetchall()
         except self._db_errors as exc:
             raise StorageError(f"cannot read trials from {self.path}: {exc}") from exc

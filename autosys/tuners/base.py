@@ -199,8 +199,8 @@ class Tuner(ABC):
 
 
 def _finite(result: Result) -> Result:
-    """A complete result without a finite value is a failure (what `tell` records)."""
-    if result.state == TrialState.COMPLETE and (result.value is None or not math.isfinite(result.value)):
+    """A complete (or pruned) result without a finite value is a failure (what `tell` records)."""
+    if result.state in (TrialState.COMPLETE, TrialState.PRUNED) and (result.value is None or not math.isfinite(result.value)):
         return Result.failed(f"non-finite objective value {result.value!r}")
     return result
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from autosys.core.hostlocks import lock_dir
+
 from autosys.executors import exclusive_lock, make_executor
 from autosys.core.space import Categorical, Float, Int, InvalidConfig, Space
 from autosys.storage import SQLiteStorage, StorageError
@@ -63,12 +65,25 @@ def test_a_dask_scheduler_address_with_shell_or_path_tricks_is_refused():
             make_executor("dask", scheduler=address)
 
 
-def test_lock_names_cannot_escape_the_temporary_directory(tmp_path):
-    before = set(Path(tempfile.gettempdir()).parent.iterdir())
+def test_lock_names_cannot_escape_the_lock_directory(tmp_path):
+    locks = lock_dir()
+    before = set(locks.parent.iterdir())
     with exclusive_lock("../../../../etc/evil; rm -rf /"):
-        made = [p for p in Path(tempfile.gettempdir()).glob("autosys-exclusive-*evil*")]
-    assert made and all(p.parent == Path(tempfile.gettempdir()) and ".." not in p.name and ";" not in p.name for p in made)
-    assert set(Path(tempfile.gettempdir()).parent.iterdir()) == before
+        made = [p for p in locks.glob("autosys-exclusive-*evil*")]
+    assert made and all(p.parent == locks and ".." not in p.name and ";" not in p.name for p in made)
+    assert set(locks.parent.iterdir()) == before
+
+
+def test_host_locks_do_not_follow_a_processes_tmpdir(tmp_path, monkeypatch):
+    """Two processes with different TMPDIRs must still exclude each other: locks live in one host-wide folder."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.delenv("AUTOSYS_LOCK_DIR", raising=False)
+    monkeypatch.setattr(tempfile, "tempdir", None)  # gettempdir() re-reads TMPDIR
+    assert lock_dir() != tmp_path
+    with exclusive_lock("tmpdir-independent"):
+        assert not list(tmp_path.iterdir())
+    monkeypatch.setenv("AUTOSYS_LOCK_DIR", str(tmp_path / "locks"))
+    assert lock_dir() == tmp_path / "locks"
 
 
 def test_study_files_are_json_and_a_planted_pickle_is_never_unpickled(tmp_path):

@@ -1,0 +1,144 @@
+"""Multi-fidelity scheduling: successive halving over a system's fidelity rungs, for any tuner.
+
+A study given a `MultiFidelity` runs each tuner proposal in stages, from a
+low rung of the system's declared fidelity (autosys/core/fidelity.py: fewer
+operations, a sampled trace, fewer queries or repeats) up to full fidelity.
+After each stage the trial's value (an *intermediate value*) is compared with
+every value measured at that rung so far, by any trial of the study: it goes
+on to the next rung only when it is in the best `1/eta` of them
+(asynchronous successive halving, ASHA: Li et al., 2020; the rule Optuna's
+SuccessiveHalvingPruner and SMAC3's Hyperband apply). A trial that stops early
+is *pruned*: recorded with its partial measurement and the rung it reached,
+told to the tuner (so a model learns that region is poor), and never the
+study's answer, which only full-fidelity runs decide.
+
+With `brackets` > 1, trials start at rungs 0, 1, ... in turn (Hyperband's
+brackets, asynchronously), hedging against a low rung that ranks configs
+badly. Until `min_peers` values exist at a rung, nothing is pruned there.
+
+What a pruned trial tells its tuner is its value scaled to full fidelity by
+the median ratio (full / rung) of configs measured at both, so a rung that
+reads systematically high or low (a short run that never fills the cache)
+does not mislead a model; with no such config yet, the raw value.
+
+This module is pure bookkeeping (no I/O): the study (autosys/run/study.py)
+submits the stages, records the intermediate values and asks `promote`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from statistics import median
+from typing import Any, Iterable, Mapping, Sequence
+
+from autosys.core.fidelity import Fidelity
+
+
+class MultiFidelityError(ValueError):
+    """A multi-fidelity setting that cannot work for this system (shown as one line)."""
+
+
+@dataclass(frozen=True)
+class MultiFidelity:
+    """Successive halving settings: `eta` (keep the best 1/eta at each rung), `brackets`, and the rungs.
+
+    min_fidelity: the lowest rung (default: the system's declared minimum).
+    min_peers: values needed at a rung before it prunes (default: ceil(eta)).
+    """
+
+    eta: float = 3.0
+    brackets: int = 1
+    min_fidelity: float | None = None
+    min_peers: int | None = None
+
+    def __post_init__(self):
+        if not (isinstance(self.eta, (int, float)) and math.isfinite(self.eta) and self.eta > 1):
+            raise MultiFidelityError(f"eta must be a number above 1, not {self.eta!r}")
+        if not isinstance(self.brackets, int) or self.brackets < 1:
+            raise MultiFidelityError(f"brackets must be a whole number of at least 1, not {self.brackets!r}")
+        if self.min_peers is not None and (not isinstance(self.min_peers, int) or self.min_peers < 1):
+            raise MultiFidelityError(f"min_peers must be a whole number of at least 1, not {self.min_peers!r}")
+
+    @property
+    def peers_needed(self) -> int:
+        return self.min_peers if self.min_peers is not None else math.ceil(self.eta)
+
+    def rungs(self, fidelity: Fidelity | None) -> list[float | int]:
+        """The fidelities a staged trial may be measured at, lowest first; the last is full fidelity."""
+        if fidelity is None:
+            raise MultiFidelityError("this system declares no fidelity, so it cannot be tuned with multi-fidelity "
+                                     "scheduling (see autosys/core/fidelity.py)")
+        lowest = fidelity.min if self.min_fidelity is None else fidelity.check(self.min_fidelity)
+        rungs = [r for r in fidelity.rungs(self.eta) if r >= lowest]
+        if len(rungs) < 2:
+            raise MultiFidelityError(
+                f"fidelity {fidelity.name} offers one rung only from {lowest:g} to {fidelity.max:g} with eta={self.eta:g}; "
+                "lower the minimum or eta")
+        return rungs
+
+    def start_rung(self, index: int, n_rungs: int) -> int:
+        """The rung the `index`-th staged trial starts at: 0, or Hyperband's brackets in turn."""
+        brackets = min(self.brackets, n_rungs)
+        return index % brackets
+
+    def promote(self, value: float, peers: Sequence[float], direction: str) -> bool:
+        """Whether a trial whose value at a rung is `value` goes on, given every value at that rung (`peers`, its own included)."""
+        finite = [p for p in peers if p is not None and math.isfinite(p)]
+        if len(finite) < self.peers_needed:
+            return True
+        losses = sorted(-p if direction == "maximize" else p for p in finite)
+        keep = max(1, math.floor(len(losses) / self.eta))
+        loss = -value if direction == "maximize" else value
+        return loss <= losses[keep - 1]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"eta": self.eta, "brackets": self.brackets, "min_fidelity": self.min_fidelity,
+                "min_peers": self.min_peers}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | "MultiFidelity" | bool | None) -> "MultiFidelity | None":
+        """Settings from a spec or a caller: a mapping, an instance, True (defaults), or None/False (off)."""
+        if data is None or data is False:
+            return None
+        if data is True:
+            return cls()
+        if isinstance(data, MultiFidelity):
+            return data
+        if not isinstance(data, Mapping):
+            raise MultiFidelityError(f"multifidelity must be a mapping of settings, not {type(data).__name__}")
+        unknown = set(data) - {"eta", "brackets", "min_fidelity", "min_peers"}
+        if unknown:
+            raise MultiFidelityError(f"unknown multifidelity setting(s): {', '.join(sorted(unknown))} "
+                                     "(known: eta, brackets, min_fidelity, min_peers)")
+        return cls(**dict(data))
+
+
+def rung_values(events: Iterable[Mapping[str, Any]], rung: int) -> list[float]:
+    """The values measured at `rung` in the study's intermediate-value records."""
+    return [float(e["value"]) for e in events if e.get("rung") == rung and e.get("value") is not None]
+
+
+def calibrate(value: float, rung: int, events: Sequence[Mapping[str, Any]], top: int) -> float:
+    """`value` measured at `rung`, scaled to full fidelity by configs measured at both (median ratio; else unchanged).
+
+    Ratios need values of one sign; otherwise the median difference is added.
+    """
+    at_rung: dict[int, float] = {}
+    at_top: dict[int, float] = {}
+    for e in events:
+        if e.get("value") is None:
+            continue
+        if e.get("rung") == rung:
+            at_rung[int(e["trial"])] = float(e["value"])
+        elif e.get("rung") == top:
+            at_top[int(e["trial"])] = float(e["value"])
+    both = [(at_rung[n], at_top[n]) for n in at_rung.keys() & at_top.keys()]
+    if not both or rung == top:
+        return value
+    if all(low > 0 and full > 0 for low, full in both) and value > 0:
+        return value * median(full / low for low, full in both)
+    return value + median(full - low for low, full in both)
+
+
+__all__ = ["MultiFidelity", "MultiFidelityError", "calibrate", "rung_values"]

@@ -1,0 +1,249 @@
+"""Multi-fidelity scheduling: trials climb the fidelity rungs, losers are pruned, and a pruned trial is never the answer."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+
+from autosys.core.fidelity import Fidelity, stamp
+from autosys.core.space import Float, Space
+from autosys.core.system import Measurement, Objective, System
+from autosys.core.trial import Result, TrialState
+from autosys.run.multifidelity import MultiFidelity, MultiFidelityError, calibrate
+from autosys.run.study import Study, StudyError
+from autosys.run.specs import SpecError, validate_spec
+from autosys.tuners.random_search import RandomSearch
+
+
+class Ladder(System):
+    """Throughput peaks at x = 0.7; a short run reads `bias` times high (a cache not yet full) with noise ~ 1/sqrt(ops).
+
+    Every evaluation's operations are counted in `work`, the cost a scheduler should save.
+    """
+
+    name = "ladder"
+
+    def __init__(self, bias: float = 3.0, noise: float = 0.05, seed: int = 0):
+        self.bias, self.noise = bias, noise
+        self.rng = np.random.default_rng(seed)
+        self.work = 0
+
+    def space(self) -> Space:
+        return Space([Float("x", 0.0, 1.0, default=0.1)])
+
+    @property
+    def objective(self) -> Objective:
+        return Objective("ops_per_s", "maximize")
+
+    def fidelity(self) -> Fidelity:
+        return Fidelity("operations", "operations", 10, 810, unit="operations")
+
+    def evaluate(self, config, fidelity=None):
+        ops = self.resolve_fidelity(fidelity)
+        self.work += ops
+        true = 1000.0 * (1.0 - (config["x"] - 0.7) ** 2)
+        short = 1.0 + (self.bias - 1.0) * (1.0 - ops / 810.0)
+        noisy = true * short * (1.0 + self.noise * self.rng.standard_normal() * math.sqrt(10.0 / ops))
+        return Measurement({"ops_per_s": noisy}, info=stamp({}, self.fidelity(), ops, ops))
+
+
+class NoDial(Ladder):
+    name = "no-dial"
+
+    def fidelity(self):
+        return None
+
+
+# --------------------------------------------------------------------------- the schedule itself
+
+
+def test_rungs_come_from_the_systems_fidelity_and_eta():
+    assert MultiFidelity(eta=3).rungs(Ladder().fidelity()) == [10, 30, 90, 270, 810]
+    assert MultiFidelity(eta=3, min_fidelity=90).rungs(Ladder().fidelity()) == [90, 270, 810]
+    with pytest.raises(MultiFidelityError, match="declares no fidelity"):
+        MultiFidelity().rungs(None)
+    with pytest.raises(MultiFidelityError, match="one rung"):
+        MultiFidelity(eta=3, min_fidelity=810).rungs(Ladder().fidelity())
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"eta": 1}, "eta"), ({"eta": float("nan")}, "eta"), ({"brackets": 0}, "brackets"),
+    ({"min_peers": 0}, "min_peers"), ({"etta": 3}, "unknown multifidelity setting"),
+])
+def test_bad_settings_are_refused_in_one_line(bad, message):
+    with pytest.raises(MultiFidelityError, match=message):
+        MultiFidelity.from_json(bad)
+
+
+def test_promotion_keeps_the_best_one_in_eta_of_a_rung():
+    mf = MultiFidelity(eta=3)
+    assert mf.promote(1.0, [1.0], "minimize")  # too few peers: nothing is pruned yet
+    peers = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    assert [mf.promote(v, peers, "minimize") for v in peers] == [True, True, False, False, False, False]
+    assert [mf.promote(v, peers, "maximize") for v in peers] == [False, False, False, False, True, True]
+
+
+def test_brackets_start_trials_at_successive_rungs():
+    hyperband = MultiFidelity(brackets=3)
+    assert [hyperband.start_rung(i, 5) for i in range(6)] == [0, 1, 2, 0, 1, 2]
+    assert {MultiFidelity().start_rung(i, 5) for i in range(6)} == {0}
+
+
+def test_calibration_scales_a_rung_by_configs_measured_at_both():
+    events = [{"trial": 1, "rung": 0, "value": 300.0}, {"trial": 1, "rung": 2, "value": 100.0},
+              {"trial": 2, "rung": 0, "value": 600.0}, {"trial": 2, "rung": 2, "value": 200.0},
+              {"trial": 3, "rung": 0, "value": 900.0}]
+    assert calibrate(900.0, 0, events, top=2) == pytest.approx(300.0)
+    assert calibrate(900.0, 1, events, top=2) == 900.0  # nothing measured at rung 1 and full: unchanged
+    negative = [{"trial": 1, "rung": 0, "value": -3.0}, {"trial": 1, "rung": 1, "value": -1.0}]
+    assert calibrate(-5.0, 0, negative, top=1) == pytest.approx(-3.0)  # differences when signs rule ratios out
+
+
+def test_a_pruned_result_is_told_with_its_value_and_failures_are_not():
+    assert Result(TrialState.PRUNED, 2.0).ok
+    assert not Result(TrialState.PRUNED, float("nan")).ok and not Result(TrialState.PRUNED, None).ok
+    tuner = RandomSearch(Ladder().space(), direction="maximize", seed=0)
+    trial = tuner.ask()
+    tuner.tell(trial, Result(TrialState.PRUNED, float("inf")))
+    assert tuner.observations == [] and tuner.history[-1][1].state == TrialState.FAILED
+
+
+# --------------------------------------------------------------------------- in a study
+
+
+def _study(tmp_path, name="mf", **kwargs):
+    options = {"budget": 30, "seed": 0, "tuner": "random", "multifidelity": {"eta": 3}}
+    options.update(kwargs)
+    return Study.create(tmp_path / name, Ladder(seed=options["seed"]), **options)
+
+
+def test_losers_are_pruned_with_their_partial_measurement(tmp_path):
+    study = _study(tmp_path).run()
+    trials = study.trials()
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    full = [t for t in trials if t.state == TrialState.COMPLETE and t.source == "random"]
+    assert len(pruned) >= 10 and full, "successive halving should stop most proposals early and finish some"
+    for t in pruned:
+        steps = t.info["intermediate"]
+        assert steps and steps[-1]["fidelity"] < 810 and t.value == steps[-1]["value"]
+        assert [s["fidelity"] for s in steps] == sorted(s["fidelity"] for s in steps)
+        assert "best 1/3" in t.info["pruned"] and t.info["fidelity"]["full"] is False
+        assert t.info["seconds"] >= 0 and "told_value" in t.info
+    for t in full:
+        assert t.info["fidelity"]["full"] is True and t.info["intermediate"][-1]["fidelity"] == 810
+    assert study.default_trial.info["fidelity"]["full"] is True  # the default is never staged
+    assert study.summary()["trials"]["pruned"] == len(pruned)
+    study.close()
+
+
+def test_a_pruned_trial_never_becomes_the_answer(tmp_path):
+    # every short run reads 3x high, so a pruned trial's partial value beats every full-fidelity one
+    study = _study(tmp_path, budget=40, seed=3).run()
+    pruned = [t for t in study.trials() if t.state == TrialState.PRUNED]
+    full_values = [t.value for t in study.trials() if t.state == TrialState.COMPLETE]
+    assert pruned and max(t.value for t in pruned) > max(full_values)
+    best = study.best
+    assert best.state == TrialState.COMPLETE and best.info["fidelity"]["full"] is True
+    assert study.summary()["best"]["number"] == best.number
+    study.close()
+
+
+def test_the_tuner_learns_a_pruned_trials_calibrated_value(tmp_path):
+    study = _study(tmp_path, budget=40, seed=1).run()
+    told = {t.config["x"]: r for t, r in study.tuner.history}
+    pruned = [t for t in study.trials() if t.state == TrialState.PRUNED]
+    for t in pruned:
+        result = told[t.config["x"]]
+        assert result.state == TrialState.PRUNED and result.value == t.info["told_value"]
+    calibrated = [t for t in pruned if t.info["told_value"] != t.value]
+    assert calibrated, "once some configs reached full fidelity, pruned values are scaled to it"
+    for t in calibrated:  # short runs read about 3x high: the told value is scaled down
+        assert t.info["told_value"] < t.value
+    study.close()
+
+
+def test_multifidelity_does_less_work_than_full_fidelity_for_the_same_trials(tmp_path):
+    staged, plain = Ladder(seed=0), Ladder(seed=0)
+    a = Study.create(tmp_path / "a", staged, budget=30, tuner="random", multifidelity=True).run()
+    b = Study.create(tmp_path / "b", plain, budget=30, tuner="random").run()
+    assert staged.work < 0.6 * plain.work
+    a.close(), b.close()
+
+
+def test_hyperband_brackets_start_some_trials_higher(tmp_path):
+    study = _study(tmp_path, multifidelity={"eta": 3, "brackets": 3}).run()
+    first_rungs = {t.info["intermediate"][0]["rung"] for t in study.trials()
+                   if t.source == "random" and t.info.get("intermediate")}
+    assert first_rungs == {0, 1, 2}
+    study.close()
+
+
+def test_a_study_resumes_with_its_schedule(tmp_path):
+    study = _study(tmp_path, budget=12)
+    study.run()
+    rungs = study.spec["multifidelity"]["rungs"]
+    study.close()
+    again = Study.resume(tmp_path / "mf", system=Ladder(seed=5), budget=24)
+    assert again.rungs == rungs and again.multifidelity == MultiFidelity(eta=3)
+    again.run()
+    assert again.n_finished() == 24 and any(t.state == TrialState.PRUNED for t in again.trials()[12:])
+    again.close()
+
+
+def test_a_system_without_fidelity_is_refused(tmp_path):
+    with pytest.raises(StudyError, match="declares no fidelity"):
+        Study.create(tmp_path / "x", NoDial(), budget=5, multifidelity=True)
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("schedule, message", [
+    ({"eta": 3, "rungs": [10]}, "rungs"), ({"eta": 3, "rungs": [30, 10]}, "rungs"),
+    ({"eta": 3, "rungs": [10, "x"]}, "rungs"), ({"eta": 0.5, "rungs": [10, 30]}, "malformed"), ("fast", "object"),
+])
+def test_a_damaged_stored_schedule_is_refused(schedule, message):
+    spec = {"system": "s", "system_options": {}, "tuner": "random", "tuner_options": {}, "seed": 0,
+            "budget": {"trials": 5, "seconds": None}, "fixed": {}, "objective": {}, "multifidelity": schedule}
+    with pytest.raises(SpecError, match=message):
+        validate_spec(spec)
+
+
+def test_multifidelity_runs_on_subprocess_workers(tmp_path):
+    from tests.systems_for_tests import Quadratic  # noqa: F401  (the module the workers import)
+
+    study = Study.create(tmp_path / "sub", Ladder(seed=0), budget=8, tuner="random", multifidelity=True)
+    study.run(executor="pool", workers=2)
+    assert study.n_finished() == 8
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials())
+    study.close()
+
+
+def test_a_time_budgeted_multifidelity_study_stops_on_time(tmp_path):
+    study = Study.create(tmp_path / "timed", Ladder(seed=0), budget=None, seconds=2.0, tuner="random",
+                         multifidelity=True)
+    began = time.monotonic()
+    study.run()
+    assert time.monotonic() - began < 30 and study.n_finished() >= 3
+    assert all(t.state != TrialState.RUNNING for t in study.trials())
+    study.close()
+
+
+def test_the_cli_runs_a_multifidelity_study_and_says_what_it_pruned(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    small = ["--records", "300", "--operations", "1600", "--repeats", "1", "--seconds", "0.5"]
+    out = tmp_path / "out.json"
+    run = subprocess.run([sys.executable, "-m", "autosys", "tune", "sqlite", "--budget", "14", "--tuner", "random",
+                          "--multifidelity", "--eta", "2", "--dir", str(tmp_path / "s"), "--json", str(out), *small],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    data = json.loads(out.read_text())
+    assert data["trials"]["pruned"] >= 1
+    assert f"{data['trials']['pruned']} pruned" in run.stdout
+    pruned_lines = [line for line in run.stderr.splitlines() if " pruned at fidelity " in line]
+    assert len(pruned_lines) == data["trials"]["pruned"] and all("(partial)" in line for line in pruned_lines)
+    assert data["best"]["number"] not in {int(line.split("trial ")[1].split()[0]) for line in pruned_lines}
