@@ -3,15 +3,21 @@
     autosys tune SYSTEM [--tuner T] [--budget N] [--seed S] [--dir DIR] [--json PATH]
                         [--set knob=value ...] [--<system option> VALUE ...]
     autosys tune --resume DIR [SYSTEM] [--<secret or command option> VALUE ...]
+    autosys tune --config study.toml [any flag above, which wins over the file] [--print-config]
     autosys tune SYSTEM --help      (SYSTEM's options and knobs too)
     autosys list [SYSTEM]
-    autosys show DIR
+    autosys show DIR [--watch [--interval S] [--timeout S]]
     autosys --version
 
 Any `--flag value` that `tune` does not know is passed to the system's
 constructor as keyword `flag` (dashes become underscores), converted to the
 type of that parameter's default; a boolean option also takes a bare `--flag`
 (true) or `--no-flag` (false). User errors print one line and exit 2.
+A config file (autosys/cli/config.py, docs/formats.md) holds the same flags
+and options; `--print-config` turns a command line into one.
+
+On a terminal `tune` shows a progress bar; without one (a log file, CI) it
+writes the library's log line for each trial as it ends (autosys/run/progress.py).
 
 A study never stores secrets (options a system marks secret, such as
 MariaDB's --password, and passwords inside URLs) nor commands to run (such as
@@ -25,17 +31,22 @@ system is a module:Class is resumed only when you name it again:
 from __future__ import annotations
 
 import json
+import logging
 import math
 import sys
 import tempfile
 import time
+import typing
 import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -45,8 +56,10 @@ from autosys.core.registry import UnknownSystem, available_systems, option_marks
 from autosys.core.spec import StoredOptionIgnored, redact_options, redact_text, secrets_from_env
 from autosys.core.space import InvalidConfig
 from autosys.storage import StorageError
-from autosys.core.system import SystemUnavailable
+from autosys.core.system import Objective, SystemUnavailable
 from autosys.core.trial import Trial, TrialState
+from autosys.core.units import better_text, format_number, format_quantity
+from autosys.cli.config import dump_toml, option_type
 
 # Plain help text, not Rich markup: markup would eat every "[default: ...]" (tests/test_cli_help.py checks them).
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
@@ -63,7 +76,7 @@ class UsageError(ValueError):
 
 
 def _fail(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {redact_text(message)}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {escape(redact_text(message))}", highlight=False)  # "[set]" is text, not markup
     raise typer.Exit(2)
 
 
@@ -111,7 +124,8 @@ def _bare_flags_refused(raw: dict[str, str | None]) -> dict[str, str]:
 
 
 def convert_options(factory: Callable, raw: dict[str, str | None]) -> dict[str, Any]:
-    """Convert string options to the type of each constructor parameter's default.
+    """Convert string options to each constructor parameter's type (its default's, else a simple
+    annotation's: `n_initial: int | None = None` takes an integer; see config.option_type).
 
     A bare `--flag` (value None) is true for a boolean option and `--no-flag` false.
     """
@@ -120,7 +134,7 @@ def convert_options(factory: Callable, raw: dict[str, str | None]) -> dict[str, 
     for name, text in raw.items():
         if text is None:
             positive = name[3:] if name.startswith("no_") and name not in accepted else name
-            if positive in accepted and isinstance(accepted[positive].default, bool):
+            if positive in accepted and option_type(accepted[positive]) is bool:
                 out[positive] = positive == name
                 continue
             if positive in accepted or name in accepted:
@@ -129,22 +143,22 @@ def convert_options(factory: Callable, raw: dict[str, str | None]) -> dict[str, 
         if name not in accepted:
             flags = ", ".join("--" + n.replace("_", "-") for n in accepted) or "none"
             raise UsageError(f"unknown option --{name.replace('_', '-')}; this system's options: {flags}")
-        default = accepted[name].default
+        kind = option_type(accepted[name])  # the default's type, else a simple annotation's (int | None -> int)
         flag = "--" + name.replace("_", "-")
         try:
-            if isinstance(default, bool):
+            if kind is bool:
                 lowered = text.lower()
                 if lowered not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
                     raise ValueError
                 out[name] = lowered in ("true", "1", "yes", "on")
-            elif isinstance(default, int):
+            elif kind is int:
                 out[name] = int(text)
-            elif isinstance(default, float):
+            elif kind is float:
                 out[name] = float(text)
             else:
                 out[name] = text
         except ValueError:
-            kind = {bool: "true or false", int: "an integer", float: "a number"}.get(type(default), "a value")
+            kind = {bool: "true or false", int: "an integer", float: "a number"}.get(kind, "a value")
             raise UsageError(f"{flag} expects {kind}, not {text!r}") from None
     return out
 
@@ -183,27 +197,40 @@ def check_writable(flag: str, path: Path | None) -> None:
         raise UsageError(f"{flag} {path} is not writable: {exc.strerror or exc}") from None
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:,.4g}" if abs(value) < 1e6 else f"{value:,.0f}"
-    return str(value)
+def _fmt(value: Any, unit: str = "") -> str:
+    """A value as printed: thousands separators, about four significant digits, the unit if any."""
+    return format_quantity(value, unit)
+
+
+def _knob(value: Any) -> str:
+    """A knob's value as `--set` takes it (4096, not 4,096); a float rounded to four significant digits."""
+    return format_number(value) if isinstance(value, float) else str(value)
+
+
+def _objective_title(objective: dict) -> str:
+    """ "maximize throughput (ops/s, higher is better)" from a stored objective."""
+    unit = Objective.from_json(objective).unit_of()
+    why = ", ".join(part for part in (unit, better_text(objective["direction"])) if part)
+    return f"{objective['direction']} {objective['metric']} ({why})"
 
 
 def _results_table(summary: dict) -> Table:
     objective = summary["objective"]
-    table = Table(title=f"{summary['system']}: {objective['direction']} {objective['metric']}")
+    units = Objective.from_json(objective)
+    table = Table(title=f"{summary['system']}: {_objective_title(objective)}")
     table.add_column("")
     table.add_column("default", overflow="fold")
     table.add_column("best", overflow="fold")
     default, best = summary.get("default") or {}, summary.get("best") or {}
     metrics = list(dict.fromkeys([*(default.get("metrics") or {}), *(best.get("metrics") or {})]))
     for name in metrics:
-        table.add_row(name, _fmt((default.get("metrics") or {}).get(name, "")), _fmt((best.get("metrics") or {}).get(name, "")))
+        unit = units.unit_of(name)
+        table.add_row(name, _fmt((default.get("metrics") or {}).get(name, ""), unit), _fmt((best.get("metrics") or {}).get(name, ""), unit))
     knobs = list(dict.fromkeys([*(default.get("config") or {}), *(best.get("config") or {})]))
     for name in knobs:
         d, b = (default.get("config") or {}).get(name, "-"), (best.get("config") or {}).get(name, "-")
         mark = "" if d == b else " *"
-        table.add_row(f"[dim]{name}[/]", _fmt(d), _fmt(b) + mark)
+        table.add_row(f"[dim]{name}[/]", _knob(d), _knob(b) + mark)
     if default and best:
         table.caption = f"{_gain_text(summary)}; * marks changed knobs"
     return table
@@ -236,6 +263,12 @@ def tune(
         True, "--intensify/--no-intensify",
         help="Race a proposal that beats the best against it in paired re-runs before it takes over (noise-aware; re-runs count in the budget).",
     ),
+    multifidelity: bool = typer.Option(
+        False, "--multifidelity/--full-fidelity",
+        help="Run proposals in stages up the system's fidelity rungs and prune those outside the best 1/eta at a rung (successive halving).",
+    ),
+    eta: float = typer.Option(3.0, "--eta", help="With --multifidelity: keep the best 1/eta at each rung; rungs grow eta-fold."),
+    brackets: int = typer.Option(1, "--brackets", help="With --multifidelity: Hyperband-style brackets (trials start at rung 0, 1, ... in turn)."),
     seed: int = typer.Option(0, "--seed", help="Seeds the tuner, and the system if it takes a seed."),
     directory: Optional[Path] = typer.Option(None, "--dir", help="Study directory [default: studies/SYSTEM-TIME]."),
     resume: Optional[Path] = typer.Option(
@@ -254,6 +287,15 @@ def tune(
     storage: Optional[str] = typer.Option(
         None, "--storage", help="Keep the study in PostgreSQL: postgresql://USER@HOST/DB[?study=NAME] [default: DIR/study.sqlite]."
     ),
+    tuner_option: list[str] = typer.Option(
+        [], "--tuner-option", help="A keyword option of the tuner's constructor: --tuner-option n_initial=5 (repeatable) [default: none]."
+    ),
+    config: Optional[Path] = typer.Option(
+        None, "--config", help="A TOML file holding any of these options, SYSTEM and its options (docs/formats.md); the command line wins over it [default: none]."
+    ),
+    print_config: bool = typer.Option(
+        False, "--print-config", help="Print the study these options (and --config) describe as a config file, and exit; nothing runs [default: off]."
+    ),
     show_help: bool = typer.Option(False, "--help", "-h", help="Show this message (and SYSTEM's options and knobs) and exit."),
 ) -> None:
     """Tune SYSTEM (or resume a study) and print the default vs the best config.
@@ -263,36 +305,148 @@ def tune(
     if show_help:
         _tune_help(ctx, system)
         return
+    try:
+        request = resolve_tune(ctx)
+    except (UsageError, PluginError, ValueError, OSError) as exc:  # ConfigError, UnknownSystem are ValueErrors
+        _fail(str(exc))
+        return
+    if print_config:
+        sys.stdout.write(redact_text(dump_toml(request.file_form())))
+        return
+    _run_tune(request)
+
+
+@dataclass
+class TuneRequest:
+    """A `tune` command resolved from the command line and a --config file: checked, nothing built yet.
+
+    params: tune's parameters by name (the file's values where the command line gave none);
+    options: the system's options, typed (the file's, then the command line's);
+    extra: the command line's unknown flags as text (on --resume: secrets and commands);
+    fixed: pinned knobs as text (--set); tuner_options: typed.
+    """
+
+    command: Any
+    params: dict[str, Any]
+    config_path: Path | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, str | None] = field(default_factory=dict)
+    fixed: dict[str, str] = field(default_factory=dict)
+    tuner_options: dict[str, Any] = field(default_factory=dict)
+    file_fixed: dict[str, str] = field(default_factory=dict)  # the knobs the file pinned (its errors name the file)
+
+    def file_form(self) -> dict[str, Any]:
+        """The request as a study config file holds it (`autosys tune --config`); secrets left out."""
+        from autosys.cli.config import OPTIONS_TABLE, TABLES, file_keys
+
+        out: dict[str, Any] = {}
+        for key, param in file_keys(self.command).items():
+            value = self.params.get(param.name)
+            out[key] = str(value) if isinstance(value, Path) else value
+        secret = option_marks(system_factory(self.params["system"]))[0] if self.params.get("system") else ()
+        out[OPTIONS_TABLE] = redact_options(self.options, secret)
+        out[TABLES["set_"]] = dict(self.fixed)
+        out[TABLES["tuner_option"]] = dict(self.tuner_options)
+        return out
+
+
+def resolve_tune(ctx: typer.Context) -> TuneRequest:
+    """Merge the command line with a --config file (the command line wins, flag by flag and option by option)
+    and check every value, naming the flag or the file's key; builds and creates nothing."""
+    from autosys.cli.config import check_options, load_study_config
+    from autosys.tuners import tuner_class
+
+    params = dict(ctx.params)
+    raw_args = list(ctx.args)
+    given = {name for name in params if getattr(ctx.get_parameter_source(name), "name", "") == "COMMANDLINE"}
+    if params["system"] is not None and params["system"].startswith("-"):  # click hands a leading unknown flag to SYSTEM
+        raw_args, params["system"] = [params["system"], *raw_args], None
+        given.discard("system")
+    file = None
+    if params["config"] is not None:
+        if params["resume"] is not None:
+            raise UsageError("--config describes a new study; --resume DIR continues one as it was created")
+        file = load_study_config(params["config"], ctx.command, typing.get_type_hints(tune))
+        params.update({name: value for name, value in file.values.items() if name not in given})
+    # every bad flag is one line before anything is built or created; a bad value from the file names its key
+    def check(flag: str, name: str, checker: Callable = check_number, **limits: Any) -> None:
+        try:
+            checker(flag, params[name], **limits)
+        except UsageError as exc:
+            if file is None or name in given or name not in file.values:
+                raise
+            key = flag[2:].replace("-", "_")
+            raise UsageError(f"{file.path}: {str(exc).replace(flag, key, 1)}") from None
+
+    check("--budget", "budget", minimum=1)
+    check("--time-budget", "time_budget", above=True)
+    check("--trial-timeout", "trial_timeout", above=True)
+    check("--patience", "patience", minimum=1)
+    check("--seed", "seed", maximum=2**32 - 1)
+    check("--confirm", "confirm")
+    check("--workers", "workers", minimum=1)
+    check("--json", "json_path", check_writable)
+    kind = params["executor_kind"] or ("dask" if params["scheduler"] else "subprocess" if params["trial_timeout"] is not None else "inline")
+    if kind == "inline" and params["workers"] not in (None, 1):
+        raise UsageError("--workers needs --executor pool, subprocess or dask")
+    request = TuneRequest(ctx.command, params, extra=parse_extra_flags(raw_args), config_path=file.path if file else None)
+    if params["resume"] is not None:
+        if params["set_"] or params["tuner_option"]:
+            raise UsageError("--resume DIR continues a study as it was created; give no --set or --tuner-option")
+        return request
+    system = params["system"]
+    if system is None and file is not None:
+        raise UsageError(f"{file.path}: no system: add system = \"NAME\" (see `autosys list`) or name one on the command line")
+    if system is None:
+        raise UsageError("name a system to tune (see `autosys list`), give --config FILE with a system, or --resume DIR")
+    tuner_class(params["tuner"])  # an unknown tuner is named before the system is built
+    factory = system_factory(system)
+    if file is not None:
+        options = file.options
+        if file.values.get("system") != system and options:  # SYSTEM on the command line replaced (or supplied) the file's
+            options = check_options(factory, options, f"{file.path}: options (for {system})")
+        request.options.update(options)
+        request.fixed.update(file.fixed)
+        request.file_fixed = dict(file.fixed)
+    request.options.update(convert_options(factory, request.extra))
+    request.fixed.update(parse_assignments(params["set_"]))
+    where = f"{file.path}: tuner_options" if file is not None else "tuner_options"
+    request.tuner_options = _tuner_options(params["tuner"], file.tuner_options if file else {},
+                                           parse_assignments(params["tuner_option"], "--tuner-option"), where)
+    return request
+
+
+def _tuner_options(tuner: str, values: dict[str, Any], raw: dict[str, str], where: str) -> dict[str, Any]:
+    """A tuner's keyword options: typed ones from a file, then text ones from --tuner-option (which win)."""
+    from autosys.cli.config import TUNER_RESERVED, check_options, tuner_parameters
+    from autosys.tuners import tuner_class
+
+    options = check_options(tuner_class(tuner), values, where, reserved=TUNER_RESERVED)
+    accepted = tuner_parameters(tuner)
+    for name in raw:
+        if name in TUNER_RESERVED:
+            raise UsageError(f"--tuner-option {name} is set by the study, not by hand")
+        if name not in accepted:
+            raise UsageError(f"--tuner-option {name}: tuner {tuner!r} has no such option; known: {', '.join(accepted) or 'none'}")
+    options.update(convert_options(tuner_class(tuner), dict(raw)))
+    return options
+
+
+def _run_tune(request: TuneRequest) -> None:
+    """Create (or resume) the study a request describes, run it with progress, print default vs best."""
     from autosys.executors import make_executor
     from autosys.core.registry import make_system
     from autosys.run.study import Study, StudyError
-    from autosys.tuners import tuner_class
 
+    p = request.params
+    system, tuner, budget, time_budget, seed = p["system"], p["tuner"], p["budget"], p["time_budget"], p["seed"]
+    directory, resume, storage, quiet, json_path = p["directory"], p["resume"], p["storage"], p["quiet"], p["json_path"]
     executor = None
     try:
-        # every bad flag is one line before anything is built or created
-        check_number("--budget", budget, minimum=1)
-        check_number("--time-budget", time_budget, above=True)
-        check_number("--trial-timeout", trial_timeout, above=True)
-        check_number("--patience", patience, minimum=1)
-        check_number("--seed", seed, maximum=2**32 - 1)
-        check_number("--confirm", confirm)
-        check_number("--workers", workers, minimum=1)
-        check_writable("--json", json_path)
-        if resume is None:
-            tuner_class(tuner)  # an unknown tuner is named before the system is built
-        kind = executor_kind or ("dask" if scheduler else "subprocess" if trial_timeout is not None else "inline")
-        if kind == "inline" and workers not in (None, 1):
-            raise UsageError("--workers needs --executor pool, subprocess or dask")
-        executor = make_executor(kind, workers=workers, scheduler=scheduler, timeout=trial_timeout)
-        raw_args = list(ctx.args)
-        if system is not None and system.startswith("-"):  # click hands a leading unknown flag to SYSTEM
-            raw_args, system = [system, *raw_args], None
-        extra = parse_extra_flags(raw_args)
+        kind = p["executor_kind"] or ("dask" if p["scheduler"] else "subprocess" if p["trial_timeout"] is not None else "inline")
+        executor = make_executor(kind, workers=p["workers"], scheduler=p["scheduler"], timeout=p["trial_timeout"])
         if resume is not None:
-            if set_:
-                raise UsageError("--resume DIR continues a study as it was created; give no --set")
-            extra = _bare_flags_refused(extra)
+            extra = _bare_flags_refused(request.extra)
             # SYSTEM names a stored module:Class again; extra flags give secrets and commands, never stored
             with warnings.catch_warnings(record=True) as ignored:
                 warnings.simplefilter("always", StoredOptionIgnored)
@@ -303,28 +457,32 @@ def tune(
                     for warning in [w for w in ignored if issubclass(w.category, StoredOptionIgnored)]:
                         err_console.print(f"warning: {redact_text(str(warning.message))}", highlight=False)
         else:
-            if system is None:
-                raise UsageError("name a system to tune (see `autosys list`) or give --resume DIR")
             factory = system_factory(system)
-            options = convert_options(factory, extra)
+            options = dict(request.options)
             options.update(secrets_from_env(option_marks(factory)[0], options))  # AUTOSYS_PASSWORD etc.
             if "seed" in option_names(factory):
                 options.setdefault("seed", seed)
-            fixed = parse_assignments(set_)
             system_obj = make_system(system, options)
+            if request.file_fixed:  # a bad knob in the file's [set] names the file
+                try:
+                    system_obj.space().subspace({k: v for k, v in request.file_fixed.items() if k not in parse_assignments(p["set_"])})
+                except InvalidConfig as exc:
+                    raise UsageError(f"{request.config_path}: set: {exc}") from None
             default_name = directory is None  # two runs in one second get a study each (-2, -3, ...)
             directory = directory or Path("studies") / f"{system.replace(':', '-')}-{time.strftime('%Y%m%d-%H%M%S')}"
             study = Study.create(
                 directory,
                 system_obj,
                 tuner=tuner,
+                tuner_options=request.tuner_options or None,
                 budget=budget if budget is not None else (None if time_budget else 12),
                 seconds=time_budget,
                 seed=seed,
-                fixed=fixed,
+                fixed=request.fixed,
                 storage=storage,
-                confirm=confirm,
-                intensify=intensify,
+                confirm=p["confirm"],
+                intensify=p["intensify"],
+                multifidelity={"eta": p["eta"], "brackets": p["brackets"]} if p["multifidelity"] else None,
                 unique=default_name,
             )
     except (UsageError, InvalidConfig, PluginError, StudyError, StorageError, SystemUnavailable, ValueError, OSError) as exc:
@@ -336,31 +494,35 @@ def tune(
     total = study.budget.trials
     done = study.n_finished()
     err_console.print(f"study: {study.directory}  system: {study.spec['system']}  tuner: {study.spec['tuner']}", highlight=False)
-    with Progress(
+    # on a terminal: a progress bar; else (a log file, a pipe, CI) one line per trial as it ends (autosys/run/progress.py)
+    log_lines = not quiet and not err_console.is_terminal
+    with _trial_log(log_lines), Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=err_console,
-        disable=quiet,
+        disable=quiet or log_lines,
         transient=False,
     ) as progress:
         task = progress.add_task("tuning", total=total, completed=done)
 
         def on_trial(study_: "Study", trial: Trial) -> None:
+            if log_lines:
+                return  # the trial's log line says it all
             best = study_.best
-            metric = study_.objective.metric
-            best_text = f"best {metric}={_fmt(best.value)}" if best else "no success yet"
+            objective = study_.objective
+            best_text = f"best {objective.metric} {format_quantity(best.value, objective.unit_of())}" if best else "no success yet"
             if trial.state != TrialState.COMPLETE or trial.error:
                 err_console.print(f"  trial {trial.number} {trial.state.value}: {redact_text(str(trial.error))}", highlight=False)
             progress.update(task, advance=1, description=f"tuning ({best_text})")
 
         try:
             stop_when = None
-            if patience is not None:
+            if p["patience"] is not None:
                 from autosys.tuners.stopping import stop_on_stagnation
 
-                stop_when = stop_on_stagnation(patience)
+                stop_when = stop_on_stagnation(p["patience"])
             study.run(callback=on_trial, executor=executor, stop_when=stop_when)
         except KeyboardInterrupt:
             executor.shutdown(wait=False, cancel_futures=True)
@@ -379,13 +541,33 @@ def tune(
     counts = summary["trials"]
     console.print(
         f"trials: {counts['complete']} complete, {counts['failed']} failed, {counts['timed_out']} timed out"
-        f"  -  study saved in {study.directory}",
+        + (f", {counts['pruned']} pruned" if counts.get("pruned") else "")
+        + f"  -  study saved in {study.directory}",
         highlight=False,
     )
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(redact_text(json.dumps(summary, indent=2, default=str)))
     study.close()
+
+
+@contextmanager
+def _trial_log(enabled: bool) -> Iterator[None]:
+    """While a study runs, send the library's INFO lines ("autosys.study": one per trial) to stderr."""
+    if not enabled:
+        yield
+        return
+    logger = logging.getLogger("autosys")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def _tune_help(ctx: typer.Context, system: str | None) -> None:
@@ -418,8 +600,10 @@ def _show_pareto(directory: Path, summary: dict, storage: str | None = None) -> 
     table = Table(title=f"Pareto front: {metric} vs {second} ({len(rows)} of the feasible trials)")
     for column in ("#", metric, second, "config"):
         table.add_column(column, overflow="fold")
+    units = Objective.from_json(summary["objective"])
     for row in rows[:10]:
-        table.add_row(str(row["number"]), _fmt(row[metric]), _fmt(row[second]), json.dumps(row["config"], default=str))
+        table.add_row(str(row["number"]), _fmt(row[metric], units.unit_of(metric)), _fmt(row[second], units.unit_of(second)),
+                      json.dumps(row["config"], default=str))
     console.print(table)
     path = plot_pareto(data, Path(directory) / "pareto.png")
     if path is not None:
@@ -470,31 +654,69 @@ def list_(
         console.print(f"  plug-in tuner {name} = {path}  ({status})", highlight=False, soft_wrap=True)
 
 
-def _show_trials(storage, spec: dict) -> None:
-    trials = storage.trials()
+def _study_header(spec: dict) -> str:
+    budget = spec.get("budget") or {}
+    limits = [f"{budget['trials']:,} trials" if budget.get("trials") else "", f"{_fmt(budget['seconds'], 's')}" if budget.get("seconds") else ""]
+    return (f"system {spec['system']} {redact_options(spec.get('system_options') or {})}  tuner {spec['tuner']}  seed {spec['seed']}"
+            f"  budget {' and '.join(t for t in limits if t) or 'none'}  objective: {_objective_title(spec['objective'])}")
+
+
+def _trials_table(trials: list[Trial], spec: dict, rows: int | None = None) -> Table:
+    """Every trial (or the last `rows`): value with its unit, seconds, config or error."""
     objective = spec["objective"]
-    console.print(
-        f"system {spec['system']} {redact_options(spec.get('system_options') or {})}  tuner {spec['tuner']}  seed {spec['seed']}"
-        f"  budget {spec['budget']}  objective: {objective['direction']} {objective['metric']}",
-        highlight=False,
-    )
-    table = Table()
-    for column in ("#", "state", "source", objective["metric"], "seconds", "config / error"):
+    unit = Objective.from_json(objective).unit_of()
+    shown = trials if rows is None or len(trials) <= rows else trials[-rows:]
+    table = Table(caption=f"the last {len(shown)} of {len(trials):,} trials" if len(shown) < len(trials) else None)
+    for column in ("#", "state", "source", f"{objective['metric']} ({unit})" if unit else objective["metric"], "seconds", "config / error"):
         table.add_column(column, overflow="fold")
-    for t in trials:
+    for t in shown:
         detail = redact_text(t.error) if t.error else json.dumps(t.config)
         table.add_row(
             str(t.number), t.state.value, t.source, _fmt(t.value) if t.value is not None else "-",
             _fmt(t.duration) if t.duration else "-", detail,
         )
-    console.print(table)
+    return table
+
+
+def _show_trials(storage, spec: dict) -> None:
+    console.print(_study_header(spec), highlight=False)
+    console.print(_trials_table(storage.trials(), spec))
+
+
+def _watch_view(snapshot: Any, rows: int | None) -> Any:
+    """The terminal view of `show --watch`: the header, progress and best so far, the latest trials."""
+    from rich.console import Group
+    from rich.text import Text
+
+    done, budget, best = len(snapshot.finished), snapshot.budget, snapshot.best()
+    unit = snapshot.objective.unit_of()
+    progress = f"{done:,} of {budget:,} trials done" if budget else f"{done:,} trials done"
+    progress += f", {snapshot.running} running" if snapshot.running else ""
+    progress += f"; best {_fmt(best.value, unit)} (trial {best.number})" if best is not None and best.value is not None else "; no successful trial yet"
+    stamp = time.strftime("%H:%M:%S")
+    return Group(Text(_study_header(snapshot.spec)), Text(f"{stamp}  {progress}  (Ctrl-C stops watching)"),
+                 _trials_table(snapshot.trials, snapshot.spec, rows))
 
 
 @app.command()
-def show(directory: Path = typer.Argument(..., help="A study directory.")) -> None:
-    """Show a study's spec and every trial."""
+def show(
+    directory: Path = typer.Argument(..., help="A study directory."),
+    watch: bool = typer.Option(False, "--watch", help="Follow the study as trials land, until it ends or Ctrl-C [default: off]."),
+    interval: float = typer.Option(2.0, "--interval", help="With --watch: seconds between looks."),
+    timeout: Optional[float] = typer.Option(None, "--timeout", help="With --watch: stop watching after this many seconds [default: until the study ends]."),
+) -> None:
+    """Show a study's spec and every trial (with --watch: follow it while it runs)."""
     from autosys.storage import SQLiteStorage
 
+    try:
+        check_number("--interval", interval, above=True)
+        check_number("--timeout", timeout, above=True)
+    except UsageError as exc:
+        _fail(str(exc))
+        return
+    if watch:
+        _watch(directory, interval, timeout)
+        return
     try:
         storage = SQLiteStorage(directory, create=False)
     except StorageError as exc:
@@ -520,20 +742,26 @@ def show(directory: Path = typer.Argument(..., help="A study directory.")) -> No
     storage.close()
 
 
-def _read_config_file(path: Path) -> dict:
-    """A JSON or TOML file, parsed safely, with a clear error naming the file."""
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
-    try:
-        if path.suffix == ".toml":
-            import tomllib
+def _watch(directory: Path, interval: float, timeout: float | None) -> None:
+    """`show --watch`: the view redrawn on a terminal, else one line per finished trial; ends with why it stopped."""
+    from autosys.cli.watch import watch
 
-            return tomllib.loads(text)
-        return json.loads(text)
-    except Exception as exc:  # JSONDecodeError / TOMLDecodeError
-        raise UsageError(f"{path} is not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {exc}") from None
+    try:
+        if not console.is_terminal:
+            from autosys.storage import SQLiteStorage
+
+            storage = SQLiteStorage(directory, create=False)
+            spec = storage.load_spec()
+            storage.close()
+            if spec is not None:
+                console.print(_study_header(spec), highlight=False, soft_wrap=True)
+        reason = watch(directory, console, _watch_view, interval=interval, timeout=timeout)
+    except StorageError as exc:
+        _fail(str(exc))
+        return
+    except KeyboardInterrupt:
+        reason = "stopped watching (Ctrl-C)"
+    console.print(reason, highlight=False)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -545,24 +773,18 @@ def agent(
     duration: Optional[float] = typer.Option(None, "--duration", help="Stop after this many seconds [default: run until Ctrl-C]."),
 ) -> None:
     """Run the agent as a sidecar: watch SYSTEM, try candidates, keep wins, roll back losses."""
+    from autosys.cli.config import load_agent_config
     from autosys.online.agent import Agent, Guardrails, TunerPolicy
     from autosys.core.registry import make_system
     from autosys.storage import SQLiteStorage
 
     try:
         check_number("--duration", duration, above=True)
-        settings = _read_config_file(config) if config else {}
-        known = {"window", "duration", "tuner", "guardrails", "tries_per_regime", "seed"}
-        unknown = set(settings) - known
-        if unknown:
-            raise UsageError(f"{config}: unknown setting {sorted(unknown)[0]!r}; known: {', '.join(sorted(known))}")
+        settings = load_agent_config(config) if config else {}  # keys and types checked (docs/formats.md)
         factory = system_factory(system)
         system_obj = make_system(system, convert_options(factory, parse_extra_flags(list(ctx.args))))
         system_obj.setup()
         guard_settings = settings.get("guardrails", {})
-        allowed = {"change_budget", "budget_seconds", "noise_sigmas", "min_relative_gain"}
-        if set(guard_settings) - allowed:
-            raise UsageError(f"unknown guardrail {sorted(set(guard_settings) - allowed)[0]!r}; known: {', '.join(sorted(allowed))}")
         policy = TunerPolicy(system_obj.space(), system_obj.objective.direction, tuner=settings.get("tuner", "random"),
                              seed=int(settings.get("seed", 0)), tries_per_regime=int(settings.get("tries_per_regime", 8)))
         runner = Agent(system_obj, policy, guardrails=Guardrails(**guard_settings), window=float(settings.get("window", 1.0)),
