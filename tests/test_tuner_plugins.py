@@ -120,3 +120,15 @@ def test_the_registry_holds_every_built_in_and_the_stored_name_rule():
     check_stored_name("m:C", ["m:C"], kind="tuner", flag="--tuner")
     with pytest.raises(UntrustedPlugin, match="--tuner os:system"):
         check_stored_name("os:system", "meta", kind="tuner", flag="--tuner")
+
+
+def test_an_allow_listed_optuna_name_is_a_name_not_an_import_path():
+    """`optuna:TPESampler` resolves through a fixed allow-list: a stored one resumes without being named again,
+    while as a *system* name it is simply unknown (never imported)."""
+    from autosys.core.plugins import check_stored_name, is_path
+    from autosys.core.registry import UnknownSystem, system_factory
+
+    assert not is_path("optuna:TPESampler") and is_path("mymodule:MyTuner")
+    check_stored_name("optuna:TPESampler", None, kind="tuner", flag="--tuner")  # no UntrustedPlugin
+    with pytest.raises(UnknownSystem, match="unknown system"):
+        system_factory("optuna:os")

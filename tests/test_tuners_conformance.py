@@ -16,6 +16,7 @@ from autosys.tuners.bandit import BanditTuner, MetaTuner
 from autosys.tuners.bayes import BayesOpt, ForestBayesOpt
 from autosys.tuners.multiobjective import ParEGO
 from autosys.tuners.random_search import RandomSearch
+from autosys.tuners.trust_region import TrustRegionBO
 
 #: options that keep a registered tuner's checks fast (its own defaults otherwise)
 LIGHT = {
@@ -40,6 +41,8 @@ def registered_factory(name: str):
     "name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_REGISTERED else n for n in available_tuners()]
 )
 def test_every_registered_tuner_passes_check_tuner(name):
+    if name == "optuna":
+        pytest.importorskip("optuna", reason="the optuna tuner needs the bench extra (optuna)")
     report = check_tuner(registered_factory(name), steps=12)
     assert isinstance(report, CheckReport) and not report.failed
     assert "save_restore" in report and "seeded_determinism" in report
@@ -56,6 +59,11 @@ VARIANTS = {
         BayesOpt, surrogate="et", acquisition="lcb", n_candidates=300, surrogate_options={"n_estimators": 15}
     ),
     "meta-exp3": partial(MetaTuner, members=("bo", "random"), policy="exp3"),
+    "turbo": partial(TrustRegionBO, n_candidates=300),
+    "meta-with-turbo": partial(
+        MetaTuner, members=[("bo", {"n_candidates": 300}), ("autosys.tuners.trust_region:TrustRegionBO",
+                                                            {"n_candidates": 300}), "random"]
+    ),
 }
 
 

@@ -22,9 +22,14 @@ class UntrustedPlugin(PluginError):
     """A `module:Class` read back from storage that the user did not name again."""
 
 
+#: name prefixes that look like paths but resolve through a fixed allow-list, never an import
+#: (`optuna:TPESampler` names one of Optuna's samplers: autosys/tuners/optuna_sampler.py)
+ALLOW_LISTED_PREFIXES = ("optuna:",)
+
+
 def is_path(name: str) -> bool:
-    """True for a `module:Class` import path (registered names never contain ':')."""
-    return ":" in name
+    """True for a `module:Class` import path (registered names never contain ':'; allow-listed prefixes are names)."""
+    return ":" in name and not name.startswith(ALLOW_LISTED_PREFIXES)
 
 
 def import_object(path: str, *, kind: str = "plug-in", error: type[PluginError] = PluginError) -> Any:

@@ -15,7 +15,7 @@ import warnings
 from importlib.metadata import entry_points
 from typing import Any, Callable, Mapping
 
-from autosys.core.plugins import PluginError, check_stored_name, import_object
+from autosys.core.plugins import PluginError, check_stored_name, import_object, is_path
 from autosys.core.spec import (
     ENTRY_POINT_GROUP, StoredOptionIgnored, SystemSpec, constructor_parameters, secrets_from_env,
     strip_url_password,
@@ -57,7 +57,7 @@ def system_factory(name: str) -> Callable[..., System]:
                 return ep.load()
             except ImportError as exc:
                 raise UnknownSystem(f"system {name!r} is installed but cannot be imported: {exc}") from exc
-    if ":" in name:
+    if is_path(name):
         return _import(name)
     known = ", ".join(available_systems()) or "none"
     raise UnknownSystem(f"unknown system {name!r}; known systems: {known} (or give module:Class)")

@@ -36,6 +36,7 @@ TUNERS: dict[str, str] = {
     "rl": "autosys.tuners.rl:RLTuner",
     "meta": "autosys.tuners.bandit:MetaTuner",
     "cash": "autosys.tuners.conditional:ConditionalBandit",
+    "optuna": "autosys.tuners.optuna_sampler:OptunaSampler",  # option sampler=...; or the name optuna:<Sampler>
 }
 
 
@@ -62,6 +63,13 @@ def available_tuners() -> dict[str, str]:
 
 def tuner_class(name: str) -> type[Tuner]:
     """The Tuner class `name` selects (a built-in, an entry point, or a `module:Class` path)."""
+    if name.startswith("optuna:"):  # an Optuna sampler from a fixed allow-list, never an import path
+        from autosys.tuners.optuna_sampler import sampler_tuner
+
+        try:
+            return sampler_tuner(name.partition(":")[2])
+        except ValueError as exc:
+            raise UnknownTuner(str(exc)) from None
     if name in TUNERS:
         if name in shadowed_tuners():
             warnings.warn(f"tuner {name!r} is built in; the entry point {shadowed_tuners()[name]!r} of the same name "
