@@ -22,6 +22,7 @@ from autosys.tuners.trust_region import TrustRegionBO
 LIGHT = {
     "bo": {"n_candidates": 300},
     "bo-rf": {"n_candidates": 300},
+    "bo-cost": {"n_candidates": 300},
     "model": {"chains": 8, "steps": 15, "n_estimators": 60},
     "rl": {"model": "trees", "n_estimators": 8, "fqi_iterations": 2},
     "meta": {"members": [("bo", {"n_candidates": 300}), "local", "random"]},

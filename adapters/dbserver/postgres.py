@@ -241,11 +241,12 @@ class PostgresKnobs(ServerKnobs):
         self._reload(conn)  # also what puts back a setting whose file entry is already right
 
     def _restart_only(self, conn, saved: Snapshot, now: Snapshot, differing: list[tuple[str, str]]) -> list[tuple[str, str]]:
-        """Differing restart-only (postmaster) settings whose auto.conf entry is already restored."""
+        """Differing restart-only (postmaster) settings whose auto.conf entry is already restored, and the
+        `internal` ones the server derives from them at start (`shared_memory_size` follows `shared_buffers`)."""
         names = [n for s, n in differing if s == "settings" and ("auto_conf", n) not in differing]
         if not names:
             return []
-        rows = conn.execute("SELECT name FROM pg_settings WHERE context = 'postmaster' AND name = ANY(%s)", (names,))
+        rows = conn.execute("SELECT name FROM pg_settings WHERE context IN ('postmaster', 'internal') AND name = ANY(%s)", (names,))
         return [("settings", r[0]) for r in rows.fetchall()]
 
     # ------------------------------------------------------------------ changing

@@ -36,6 +36,7 @@ TUNERS: dict[str, str] = {
     "rl": "autosys.tuners.rl:RLTuner",
     "meta": "autosys.tuners.bandit:MetaTuner",
     "cash": "autosys.tuners.conditional:ConditionalBandit",
+    "bo-cost": "autosys.tuners.cost_aware:CostAwareBO",
     "optuna": "autosys.tuners.optuna_sampler:OptunaSampler",  # option sampler=...; or the name optuna:<Sampler>
 }
 
