@@ -21,6 +21,7 @@ SMALL = {
     "sqlite-service": {"records": 300, "seconds": 0.2},
     "page-cache-app": {"capacity": 50},
     "learned-index": {"n_keys": 20_000, "queries": 5_000, "repeats": 1},
+    "learned-index-updates": {"n_keys": 20_000, "operations": 4_000, "repeats": 1},
     "kv": {"records": 500, "operations": 500, "seconds": 0.3},
     "page-policy": {"requests": 5_000, "pages": 500},
     "kernel": {"shape": "32,32,32", "repeats": 1, "timeout": 60.0},
