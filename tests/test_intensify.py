@@ -12,7 +12,8 @@ import pytest
 from autosys import Categorical, Int, Measurement, Objective, Space, System
 from autosys.cli.main import _results_table
 from autosys.core.trial import Trial, TrialState
-from autosys.run.intensify import INTENSIFY, decide, race_state
+from autosys.core.space import config_key
+from autosys.run.intensify import INTENSIFY, decide, next_rerun, race_state
 from autosys.run.intervals import pair_runs, paired_gain
 from autosys.run.study import Study
 from tests.noisy_systems import FastButBreaksLimit, KnownGain, OneLuckyRun
@@ -178,3 +179,92 @@ def test_no_intensify_on_the_command_line_runs_no_paired_reruns(tmp_path):
         assert "intensify" not in sources and len(storage.trials()) == 8
     finally:
         storage.close()
+
+
+def alternate(start, challenger, incumbent, c_values, i_values):
+    """Race re-runs from `start` on: incumbent first, then in turns (the study's order after a trigger)."""
+    out, n = [], start
+    for i_value, c_value in zip(i_values, c_values + [None]):
+        out.append(Trial(number=n, config=incumbent, state=TrialState.COMPLETE, value=i_value, source=INTENSIFY))
+        n += 1
+        if c_value is not None:
+            out.append(Trial(number=n, config=challenger, state=TrialState.COMPLETE, value=c_value, source=INTENSIFY))
+            n += 1
+    return out
+
+
+def test_a_race_out_of_runs_goes_to_the_challenger_ahead_on_average_in_its_re_runs():
+    """SMAC's rule at the end of a race: 10-20% ahead in every re-run pair, never significant in seven re-runs."""
+    objective = Objective("ms", "minimize")
+    base, better = {"kind": "base"}, {"kind": "better"}
+    first = [Trial(number=0, config=base, state=TrialState.COMPLETE, value=1.0, source="default"),
+             Trial(number=1, config=better, state=TrialState.COMPLETE, value=0.8, source="random")]
+    race = alternate(2, better, base, [0.95, 0.80, 0.90], [1.30, 1.00, 1.05, 1.05])  # 7 re-runs: the race's share at budget 30
+    trials = first + race
+    assert decide([t for t in trials if t.config == better], [t for t in trials if t.config == base][1:], False) == "more"
+    state = race_state(trials, objective, budget=30)
+    assert state.configs[state.incumbent] == better and state.challenger is None
+    assert state.promotions == [(config_key(base), config_key(better))]
+    # one re-run short of the race's share: still racing, the incumbent stays
+    state = race_state(trials[:-1], objective, budget=30)
+    assert state.configs[state.incumbent] == base and state.configs[state.challenger] == better
+    # the study's last trial ends a race too: the same race, triggered at trial 32 of a 40-trial budget
+    late = [first[0], *(Trial(number=t.number + 31, config=t.config, state=t.state, value=t.value, source=t.source)
+                        for t in trials[1:])]
+    assert late[-1].number == 39
+    assert race_state(late, objective, budget=41).configs[race_state(late, objective, budget=41).incumbent] == base
+    state = race_state(late, objective, budget=40)
+    assert state.configs[state.incumbent] == better and state.challenger is None
+
+
+def test_a_lucky_run_never_wins_a_race_decided_by_the_mean():
+    """The run that started the race is left out of the mean: ahead only thanks to it, the challenger loses."""
+    objective = Objective("ms", "minimize")
+    base, lucky = {"kind": "base"}, {"kind": "lucky"}
+    first = [Trial(number=0, config=base, state=TrialState.COMPLETE, value=1.0, source="default"),
+             Trial(number=1, config=lucky, state=TrialState.COMPLETE, value=0.2, source="random")]
+    # re-runs: about 1% behind on average, but the lucky run puts the race's pairs as a whole ahead
+    race = alternate(2, lucky, base, [1.00, 1.06, 0.98], [1.25, 0.97, 1.05, 0.98])
+    assert decide([t for t in first + race if t.config == lucky], [t for t in race if t.config == base], False,
+                  exhausted=True) == "promote"  # without knowing which run was lucky
+    state = race_state(first + race, objective, budget=30)
+    assert state.configs[state.incumbent] == base and state.promotions == []
+    # two re-run pairs are not enough for the mean, however far ahead
+    race = alternate(2, lucky, base, [0.5, 0.5], [1.0, 1.0, 1.0])
+    state = race_state(first + race, objective, budget=len(first + race))
+    assert state.configs[state.incumbent] == base
+
+
+def test_a_clear_winner_found_during_a_race_is_raced_when_it_ends():
+    """With parallel workers the tuner fills a free worker during a race; a winner found then waits for its race."""
+    objective = Objective("ms", "minimize")
+    base, close, clear = {"kind": "base"}, {"kind": "close"}, {"kind": "clear"}
+    def run(number, config, value, source=INTENSIFY):
+        return Trial(number=number, config=config, state=TrialState.COMPLETE, value=value, source=source)
+
+    start = [run(0, base, 1.0, "default"), run(1, close, 0.95, "random"), run(2, base, 1.0)]
+    rest = [run(4, close, 1.1), run(5, base, 1.0), run(6, close, 1.1), run(7, base, 1.0)]  # `close` loses its race at 7
+    trials = [*start, run(3, clear, 0.4, "random"), *rest]  # 3: proposed during the race
+    state = race_state(trials[:-1], objective, budget=40)
+    assert state.configs[state.challenger] == close and config_key(clear) in state.waiting
+    state = race_state(trials, objective, budget=40)
+    assert state.configs[state.challenger] == clear and state.since == 8 and 3 in state.triggers
+    assert next_rerun(trials, objective, 40) == clear  # its own re-run first: its one run is not in the race
+    more = [run(8, clear, 0.42), run(9, base, 1.02), run(10, clear, 0.41), run(11, base, 0.99)]
+    state = race_state(trials + more, objective, budget=40)
+    assert state.configs[state.incumbent] == clear and not state.waiting and state.challenger is None
+    # a waiting run that the incumbent's later runs caught up with is not raced
+    slower = [*start, run(3, clear, 0.97, "random"), *rest[:-1], run(7, base, 0.9)]
+    state = race_state(slower, objective, budget=40)
+    assert state.challenger is None and state.configs[state.incumbent] == base
+
+
+def test_a_config_truly_15_percent_better_becomes_the_answer_of_a_30_trial_study(tmp_path):
+    """A gain smaller than the noise of one pair (sigma 0.1 per run) is rarely significant in a race, but wins on the mean."""
+    found = []
+    for seed in range(10):
+        study = Study.create(tmp_path / f"s{seed}", KnownGain(gain=1.15, sigma=0.1, seed=seed), tuner="random", budget=30, seed=seed)
+        study.run()
+        found.append(study.best.config["kind"] == "fast")
+        study.close()
+    assert sum(found) >= 8, found  # 6 of 10 when a race out of runs kept the incumbent
