@@ -37,6 +37,7 @@ TUNERS: dict[str, str] = {
     "meta": "autosys.tuners.bandit:MetaTuner",
     "cash": "autosys.tuners.conditional:ConditionalBandit",
     "bo-cost": "autosys.tuners.cost_aware:CostAwareBO",
+    "turbo": "autosys.tuners.trust_region:TrustRegionBO",
     "optuna": "autosys.tuners.optuna_sampler:OptunaSampler",  # option sampler=...; or the name optuna:<Sampler>
 }
 

@@ -131,6 +131,10 @@ class BayesOpt(Tuner):
         observations (the Cholesky is refreshed every ask regardless); None picks
         1 below 50 observations, 3 below 100, 5 above.
     warp: Yeo-Johnson warp of the targets before standardizing.
+    exact_fantasies: pending trials' fantasies carry no observation noise (default), so the
+        model's uncertainty collapses there and the next pick spreads out; False conditions
+        them with the fitted noise, as told results are (measured: a batch of 2 then often
+        proposes near-duplicates; see experiments/tuners_bbob.py --pending-seeds).
     surrogate_options: keyword options of the surrogate (e.g. n_estimators for trees).
     """
 
@@ -150,6 +154,7 @@ class BayesOpt(Tuner):
         xi: float = 0.01,
         kappa: float = 2.0,
         warp: bool = True,
+        exact_fantasies: bool = True,
         surrogate_options: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ):
@@ -172,6 +177,7 @@ class BayesOpt(Tuner):
         self.xi = xi
         self.kappa = kappa
         self.warp = warp
+        self.exact_fantasies = bool(exact_fantasies)
         self._design_used = 0
         self._fits = 0
         self._hedge_gains = np.zeros(3)
@@ -244,7 +250,8 @@ class BayesOpt(Tuner):
         else:
             value = {"cl_min": y.min(), "cl_mean": y.mean(), "cl_max": y.max()}[self.batch]
             lies = np.full(len(Xp), value)
-        return model.condition_on(Xp, lies)
+        # a fantasy is as certain as the told value will be: exact, so the next pick moves away from it
+        return model.condition_on(Xp, lies, exact=self.exact_fantasies)
 
     def _feasibility(self):
         """P(success) at candidates, learned from failed vs completed trials; None when nothing failed.
@@ -358,9 +365,13 @@ class BayesOpt(Tuner):
             order = np.argsort(-scores[names[which]], kind="stable")
         else:
             order = np.argsort(-scores[names[0]], kind="stable")
+        return self._first_new(order, allc)
+
+    def _first_new(self, order: np.ndarray, encoded: np.ndarray, look: int = 200) -> Config | None:
+        """The first of the best-ranked `look` candidates (rows of `encoded`, in `order`) not yet tried and valid."""
         seen = self._seen_keys()
-        for i in order[:200]:
-            config = self.space.decode(allc[i])
+        for i in order[:look]:
+            config = self.space.decode(encoded[i])
             if self.space.config_key(config) in seen:
                 continue
             try:

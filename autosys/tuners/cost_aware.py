@@ -271,16 +271,7 @@ class CostAwareBO(BayesOpt):
         worth = np.maximum(acq, 0.0) + self.ei_floor
         per_second = np.where(np.isfinite(acq), worth, -np.inf) / seconds**self.cost_exponent
         order = np.argsort(-per_second, kind="stable")
-        seen = self._seen_keys()
-        for i in order[:200]:
-            config = self.space.decode(allc[i])
-            if self.space.config_key(config) in seen:
-                continue
-            try:
-                return self.space.validate(config)
-            except InvalidConfig:
-                continue
-        return None
+        return self._first_new(order, allc)
 
 
 def count_changes(space: Space, trials: Sequence[Trial | tuple[Trial, Result]], costs: Sequence[str] = BATCHED) -> int:
