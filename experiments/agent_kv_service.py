@@ -28,7 +28,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adapters.sqlite.service import PHASES, SQLiteService  # noqa: E402
+from autosys_adapters.sqlite.service import PHASES, SQLiteService  # noqa: E402
 from autosys.online.agent import Agent, Guardrails, TunerPolicy  # noqa: E402
 from autosys.storage import SQLiteStorage  # noqa: E402
 from autosys.run.study import Study  # noqa: E402

@@ -21,8 +21,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adapters.pagecache.app import POLICIES, AdaptiveCache, PageCacheApp, ShadowPolicy  # noqa: E402
-from adapters.pagecache import traces  # noqa: E402
+from autosys_adapters.pagecache.app import POLICIES, AdaptiveCache, PageCacheApp, ShadowPolicy  # noqa: E402
+from autosys_adapters.pagecache import traces  # noqa: E402
 from autosys.online.agent import Agent, ChangeDetector, Guardrails  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"

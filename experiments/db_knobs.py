@@ -43,7 +43,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from adapters.sqlite.knobs import SQLiteKnobs  # noqa: E402
+from autosys_adapters.sqlite.knobs import SQLiteKnobs  # noqa: E402
 from autosys.analysis.workload_mapping import KnowledgeBase, characterize, trials_to_reach, warm_start  # noqa: E402
 from autosys.run.study import Study  # noqa: E402
 
@@ -263,7 +263,7 @@ def main() -> None:
         rows.append(run_row(f"sqlite:{workload}", system, base / "sqlite" / workload, args, rounds))
 
     if not args.no_postgres:
-        from adapters.dbserver.postgres import PostgresKnobs
+        from autosys_adapters.dbserver.postgres import PostgresKnobs
 
         pg_opts = dict(url=args.pg_url, workload=args.pg_workload, concurrency=args.clients,
                        seconds=min(args.pg_seconds, 3.0) if args.quick else args.pg_seconds,
@@ -275,7 +275,7 @@ def main() -> None:
         server_row(rows, "postgres", PostgresKnobs, pg_opts, {"synchronous_commit": "off"}, base, args, rounds)
 
     if not args.no_mysql:
-        from adapters.dbserver.mysql import MySQLKnobs
+        from autosys_adapters.dbserver.mysql import MySQLKnobs
 
         my_opts = dict(host=args.mysql_host, port=args.mysql_port, workload=args.mysql_workload,
                        concurrency=args.clients, seconds=1.5 if args.quick else 2.5, warmup=0.5, repeats=1,

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from adapters.kernels import triton_backend  # noqa: E402
+from autosys_adapters.kernels import triton_backend  # noqa: E402
 
 RESULTS = ROOT / "experiments" / "results"
 
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     import pandas as pd
     import torch
 
-    from adapters.kernels.system import KernelSchedule
+    from autosys_adapters.kernels.system import KernelSchedule
     from autosys.core.evaluation import evaluate_config
     from autosys.tuners.model_guided import ModelGuidedTuner
     from autosys.tuners.random_search import RandomSearch

@@ -41,8 +41,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from adapters.kernels.system import KernelSchedule  # noqa: E402
-from adapters.kernels.cost_model import KernelCostModel, KernelRecord  # noqa: E402
+from autosys_adapters.kernels.system import KernelSchedule  # noqa: E402
+from autosys_adapters.kernels.cost_model import KernelCostModel, KernelRecord  # noqa: E402
 from autosys.core.trial import Result  # noqa: E402
 from autosys.tuners.model_guided import ModelGuidedTuner  # noqa: E402
 from autosys.tuners.random_search import RandomSearch  # noqa: E402

@@ -61,9 +61,9 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from adapters.kv.recommender import KVRecommender, rows_from_studies  # noqa: E402
-from adapters.kv.training import ENGINE_BUDGETS, SMALL_ENGINE_BUDGETS, build_corpus, study_each_engine  # noqa: E402
-from adapters.kv.system import KVSelect  # noqa: E402
+from autosys_adapters.kv.recommender import KVRecommender, rows_from_studies  # noqa: E402
+from autosys_adapters.kv.training import ENGINE_BUDGETS, SMALL_ENGINE_BUDGETS, build_corpus, study_each_engine  # noqa: E402
+from autosys_adapters.kv.system import KVSelect  # noqa: E402
 from autosys.core.space import config_key  # noqa: E402
 from autosys.run.intensify import INTENSIFY, race_state  # noqa: E402
 from autosys.run.selection import CONFIRM, best_trial  # noqa: E402
@@ -142,7 +142,7 @@ def best_configs(rows: pd.DataFrame, label: str, root: Path, args) -> tuple[dict
     """Per source the config to re-measure: each tuner study's own answer (`study_answer`), else
     the best feasible stored trial (the oracle's per-engine studies, the seeded study: the
     strongest candidates for the oracle); and per tuner study how it reached its answer."""
-    from adapters.kv.recommender import configs_of
+    from autosys_adapters.kv.recommender import configs_of
 
     out, info = {}, {}
     for seed in args.seeds:

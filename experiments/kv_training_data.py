@@ -22,13 +22,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from adapters.kv.recommender import rows_from_studies  # noqa: E402
-from adapters.kv.workloads import KV_PRESETS  # noqa: E402
+from autosys_adapters.kv.recommender import rows_from_studies  # noqa: E402
+from autosys_adapters.kv.workloads import KV_PRESETS  # noqa: E402
 
 
 def generate(root: Path, budget: int, seed: int, seconds: float) -> None:
     """One random-search study per kv preset (and a memory-capped variant of each)."""
-    from adapters.kv.system import KVSelect
+    from autosys_adapters.kv.system import KVSelect
     from autosys.run.study import Study
 
     for name in KV_PRESETS:
@@ -54,7 +54,7 @@ def main() -> int:
     if args.generate:
         generate(args.studies[0], args.budget, args.seed, args.seconds)
     if args.corpus:
-        from adapters.kv.training import build_corpus
+        from autosys_adapters.kv.training import build_corpus
 
         build_corpus(args.studies[0], args.corpus, seed=args.seed, seconds=args.seconds)
     frames = [rows_from_studies(path) for path in args.studies]

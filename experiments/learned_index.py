@@ -4,7 +4,7 @@ For each distribution: generate N keys (10M by default), run a Study of
 `--budget` trials (random search by default; the default config first) on
 the learned-index system, then rebuild the best index under the size cap and
 time it side by side with `numpy.searchsorted` and every non-learned
-baseline of `adapters.learned_index.baselines` on the same random-order
+baseline of `autosys_adapters.learned_index.baselines` on the same random-order
 queries, interleaved, median of repeats, thread CPU time: compiled binary
 search (the index's own lock-step batch size, no model), an Eytzinger layout
 without and with software prefetching, a compiled static B+tree, and the
@@ -38,10 +38,10 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from adapters.learned_index import baselines, compiled  # noqa: E402
-from adapters.learned_index.keys import GENERATORS  # noqa: E402
-from adapters.learned_index.pareto import plot_pareto  # noqa: E402
-from adapters.learned_index.system import LearnedIndexSystem, build_index  # noqa: E402
+from autosys_adapters.learned_index import baselines, compiled  # noqa: E402
+from autosys_adapters.learned_index.keys import GENERATORS  # noqa: E402
+from autosys_adapters.learned_index.pareto import plot_pareto  # noqa: E402
+from autosys_adapters.learned_index.system import LearnedIndexSystem, build_index  # noqa: E402
 from autosys.run.study import Study  # noqa: E402
 
 RESULTS = ROOT / "experiments" / "results"
@@ -71,7 +71,7 @@ def compile_cost() -> dict[str, float]:
     """Seconds for the first RMI lookup in a fresh process: empty numba cache vs the warm one."""
     code = (
         "import time, numpy as np; t=time.perf_counter();"
-        "from adapters.learned_index import RMI, RMIConfig;"
+        "from autosys_adapters.learned_index import RMI, RMIConfig;"
         "k=np.arange(1000, dtype=np.uint64); RMI(k, RMIConfig(), backend='numba').lookup(k);"
         "print(time.perf_counter()-t)"
     )

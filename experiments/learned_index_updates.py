@@ -46,10 +46,10 @@ from scipy import stats
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from adapters.learned_index.dynamic_btree import DynamicBTree  # noqa: E402
-from adapters.learned_index.keys import generate  # noqa: E402
-from adapters.learned_index.updatable import INSERT, LOOKUP, UpdatableIndex  # noqa: E402
-from adapters.learned_index.updatable_system import (UpdatableIndexSystem, config_of, key_split,  # noqa: E402
+from autosys_adapters.learned_index.dynamic_btree import DynamicBTree  # noqa: E402
+from autosys_adapters.learned_index.keys import generate  # noqa: E402
+from autosys_adapters.learned_index.updatable import INSERT, LOOKUP, UpdatableIndex  # noqa: E402
+from autosys_adapters.learned_index.updatable_system import (UpdatableIndexSystem, config_of, key_split,  # noqa: E402
                                                      mixed_stream, timed_run)
 from autosys.run.study import Study  # noqa: E402
 

@@ -32,9 +32,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from adapters.pagecache.system import policy_space, simulator_args  # noqa: E402
-from adapters.pagecache import traces as T  # noqa: E402
-from adapters.pagecache.simulator import PreparedTrace, capacity_of, gap_closed, simulate  # noqa: E402
+from autosys_adapters.pagecache.system import policy_space, simulator_args  # noqa: E402
+from autosys_adapters.pagecache import traces as T  # noqa: E402
+from autosys_adapters.pagecache.simulator import PreparedTrace, capacity_of, gap_closed, simulate  # noqa: E402
 
 RESULTS = ROOT / "experiments" / "results"
 OURS = ["lru", "fifo", "clock", "lfu", "arc", "2q", "s3fifo", "sieve", "tinylfu", "lecar", "lrb", "rl"]
@@ -54,7 +54,7 @@ TEXTBOOK = [
 
 
 def build_traces(quick: bool, seed: int) -> dict[str, T.Trace]:
-    from adapters.pagecache.recorder import record_sqlite
+    from autosys_adapters.pagecache.recorder import record_sqlite
 
     cache_dir = RESULTS / "page_traces"
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import pandas as pd
 
-    from adapters.pagecache.simulator import warmup
+    from autosys_adapters.pagecache.simulator import warmup
 
     warmup()
     import pandas as pd  # noqa: F811

@@ -34,7 +34,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from adapters.dbserver.postgres import PostgresKnobs  # noqa: E402
+from autosys_adapters.dbserver.postgres import PostgresKnobs  # noqa: E402
 from autosys.core.system import SystemUnavailable  # noqa: E402
 
 RESULTS = ROOT / "experiments" / "results"

@@ -16,7 +16,7 @@ lock-step (one evaluation per method in turn, so drift hits all alike):
 
 Part A: BBOB functions (ioh, known optimum; 4-D, domain [-5, 5], start at the
 centre, 10 notches per knob) over several seeds and instances; regret = f - f*.
-Part B: a real system, the generated C matmul kernel (adapters.kernels.system,
+Part B: a real system, the generated C matmul kernel (autosys_adapters.kernels.system,
 128^3, GFLOP/s measured for real), a few seeds.
 
     python experiments/rl_vs_random.py            # ~10 min on 2 cores
@@ -232,7 +232,7 @@ def part_bbob(seeds: int, budget: int, dim: int, notches: int, fids, rows: list,
 
 def part_kernel(seeds: int, budget: int, shape: str, rows: list, curves: dict) -> None:
     try:
-        from adapters.kernels.system import KernelSchedule
+        from autosys_adapters.kernels.system import KernelSchedule
     except ImportError as exc:
         print(f"\nPart B skipped: the kernel adapter is not importable ({exc})")
         return

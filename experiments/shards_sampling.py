@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from adapters.pagecache.system import PagePolicySystem  # noqa: E402
+from autosys_adapters.pagecache.system import PagePolicySystem  # noqa: E402
 
 RESULTS = ROOT / "experiments" / "results"
 POLICIES = ("lru", "fifo", "clock", "lfu", "arc", "2q", "s3fifo", "sieve")

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adapters.sqlite.service import PHASES, SQLiteService
+from autosys_adapters.sqlite.service import PHASES, SQLiteService
 from autosys.online.agent import Agent, ChangeDetector, Guardrails, TunerPolicy
 from autosys.online.monitor import Monitor
 from autosys.core.space import Categorical, Int, Space

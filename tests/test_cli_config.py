@@ -203,10 +203,10 @@ def test_option_types_come_from_defaults_then_simple_annotations():
 
 
 def test_every_example_in_docs_loads_with_its_real_loader():
-    from adapters.kv.workloads import load_kv_workload
-    from adapters.learned_index.keys import load_keys
-    from adapters.pagecache.traces import read_trace
-    from adapters.workloads import load_benchmark
+    from autosys_adapters.kv.workloads import load_kv_workload
+    from autosys_adapters.learned_index.keys import load_keys
+    from autosys_adapters.pagecache.traces import read_trace
+    from autosys_adapters.workloads import load_benchmark
 
     keys = load_keys(EXAMPLES / "keys.txt")
     assert keys.dtype.kind == "u" and len(keys) == 13 and (keys[1:] >= keys[:-1]).all()

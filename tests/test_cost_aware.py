@@ -189,12 +189,12 @@ PG_URL = os.environ.get("AUTOSYS_PG_URL", "postgresql://postgres@127.0.0.1:5432/
 def test_postgres_space_gives_restart_knobs_their_cost_and_the_tuner_pins_them(tmp_path):
     """On the real server: shared_buffers is a restart knob (from pg_settings.context), and a cost-aware
     tuner on that space keeps it fixed through its initial design batch. Nothing is changed or restarted."""
-    psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is not installed (pip install 'autosys[db]')")
+    psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is not installed (pip install 'autosys-toolkit[db]')")
     try:
         psycopg.connect(PG_URL, autocommit=True, connect_timeout=2).close()
     except psycopg.OperationalError as exc:
         pytest.skip(f"no PostgreSQL server reachable at {PG_URL}: {str(exc).strip().splitlines()[0]}")
-    from adapters.dbserver.postgres import PostgresKnobs
+    from autosys_adapters.dbserver.postgres import PostgresKnobs
 
     system = PostgresKnobs(url=PG_URL, allow_restart=True, restart_command="false", state_file=str(tmp_path / "state.json"),
                            knobs="shared_buffers,wal_buffers,work_mem,commit_delay,checkpoint_timeout")

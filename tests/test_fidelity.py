@@ -145,7 +145,7 @@ def _work(m: Measurement) -> float:
 
 
 def test_sqlite_honours_operations_and_page_size_is_a_rebuild():
-    from adapters.sqlite.knobs import SQLiteKnobs
+    from autosys_adapters.sqlite.knobs import SQLiteKnobs
 
     # a generous time cap (it shrinks with the fidelity) and a fast config: the operation counts bind
     system = SQLiteKnobs(records=300, operations=640, repeats=1, seconds=120.0)
@@ -165,7 +165,7 @@ def test_sqlite_honours_operations_and_page_size_is_a_rebuild():
 
 
 def test_sqlite_service_honours_its_duration():
-    from adapters.sqlite.service import SQLiteService
+    from autosys_adapters.sqlite.service import SQLiteService
 
     system = SQLiteService(records=300, seconds=0.4)
     with system:
@@ -175,7 +175,7 @@ def test_sqlite_service_honours_its_duration():
 
 
 def test_kv_honours_operations_and_rebuilding_knobs_say_so():
-    from adapters.kv.system import KVSelect
+    from autosys_adapters.kv.system import KVSelect
 
     system = KVSelect(records=300, operations=640, seconds=120.0, engines="dict,sqlite")
     space = system.space()
@@ -188,7 +188,7 @@ def test_kv_honours_operations_and_rebuilding_knobs_say_so():
 
 
 def test_page_policy_sampled_and_prefix_fidelities_simulate_fewer_requests():
-    from adapters.pagecache.system import PagePolicySystem
+    from autosys_adapters.pagecache.system import PagePolicySystem
 
     sampled = PagePolicySystem(requests=20_000, pages=5_000, seed=1)
     assert sampled.space()["policy"].apply_cost == "restart"
@@ -209,7 +209,7 @@ def test_shards_sampling_keeps_the_miss_ratio_within_its_stated_error():
     experiments/shards_sampling.py measured a mean absolute error of 0.013
     (max 0.027) there over 8 policies and 5 seeds.
     """
-    from adapters.pagecache.system import PagePolicySystem
+    from autosys_adapters.pagecache.system import PagePolicySystem
 
     system = PagePolicySystem(generator="zipf", requests=200_000, pages=20_000, cache_size=0.1, seed=0)
     space = system.space()
@@ -222,7 +222,7 @@ def test_shards_sampling_keeps_the_miss_ratio_within_its_stated_error():
 
 
 def test_spatial_sample_keeps_every_request_of_a_sampled_page():
-    from adapters.pagecache.traces import spatial_sample, zipf
+    from autosys_adapters.pagecache.traces import spatial_sample, zipf
 
     trace = zipf(50_000, 5_000, seed=3)
     sample = spatial_sample(trace, 0.2)
@@ -233,7 +233,7 @@ def test_spatial_sample_keeps_every_request_of_a_sampled_page():
 
 
 def test_learned_index_honours_its_query_sample_and_only_structure_is_a_rebuild():
-    from adapters.learned_index.system import LearnedIndexSystem
+    from autosys_adapters.learned_index.system import LearnedIndexSystem
 
     system = LearnedIndexSystem(n_keys=20_000, queries=6_400, repeats=2)
     space = system.space()
@@ -245,7 +245,7 @@ def test_learned_index_honours_its_query_sample_and_only_structure_is_a_rebuild(
 
 
 def test_page_cache_app_honours_a_prefix():
-    from adapters.pagecache.app import PageCacheApp
+    from autosys_adapters.pagecache.app import PageCacheApp
 
     system = PageCacheApp(capacity=20, pages=list(range(50)) * 20)
     low = system.evaluate({"policy": "lru"}, fidelity=0.1)
@@ -253,8 +253,8 @@ def test_page_cache_app_honours_a_prefix():
 
 
 def test_kernel_honours_repeats_and_its_cost_model_predicts(tmp_path):
-    from adapters.kernels.cost_model import KernelCostModel, KernelRecord
-    from adapters.kernels.system import KernelSchedule
+    from autosys_adapters.kernels.cost_model import KernelCostModel, KernelRecord
+    from autosys_adapters.kernels.system import KernelSchedule
 
     system = KernelSchedule(shape="32,32,32", repeats=3, cache_dir=str(tmp_path))
     assert set(system.space().apply_costs().values()) == {"rebuild"}
@@ -287,7 +287,7 @@ def test_postgres_apply_costs_come_from_pg_settings_context(tmp_path):
     if not _reachable(5432):
         pytest.skip("no PostgreSQL server at 127.0.0.1:5432")
     pytest.importorskip("psycopg")
-    from adapters.dbserver.postgres import PostgresKnobs
+    from autosys_adapters.dbserver.postgres import PostgresKnobs
 
     # allow_restart only puts restart knobs in the space; reading the catalog changes nothing
     system = PostgresKnobs(url=PG_URL, allow_restart=True, restart_command="true", state_file=str(tmp_path / "s.json"),
@@ -303,7 +303,7 @@ def test_mysql_apply_costs_come_from_read_only_variables(tmp_path):
     if not _reachable(3306):
         pytest.skip("no MariaDB server at 127.0.0.1:3306")
     pytest.importorskip("pymysql")
-    from adapters.dbserver.mysql import MySQLKnobs
+    from autosys_adapters.dbserver.mysql import MySQLKnobs
 
     system = MySQLKnobs(allow_restart=True, restart_command="true", state_file=str(tmp_path / "s.json"),
                         knobs="innodb_log_buffer_size,innodb_io_capacity,sort_buffer_size")

@@ -7,9 +7,9 @@ import shutil
 import numpy as np
 import pytest
 
-from adapters.kernels import codegen
-from adapters.kernels.compile import CompileError, compile_source
-from adapters.kernels.runner import KernelFailed, KernelTimeout, run_spec
+from autosys_adapters.kernels import codegen
+from autosys_adapters.kernels.compile import CompileError, compile_source
+from autosys_adapters.kernels.runner import KernelFailed, KernelTimeout, run_spec
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs a C compiler (gcc)")
 
@@ -33,7 +33,7 @@ MATMUL_SCHEDULES = [
 
 
 def _usable(schedules):
-    from adapters.kernels.cpu import cpu_info
+    from autosys_adapters.kernels.cpu import cpu_info
 
     return [s for s in schedules if s["isa"] in cpu_info().isas]
 
@@ -141,7 +141,7 @@ def test_schedule_errors_name_the_problem():
 
 
 def test_numpy_conv_reference_matches_a_direct_loop():
-    from adapters.kernels.worker import make_operands, numpy_op
+    from autosys_adapters.kernels.worker import make_operands, numpy_op
 
     a, b, _ = make_operands("conv2d", [2, 3, 6, 7, 4, 3, 2], seed=1)
     ref = np.zeros((2, 4, 4, 6))

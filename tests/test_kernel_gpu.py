@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.kernels import triton_backend
+from autosys_adapters.kernels import triton_backend
 from autosys.core.system import SystemUnavailable
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,7 +19,7 @@ def test_backend_is_guarded_when_unavailable():
     if reason is None:
         pytest.skip("a GPU backend is available here; the guard is not exercised")
     assert not triton_backend.available()
-    from adapters.kernels.system import KernelSchedule
+    from autosys_adapters.kernels.system import KernelSchedule
 
     with pytest.raises(SystemUnavailable, match="triton backend"):
         KernelSchedule(backend="triton", shape="64,64,64")
@@ -34,7 +34,7 @@ def test_triton_matmul_is_correct_and_timed():
     pytest.importorskip("triton", reason="the GPU backend needs triton")
     if not triton_backend.available():
         pytest.skip(f"no GPU backend: {triton_backend.why_not()}")
-    from adapters.kernels.system import KernelSchedule
+    from autosys_adapters.kernels.system import KernelSchedule
 
     system = KernelSchedule(backend="triton", shape="129,257,67", repeats=2)
     m = system.evaluate(system.default())

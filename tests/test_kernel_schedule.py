@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adapters.kernels.system import KernelSchedule, parse_shape
-from adapters.kernels.cost_model import KernelCostModel, KernelRecord, records_from_study
+from autosys_adapters.kernels.system import KernelSchedule, parse_shape
+from autosys_adapters.kernels.cost_model import KernelCostModel, KernelRecord, records_from_study
 from autosys.core.space import InvalidConfig
 from autosys.core.trial import TrialState
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.kv.engines import ENGINES, available_engines, make_engine
+from autosys_adapters.kv.engines import ENGINES, available_engines, make_engine
 from autosys.core.space import Space
 
 AVAILABLE, MISSING = available_engines()
@@ -147,7 +147,7 @@ def test_missing_engine_is_left_out_with_a_reason(monkeypatch):
     assert "rocksdict" in missing["rocksdb"] and "lmdb" in missing["lmdb"]
     assert {"dict", "sqlite"} <= set(ok)
 
-    from adapters.kv.system import KVSelect
+    from autosys_adapters.kv.system import KVSelect
 
     system = KVSelect()
     space = system.space()

@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from adapters.kv.cli import recommend_app
-from adapters.kv.features import config_features, workload_features
-from adapters.kv.recommender import KVRecommender, configs_of, rows_from_studies
-from adapters.kv.workloads import load_kv_workload
-from adapters.kv.system import KVSelect
+from autosys_adapters.kv.cli import recommend_app
+from autosys_adapters.kv.features import config_features, workload_features
+from autosys_adapters.kv.recommender import KVRecommender, configs_of, rows_from_studies
+from autosys_adapters.kv.workloads import load_kv_workload
+from autosys_adapters.kv.system import KVSelect
 from autosys.run.study import Study
 from autosys.tuners import make_tuner
 
@@ -103,7 +103,7 @@ def test_cli_recommend_kv(studies, tmp_path):
 
 
 def test_sample_workloads_cover_the_space_and_are_seeded():
-    from adapters.kv.workloads import sample_workloads
+    from autosys_adapters.kv.workloads import sample_workloads
 
     first, again, other = sample_workloads(30, seed=3), sample_workloads(30, seed=3), sample_workloads(30, seed=4)
     assert [w.to_json() for w in first] == [w.to_json() for w in again]
@@ -118,7 +118,7 @@ def test_sample_workloads_cover_the_space_and_are_seeded():
 
 
 def test_build_corpus_studies_every_engine_and_resumes(tmp_path):
-    from adapters.kv.training import build_corpus
+    from autosys_adapters.kv.training import build_corpus
 
     budgets = {"dict": 1, "sorteddict": 2}
     kw = dict(seconds=0.2, budgets=budgets, progress=lambda line: None, records=300, operations=300,

@@ -9,9 +9,9 @@ import sys
 import numpy as np
 import pytest
 
-from adapters.kv.engines import ENGINES
-from adapters.kv.workloads import KV_PRESETS, load_kv_workload, prepare
-from adapters.kv.system import KVSelect
+from autosys_adapters.kv.engines import ENGINES
+from autosys_adapters.kv.workloads import KV_PRESETS, load_kv_workload, prepare
+from autosys_adapters.kv.system import KVSelect
 from autosys.core.space import InvalidConfig
 
 SMALL = dict(records=600, operations=600, seconds=5.0)
@@ -90,7 +90,7 @@ def test_isolated_runs_stay_in_process_once_rocksdb_ran_here(tmp_path):
     """RocksDB's background threads do not survive a fork: a child of a process that opened it would
     wait forever for a flush, so such a process measures in-process."""
     pytest.importorskip("rocksdict", reason="RocksDB needs the kv extra (rocksdict)")
-    from adapters.kv.engines import rocksdb_started_here
+    from autosys_adapters.kv.engines import rocksdb_started_here
 
     system = KVSelect(workload="ycsb-a", isolate=True, **SMALL)
     system.workdir = tmp_path
@@ -165,8 +165,8 @@ def test_replay_rates_are_consistent(tmp_path):
     """Net-of-wait throughput is never below the wall-clock rate and stays finite."""
     import math
 
-    from adapters.kv.engines import DictEngine
-    from adapters.kv.replay import replay
+    from autosys_adapters.kv.engines import DictEngine
+    from autosys_adapters.kv.replay import replay
 
     system = KVSelect(workload="ycsb-a", **SMALL)
     prepared = system.prepared()

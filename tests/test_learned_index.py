@@ -7,8 +7,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.learned_index import PGM, RMI, PGMConfig, RMIConfig, compiled
-from adapters.learned_index.keys import GENERATORS, generate, load_keys, make_queries
+from autosys_adapters.learned_index import PGM, RMI, PGMConfig, RMIConfig, compiled
+from autosys_adapters.learned_index.keys import GENERATORS, generate, load_keys, make_queries
 
 BACKENDS = ["numpy"] + (["numba"] if compiled.available() else [])
 

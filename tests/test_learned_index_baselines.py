@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.learned_index import baselines
-from adapters.learned_index.keys import as_key_array, generate, make_queries
+from autosys_adapters.learned_index import baselines
+from autosys_adapters.learned_index.keys import as_key_array, generate, make_queries
 
 U64_MAX = int(np.iinfo(np.uint64).max)
 # (name, options): the compiled ones in several shapes (prefetch off/on, tiny nodes, no lock-step)

@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adapters.learned_index import compiled
-from adapters.learned_index.pareto import best_under_cap, pareto_front, plot_pareto
-from adapters.learned_index.system import LearnedIndexSystem, optional_baselines
+from autosys_adapters.learned_index import compiled
+from autosys_adapters.learned_index.pareto import best_under_cap, pareto_front, plot_pareto
+from autosys_adapters.learned_index.system import LearnedIndexSystem, optional_baselines
 from autosys.core.registry import make_system
 from autosys.core.space import InvalidConfig
 
@@ -102,7 +102,7 @@ def test_baselines_include_searchsorted_and_skip_absent_packages():
 
 
 def test_btrees_baseline_when_installed():
-    pytest.importorskip("BTrees", reason="BTrees is an optional baseline (pip install 'autosys[index]')")
+    pytest.importorskip("BTrees", reason="BTrees is an optional baseline (pip install 'autosys-toolkit[index]')")
     system = small()
     assert optional_baselines(system.keys, system.queries[:200])["btrees"]["ns_per_lookup"] > 0
 

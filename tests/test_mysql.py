@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-pymysql = pytest.importorskip("pymysql", reason="pymysql is not installed (pip install 'autosys[db]')")
+pymysql = pytest.importorskip("pymysql", reason="pymysql is not installed (pip install 'autosys-toolkit[db]')")
 
-from adapters.dbserver.mysql import MySQLKnobs  # noqa: E402
+from autosys_adapters.dbserver.mysql import MySQLKnobs  # noqa: E402
 from autosys.core.evaluation import evaluate_config  # noqa: E402
 from autosys.core.space import InvalidConfig  # noqa: E402
 from autosys.run.study import Study  # noqa: E402

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-optuna = pytest.importorskip("optuna", reason="optuna is not installed (pip install 'autosys[bench]')")
+optuna = pytest.importorskip("optuna", reason="optuna is not installed (pip install 'autosys-toolkit[bench]')")
 
 from autosys.analysis.optuna_io import (  # noqa: E402
     IMPORTED_SYSTEM, SPEC_ATTR, OptunaInteropError, export_study, import_study, space_from_trials, sqlalchemy_url,
@@ -192,7 +192,7 @@ def test_every_state_maps_both_ways(tmp_path):
 
 @pytest.mark.slow
 def test_conditional_kv_space_exports_only_active_knobs_and_imports_its_conditions(tmp_path):
-    kv = pytest.importorskip("adapters.kv.system", reason="the kv adapter's dependencies are missing")
+    kv = pytest.importorskip("autosys_adapters.kv.system", reason="the kv adapter's dependencies are missing")
     space = kv.KVSelect().space()
     assert space.is_conditional
     rng = np.random.default_rng(0)
@@ -437,7 +437,7 @@ def test_cli_export_and_import(engines_study, tmp_path, capsys):
 
 
 def test_export_to_postgresql_then_import_back(engines_study, tmp_path):
-    psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is not installed (pip install 'autosys[db]')")
+    psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is not installed (pip install 'autosys-toolkit[db]')")
     admin = "postgresql://postgres@127.0.0.1:5432/postgres"
     try:
         conn = psycopg.connect(admin, autocommit=True, connect_timeout=2)

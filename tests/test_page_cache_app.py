@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 
 # the batch simulator this test compares against compiles its kernels with numba
-pytest.importorskip("numba", reason="the page-cache simulator compiles its kernels with numba (pip install autosys[compiled])")
+pytest.importorskip("numba", reason="the page-cache simulator compiles its kernels with numba (pip install autosys-toolkit[compiled])")
 
-from adapters.pagecache.app import POLICIES, AdaptiveCache, PageCacheApp  # noqa: E402
-from adapters.pagecache import traces  # noqa: E402
-from adapters.pagecache.simulator import simulate  # noqa: E402
+from autosys_adapters.pagecache.app import POLICIES, AdaptiveCache, PageCacheApp  # noqa: E402
+from autosys_adapters.pagecache import traces  # noqa: E402
+from autosys_adapters.pagecache.simulator import simulate  # noqa: E402
 
 
 @pytest.mark.parametrize("policy", ["lru", "fifo"])

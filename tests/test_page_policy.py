@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-pytest.importorskip("numba", reason="the page-cache simulator compiles its kernels with numba (pip install autosys[compiled])")
+pytest.importorskip("numba", reason="the page-cache simulator compiles its kernels with numba (pip install autosys-toolkit[compiled])")
 
-from adapters.pagecache.system import PagePolicySystem, simulator_args  # noqa: E402
-from adapters.pagecache import traces as T  # noqa: E402
+from autosys_adapters.pagecache.system import PagePolicySystem, simulator_args  # noqa: E402
+from autosys_adapters.pagecache import traces as T  # noqa: E402
 from autosys.core.space import InvalidConfig  # noqa: E402
 from autosys.tuners import make_tuner  # noqa: E402
 

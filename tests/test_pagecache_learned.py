@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("numba", reason="the page-cache simulator compiles its kernels with numba (pip install autosys[compiled])")
+pytest.importorskip("numba", reason="the page-cache simulator compiles its kernels with numba (pip install autosys-toolkit[compiled])")
 from gymnasium.utils.env_checker import check_env  # noqa: E402
 
-from adapters.pagecache import traces as T  # noqa: E402
-from adapters.pagecache.gym_env import PageEvictionEnv, train_reinforce  # noqa: E402
-from adapters.pagecache.learned import N_FEATURES  # noqa: E402
-from adapters.pagecache.simulator import PreparedTrace, capacity_of, simulate  # noqa: E402
+from autosys_adapters.pagecache import traces as T  # noqa: E402
+from autosys_adapters.pagecache.gym_env import PageEvictionEnv, train_reinforce  # noqa: E402
+from autosys_adapters.pagecache.learned import N_FEATURES  # noqa: E402
+from autosys_adapters.pagecache.simulator import PreparedTrace, capacity_of, simulate  # noqa: E402
 
 
 @pytest.fixture(scope="module")

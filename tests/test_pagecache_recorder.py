@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("apsw", reason="recording SQLite page traces needs apsw (pip install autosys[pagecache])")
+pytest.importorskip("apsw", reason="recording SQLite page traces needs apsw (pip install autosys-toolkit[pagecache])")
 
 from typer.testing import CliRunner  # noqa: E402
 
-from adapters.pagecache import traces as T  # noqa: E402
-from adapters.pagecache.cli import app  # noqa: E402
-from adapters.pagecache.recorder import record_sqlite  # noqa: E402
+from autosys_adapters.pagecache import traces as T  # noqa: E402
+from autosys_adapters.pagecache.cli import app  # noqa: E402
+from autosys_adapters.pagecache.recorder import record_sqlite  # noqa: E402
 
 
 @pytest.mark.parametrize("workload", ["ycsb", "tpcc", "scan"])

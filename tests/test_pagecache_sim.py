@@ -8,13 +8,13 @@ from collections import OrderedDict
 import numpy as np
 import pytest
 
-pytest.importorskip("numba", reason="the page-cache simulator compiles its kernels with numba (pip install autosys[compiled])")
+pytest.importorskip("numba", reason="the page-cache simulator compiles its kernels with numba (pip install autosys-toolkit[compiled])")
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from adapters.pagecache import traces as T  # noqa: E402
-from adapters.pagecache.learned import N_FEATURES  # noqa: E402
-from adapters.pagecache.simulator import POLICIES, PreparedTrace, capacity_of, gap_closed, simulate  # noqa: E402
+from autosys_adapters.pagecache import traces as T  # noqa: E402
+from autosys_adapters.pagecache.learned import N_FEATURES  # noqa: E402
+from autosys_adapters.pagecache.simulator import POLICIES, PreparedTrace, capacity_of, gap_closed, simulate  # noqa: E402
 
 CLASSIC = ["lru", "fifo", "clock", "lfu", "arc", "2q", "s3fifo", "sieve", "tinylfu"]
 ONLINE = CLASSIC + ["lecar"]
@@ -164,7 +164,7 @@ def _lcs_miss_ratio(lcs, cls, path, cap_bytes):
 @pytest.mark.parametrize("make", [lambda: T.zipf(30_000, 3_000, 0.8, seed=2), lambda: T.scan_loop_hot(30_000, seed=2)])
 @pytest.mark.parametrize("fraction", [0.01, 0.1])
 def test_lru_fifo_belady_equal_libcachesim(tmp_path, make, fraction):
-    lcs = pytest.importorskip("libcachesim", reason="cross-check needs libcachesim (pip install autosys[pagecache])")
+    lcs = pytest.importorskip("libcachesim", reason="cross-check needs libcachesim (pip install autosys-toolkit[pagecache])")
     trace = make()
     path = T.write_oracle_general(trace, tmp_path / "t.oracleGeneral")
     tr = PreparedTrace.of(T.read_trace(path))

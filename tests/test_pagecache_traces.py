@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from adapters.pagecache import traces as T
+from autosys_adapters.pagecache import traces as T
 
 
 def test_text_round_trip_with_flags(tmp_path):

@@ -8,8 +8,8 @@ import os
 
 import pytest
 
-from adapters.workloads import load_benchmark
-from adapters.workloads.pgbench import PgbenchBenchmark, _pgoptions, pgbench_binary
+from autosys_adapters.workloads import load_benchmark
+from autosys_adapters.workloads.pgbench import PgbenchBenchmark, _pgoptions, pgbench_binary
 
 URL = os.environ.get("AUTOSYS_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -39,14 +39,14 @@ def test_session_knobs_become_pgoptions_and_odd_values_are_refused():
 
 
 def test_a_real_pgbench_trial(tmp_path):
-    psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is not installed (pip install 'autosys[db]')")
+    psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is not installed (pip install 'autosys-toolkit[db]')")
     if pgbench_binary() is None:
         pytest.skip("pgbench is not installed (Debian: apt install postgresql-client)")
     try:
         psycopg.connect(URL, connect_timeout=2).close()
     except psycopg.OperationalError as exc:
         pytest.skip(f"no PostgreSQL server reachable at {URL}: {str(exc).strip().splitlines()[0]}")
-    from adapters.dbserver.postgres import PostgresKnobs
+    from autosys_adapters.dbserver.postgres import PostgresKnobs
 
     spec = tmp_path / "pgbench.json"
     spec.write_text(json.dumps({"kind": "pgbench", "scale": 1, "mode": "tpcb-like", "concurrency": 2, "jobs": 1}))

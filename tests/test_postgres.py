@@ -15,9 +15,9 @@ import time
 
 import pytest
 
-psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is not installed (pip install 'autosys[db]')")
+psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is not installed (pip install 'autosys-toolkit[db]')")
 
-from adapters.dbserver.postgres import PostgresKnobs  # noqa: E402
+from autosys_adapters.dbserver.postgres import PostgresKnobs  # noqa: E402
 from autosys.core.evaluation import evaluate_config  # noqa: E402
 from autosys.core.space import InvalidConfig  # noqa: E402
 from autosys.core.system import SystemUnavailable  # noqa: E402
@@ -165,7 +165,7 @@ def test_a_sigkilled_run_is_restored_by_the_next_one(server, tmp_path):
     script = textwrap.dedent(
         f"""
         import os, signal
-        from adapters.dbserver.postgres import PostgresKnobs
+        from autosys_adapters.dbserver.postgres import PostgresKnobs
         s = PostgresKnobs(url={URL!r}, workload="ycsb-a", records=100, knobs="wal_writer_delay,bgwriter_delay",
                           state_file={str(state)!r})
         s.setup()
@@ -196,7 +196,7 @@ def _killed_run_state(tmp_path, server) -> tuple:
     script = textwrap.dedent(
         f"""
         import os, signal
-        from adapters.dbserver.postgres import PostgresKnobs
+        from autosys_adapters.dbserver.postgres import PostgresKnobs
         s = PostgresKnobs(url={URL!r}, workload="ycsb-a", records=100, knobs="wal_writer_delay", state_file={str(state)!r})
         s.setup()
         print(s.database, flush=True)

@@ -51,7 +51,7 @@ def test_the_spec_is_derived_from_the_constructor_call_with_defaults_filled_in()
 
 
 def test_a_registered_class_built_directly_is_named_by_its_entry_point():
-    from adapters.sqlite.knobs import SQLiteKnobs
+    from autosys_adapters.sqlite.knobs import SQLiteKnobs
 
     spec = SQLiteKnobs(records=100).spec
     assert spec.name == "sqlite" and spec.options["records"] == 100

@@ -5,7 +5,7 @@ import sqlite3
 import numpy as np
 import pytest
 
-from adapters.sqlite.knobs import SQLiteKnobs, apply_pragmas
+from autosys_adapters.sqlite.knobs import SQLiteKnobs, apply_pragmas
 from autosys.core.space import InvalidConfig
 from autosys.run.study import Study
 from autosys.tuners import make_tuner

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from adapters.dbserver.monitors import PostgresMonitor, RocksDBMonitor, SQLiteFileMonitor
+from autosys_adapters.dbserver.monitors import PostgresMonitor, RocksDBMonitor, SQLiteFileMonitor
 
 
 def test_sqlite_file_monitor_sees_the_wal_grow(tmp_path):

@@ -11,10 +11,10 @@ pytest.importorskip("numba")
 
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
-from adapters.learned_index.dynamic_btree import DynamicBTree  # noqa: E402
-from adapters.learned_index.updatable import (DELETE, INSERT, LOOKUP, LOWER_BOUND, MAX_KEY,  # noqa: E402
+from autosys_adapters.learned_index.dynamic_btree import DynamicBTree  # noqa: E402
+from autosys_adapters.learned_index.updatable import (DELETE, INSERT, LOOKUP, LOWER_BOUND, MAX_KEY,  # noqa: E402
                                               UpdatableConfig, UpdatableIndex)
-from adapters.learned_index.updatable_system import (UpdatableIndexSystem, key_split,  # noqa: E402
+from autosys_adapters.learned_index.updatable_system import (UpdatableIndexSystem, key_split,  # noqa: E402
                                                      mixed_stream)
 from autosys.checks.system import check_system  # noqa: E402
 

@@ -8,11 +8,11 @@ import threading
 
 import pytest
 
-from adapters.workloads import load_benchmark, preset_names
-from adapters.workloads.base import Session
-from adapters.workloads.runner import ClientError, run_clients, run_serial
-from adapters.workloads.tpcc import TPCCLike
-from adapters.workloads.ycsb import PRESETS, YCSBBenchmark, load_workload, operations
+from autosys_adapters.workloads import load_benchmark, preset_names
+from autosys_adapters.workloads.base import Session
+from autosys_adapters.workloads.runner import ClientError, run_clients, run_serial
+from autosys_adapters.workloads.tpcc import TPCCLike
+from autosys_adapters.workloads.ycsb import PRESETS, YCSBBenchmark, load_workload, operations
 
 
 @pytest.mark.parametrize("name", ["ycsb-a", "ycsb-e", "ycsb-f", "tpcc-like", "analytic"])
@@ -122,7 +122,7 @@ def test_analytic_queries_run(tmp_path):
 
 
 def test_a_stream_used_up_by_the_warm_up_is_an_error_not_a_rate(tmp_path):
-    from adapters.workloads.runner import StreamExhausted
+    from autosys_adapters.workloads.runner import StreamExhausted
 
     bench = load_benchmark("ycsb-c", records=200, operations=300)
     path = tmp_path / "w.db"

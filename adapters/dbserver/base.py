@@ -56,10 +56,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from adapters.workloads import load_benchmark
-from adapters.workloads.base import Benchmark, Session
-from adapters.workloads.base import NAME_RE
-from adapters.workloads.runner import ClientError, RunStats, run_clients
+from autosys_adapters.workloads import load_benchmark
+from autosys_adapters.workloads.base import Benchmark, Session
+from autosys_adapters.workloads.base import NAME_RE
+from autosys_adapters.workloads.runner import ClientError, RunStats, run_clients
 from autosys.core.space import Categorical, Config, Float, Forbid, Int, InvalidConfig, Param, Space
 from autosys.core.hostlocks import lock_dir
 from autosys.core.fidelity import Fidelity, stamp

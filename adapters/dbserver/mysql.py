@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.workloads.base import Session
-from adapters.dbserver.base import NAME_RE, KnobInfo, Proposal, ServerKnobs, Snapshot
+from autosys_adapters.workloads.base import Session
+from autosys_adapters.dbserver.base import NAME_RE, KnobInfo, Proposal, ServerKnobs, Snapshot
 from autosys.core.space import Config, InvalidConfig
 from autosys.core.system import SystemUnavailable
 
@@ -53,7 +53,7 @@ def _pymysql():
     try:
         import pymysql
     except ImportError:  # pragma: no cover - the db extra is missing
-        raise SystemUnavailable("pymysql is not installed: pip install 'autosys[db]'") from None
+        raise SystemUnavailable("pymysql is not installed: pip install 'autosys-toolkit[db]'") from None
     return pymysql
 
 

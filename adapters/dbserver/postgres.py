@@ -21,8 +21,8 @@ import re
 import time
 from typing import Any
 
-from adapters.workloads.base import Session
-from adapters.dbserver.base import NAME_RE, KnobInfo, Proposal, ServerKnobs, Snapshot
+from autosys_adapters.workloads.base import Session
+from autosys_adapters.dbserver.base import NAME_RE, KnobInfo, Proposal, ServerKnobs, Snapshot
 from autosys.core.space import Config, InvalidConfig
 from autosys.core.system import SystemUnavailable
 
@@ -60,7 +60,7 @@ def _psycopg():
     try:
         import psycopg
     except ImportError:  # pragma: no cover - the db extra is missing
-        raise SystemUnavailable("psycopg is not installed: pip install 'autosys[db]'") from None
+        raise SystemUnavailable("psycopg is not installed: pip install 'autosys-toolkit[db]'") from None
     return psycopg
 
 

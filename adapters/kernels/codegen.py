@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 from typing import Any, Mapping
 
-from adapters.kernels.cpu import VECTOR_LANES, VECTOR_REGS
+from autosys_adapters.kernels.cpu import VECTOR_LANES, VECTOR_REGS
 
 #: loop orders of the three cache-blocking loops (j: columns of C, p: reduction, i: rows of C)
 MATMUL_ORDERS = tuple("".join(p) for p in itertools.permutations("jpi"))

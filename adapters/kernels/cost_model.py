@@ -17,8 +17,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from adapters.kernels.features import feature_vector
-from adapters.kernels.worker import flops
+from autosys_adapters.kernels.features import feature_vector
+from autosys_adapters.kernels.worker import flops
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class KernelRecord:
 
 def records_from_study(directory: str | Path) -> list[KernelRecord]:
     """Completed trials of a stored `kernel` study as records (shape and op from its options)."""
-    from adapters.kernels.system import parse_shape
+    from autosys_adapters.kernels.system import parse_shape
     from autosys.run.study import open_study
     from autosys.core.trial import TrialState
 

@@ -12,8 +12,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from adapters.kernels.codegen import CONV_ORDERS, MATMUL_ORDERS, conv_out_shape, registers_needed
-from adapters.kernels.cpu import VECTOR_LANES, VECTOR_REGS, cpu_info
+from autosys_adapters.kernels.codegen import CONV_ORDERS, MATMUL_ORDERS, conv_out_shape, registers_needed
+from autosys_adapters.kernels.cpu import VECTOR_LANES, VECTOR_REGS, cpu_info
 
 ISAS = ("autovec", "avx2", "avx512")
 PARS = ("outer", "inner", "collapse", "k", "p")

@@ -28,7 +28,7 @@ class KernelTimeout(TimeoutError):
 
 
 def run_spec(spec: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
-    """Run `adapters.kernels.worker` on `spec`; return its parsed report or raise."""
+    """Run `autosys_adapters.kernels.worker` on `spec`; return its parsed report or raise."""
     threads = str(int(spec.get("threads", 1)))
     # BLAS gets the thread count only when numpy is what is being timed: idle OpenBLAS workers
     # spin for a while after each call and would steal the cores of the OpenMP kernel under test
@@ -42,7 +42,7 @@ def run_spec(spec: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
     )
     env.update({str(k): str(v) for k, v in (spec.get("env") or {}).items()})
     proc = subprocess.Popen(
-        [sys.executable, "-m", "adapters.kernels.worker"],
+        [sys.executable, "-m", "autosys_adapters.kernels.worker"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -22,10 +22,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from adapters.kernels import codegen
-from adapters.kernels.cpu import VECTOR_REGS, cpu_info
-from adapters.kernels.features import feature_vector, schedule_features
-from adapters.kernels.runner import KernelFailed, run_spec
+from autosys_adapters.kernels import codegen
+from autosys_adapters.kernels.cpu import VECTOR_REGS, cpu_info
+from autosys_adapters.kernels.features import feature_vector, schedule_features
+from autosys_adapters.kernels.runner import KernelFailed, run_spec
 from autosys.core.fidelity import Fidelity, Predictor, stamp
 from autosys.core.space import Bool, Categorical, Config, Constraint, InvalidConfig, Int, Ordinal, Space
 from autosys.core.system import Measurement, Objective, System, SystemUnavailable
@@ -108,7 +108,7 @@ class KernelSchedule(System):
         if backend == "triton":
             if op != "matmul":
                 raise ValueError("the triton backend tunes matmul only")
-            from adapters.kernels import triton_backend
+            from autosys_adapters.kernels import triton_backend
 
             if not triton_backend.available():
                 raise SystemUnavailable(f"the triton backend needs torch with CUDA and triton: {triton_backend.why_not()}")
@@ -189,7 +189,7 @@ class KernelSchedule(System):
         return codegen.naive_conv2d_source(self.shape)
 
     def features(self, config: Config) -> np.ndarray:
-        """Cost-model features of a schedule on this shape (see adapters.kernels.features); none on the GPU."""
+        """Cost-model features of a schedule on this shape (see autosys_adapters.kernels.features); none on the GPU."""
         if self._gpu is not None:
             return np.zeros(0)
         return feature_vector(self.op, self.shape, config, self.threads)

@@ -148,7 +148,7 @@ class TritonMatmul:
     def evaluate(self, config: dict[str, Any]):
         import numpy as np
 
-        from adapters.kernels.runner import KernelFailed
+        from autosys_adapters.kernels.runner import KernelFailed
         from autosys.core.system import Measurement
 
         run, c = self._launch(config)

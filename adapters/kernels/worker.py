@@ -1,9 +1,9 @@
 """The child process of one kernel trial: compile (cached), load, check against numpy, time.
 
-Run as `python -m adapters.kernels.worker` with a JSON spec on stdin; prints
+Run as `python -m autosys_adapters.kernels.worker` with a JSON spec on stdin; prints
 one JSON line on stdout. Anything that goes wrong in here — a compiler error,
 a segfault, a kernel that never returns — takes down only this process; the
-parent (`adapters.kernels.runner`) turns it into a failed or timed-out trial.
+parent (`autosys_adapters.kernels.runner`) turns it into a failed or timed-out trial.
 
 Spec keys: op ("matmul" | "conv2d"), shape, threads, repeats, warmup,
 min_sample_s, compile_timeout, max_seconds (timing budget per kernel, which cuts the rounds of
@@ -80,7 +80,7 @@ def _runner(kernel: dict[str, Any], op: str, a, b, c, spec) -> tuple[Callable[[]
     info: dict[str, Any] = {}
     if kernel["kind"] == "numpy":
         return (lambda: numpy_op(op, a, b)), info
-    from adapters.kernels.compile import DEFAULT_FLAGS, compile_source
+    from autosys_adapters.kernels.compile import DEFAULT_FLAGS, compile_source
 
     built = compile_source(
         kernel["source"], spec.get("cache_dir"), tuple(spec.get("flags") or DEFAULT_FLAGS),

@@ -1,7 +1,7 @@
 """`autosys recommend kv --workload FILE`: an engine and knobs for a workload, with no trial runs.
 
 Mounted by the core CLI through the `autosys.commands` entry point
-`recommend = "adapters.kv.cli:recommend_app"`.
+`recommend = "autosys_adapters.kv.cli:recommend_app"`.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ def kv(
     seed: int = typer.Option(0, "--seed", help="Seeds the workload stream and the candidate sampling."),
 ) -> None:
     """Recommend an engine and its knobs for WORKLOAD from its features alone."""
-    from adapters.kv.recommender import fit_from
-    from adapters.kv.system import KVSelect
+    from autosys_adapters.kv.recommender import fit_from
+    from autosys_adapters.kv.system import KVSelect
 
     sources = list(training) or [DEFAULT_TRAINING]
     try:

@@ -575,7 +575,7 @@ def available_engines(names: Sequence[str] | None = None) -> tuple[dict[str, Eng
             try:
                 importlib.import_module(spec.requires)
             except ImportError as exc:
-                missing[name] = f"needs the {spec.requires!r} package (pip install 'autosys[kv]'): {exc}"
+                missing[name] = f"needs the {spec.requires!r} package (pip install 'autosys-toolkit[kv]'): {exc}"
                 continue
         ok[name] = spec
     return ok, missing

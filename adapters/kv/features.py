@@ -14,9 +14,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from adapters.kv.engines import ENGINES
-from adapters.kv.workloads import KVWorkload
-from adapters.workloads.ycsb import OPS, operations
+from autosys_adapters.kv.engines import ENGINES
+from autosys_adapters.kv.workloads import KVWorkload
+from autosys_adapters.workloads.ycsb import OPS, operations
 
 NO_CAP = 1e3  # cap / data-size ratio standing in for "no cap" (far above any real one)
 

@@ -22,8 +22,8 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from adapters.kv.features import config_features, workload_features
-from adapters.kv.workloads import KVWorkload, load_kv_workload
+from autosys_adapters.kv.features import config_features, workload_features
+from autosys_adapters.kv.workloads import KVWorkload, load_kv_workload
 from autosys.core.space import Config, InvalidConfig, Space
 
 MB = 1 << 20
@@ -47,7 +47,7 @@ def rows_from_studies(root: str | Path, system_name: str = "kv") -> pd.DataFrame
     for file in sorted(Path(root).rglob(SQLiteStorage.FILENAME)):
         storage, spec = open_study(file.parent)
         try:
-            if spec.get("system") not in (system_name, "adapters.kv.system:KVSelect", "adapters.kv_select:KVSelect", "KVSelect"):
+            if spec.get("system") not in (system_name, "autosys_adapters.kv.system:KVSelect", "adapters.kv.system:KVSelect", "adapters.kv_select:KVSelect", "KVSelect"):
                 continue
             workload = workload_from_options(spec.get("system_options", {}))
             feats = workload_features(workload, int(spec.get("system_options", {}).get("seed", 0)))

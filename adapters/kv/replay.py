@@ -30,10 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from adapters.kv.engines import KVEngine
+from autosys_adapters.kv.engines import KVEngine
 from autosys.run.hostspeed import HostSpeed, normalised_seconds
-from adapters.kv.workloads import PreparedWorkload
-from adapters.workloads.ycsb import DELETE, INSERT, READ, RMW, SCAN, UPDATE
+from autosys_adapters.kv.workloads import PreparedWorkload
+from autosys_adapters.workloads.ycsb import DELETE, INSERT, READ, RMW, SCAN, UPDATE
 
 
 def run_queue_wait_ns() -> int | None:

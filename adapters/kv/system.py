@@ -28,9 +28,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from adapters.kv.engines import ENGINES, available_engines, make_engine, rocksdb_started_here
-from adapters.kv.replay import replay
-from adapters.kv.workloads import KVWorkload, PreparedWorkload, load_kv_workload, prepare
+from autosys_adapters.kv.engines import ENGINES, available_engines, make_engine, rocksdb_started_here
+from autosys_adapters.kv.replay import replay
+from autosys_adapters.kv.workloads import KVWorkload, PreparedWorkload, load_kv_workload, prepare
 from autosys.run.hostspeed import HostSpeed
 from autosys.run.isolation import fork_available, run_forked
 from autosys.core.fidelity import Fidelity, stamp

@@ -14,10 +14,10 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Mapping
 
-from adapters.kv.workloads import KVWorkload, sample_workloads, with_size
+from autosys_adapters.kv.workloads import KVWorkload, sample_workloads, with_size
 
 if TYPE_CHECKING:
-    from adapters.kv.system import KVSelect
+    from autosys_adapters.kv.system import KVSelect
 
 #: trials per engine: more where an engine has more knobs (dict has none)
 ENGINE_BUDGETS: dict[str, int] = {"dict": 1, "sorteddict": 5, "sqlite": 10, "lmdb": 10, "rocksdb": 16}
@@ -53,7 +53,7 @@ def build_corpus(
 
     records / operations (0 = the sampled sizes) shrink the workloads, e.g. for a test.
     """
-    from adapters.kv.system import KVSelect
+    from autosys_adapters.kv.system import KVSelect
 
     root = Path(root)
     workloads = [with_size(w, records, operations) for w in sample_workloads(count, seed)]

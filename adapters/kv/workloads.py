@@ -1,6 +1,6 @@
 """Key-value workloads: the shared YCSB generator plus what key-value selection needs.
 
-A `KVWorkload` is a YCSB `Workload` (adapters.workloads.ycsb) plus the fraction
+A `KVWorkload` is a YCSB `Workload` (autosys_adapters.workloads.ycsb) plus the fraction
 of reads that ask for absent keys, and optional memory and disk caps that a
 workload file may carry. `KV_PRESETS` adds scan-heavy, insert-heavy,
 absent-key and delete-heavy mixes to YCSB A-F, all at a size where one
@@ -18,8 +18,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from adapters.workloads.base import check_memory
-from adapters.workloads.ycsb import INSERT, PRESETS, READ, RMW, UPDATE, Workload, load_workload, operations, spec_data, value_for
+from autosys_adapters.workloads.base import check_memory
+from autosys_adapters.workloads.ycsb import INSERT, PRESETS, READ, RMW, UPDATE, Workload, load_workload, operations, spec_data, value_for
 
 KV_FIELDS = ("absent_fraction", "memory_cap_mb", "disk_cap_mb")
 DEFAULT_RECORDS = 20_000
@@ -148,7 +148,7 @@ def sample_workloads(count: int, seed: int = 0, prefix: str = "corpus") -> list[
     aimed at the presets: the point is to cover the space, so a recommender
     trained on it has seen workloads near any new one.
     """
-    from adapters.workloads.ycsb import DISTRIBUTIONS, OPS
+    from autosys_adapters.workloads.ycsb import DISTRIBUTIONS, OPS
 
     rng = np.random.default_rng([seed, 0xC0DE])
     out = []

@@ -13,7 +13,7 @@ import numpy as np
 from numba import njit, types
 from numba.extending import intrinsic
 
-from adapters.learned_index.segments import cone_segments_py
+from autosys_adapters.learned_index.segments import cone_segments_py
 
 LINEAR_MAX = 64
 _SIGN = np.uint64(2**63)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from adapters.learned_index import compiled
+from autosys_adapters.learned_index import compiled
 
 
 class SortedKeyIndex:

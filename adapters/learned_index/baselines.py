@@ -29,8 +29,8 @@ from typing import Protocol
 
 import numpy as np
 
-from adapters.learned_index import compiled
-from adapters.learned_index.models import float_bits
+from autosys_adapters.learned_index import compiled
+from autosys_adapters.learned_index.models import float_bits
 
 
 class Baseline(Protocol):
@@ -264,7 +264,7 @@ def unavailable(name: str) -> str | None:
         raise ValueError(f"unknown baseline {name!r}; choose one of: {', '.join(FACTORIES)}")
     needs = {"btrees": ("BTrees", "index"), "pgm": ("pygm", "index")}.get(name, ("numba", "compiled"))
     if importlib.util.find_spec(needs[0]) is None:
-        return f"{name} needs the {needs[0]} package (pip install 'autosys[{needs[1]}]')"
+        return f"{name} needs the {needs[0]} package (pip install 'autosys-toolkit[{needs[1]}]')"
     return None
 
 

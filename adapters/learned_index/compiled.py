@@ -24,7 +24,7 @@ def resolve_backend(backend: str) -> str:
     if backend == "auto":
         return "numba" if available() else "numpy"
     if backend == "numba" and not available():
-        raise ValueError("backend 'numba' needs the numba package (pip install 'autosys[compiled]')")
+        raise ValueError("backend 'numba' needs the numba package (pip install 'autosys-toolkit[compiled]')")
     if backend not in ("numba", "numpy"):
         raise ValueError(f"backend must be 'auto', 'numba' or 'numpy', not {backend!r}")
     return backend
@@ -37,7 +37,7 @@ def kernels():
     """Import the numba kernels on first use (compiling or loading them from numba's cache)."""
     global _kernels
     if _kernels is None:
-        from adapters.learned_index import _kernels as module
+        from autosys_adapters.learned_index import _kernels as module
 
         _kernels = module
     return _kernels

@@ -18,8 +18,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from adapters.learned_index._updatable_kernels import cycle_counter, now
-from adapters.learned_index.updatable import MAX_KEY, check_keys, new_cycles, op_stream
+from autosys_adapters.learned_index._updatable_kernels import cycle_counter, now
+from autosys_adapters.learned_index.updatable import MAX_KEY, check_keys, new_cycles, op_stream
 
 MAX = MAX_KEY
 LEAF_N, INNER_N, ROOT, HEIGHT, KEYS, SPLITS = 0, 1, 2, 3, 4, 5

@@ -17,9 +17,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from adapters.learned_index import compiled, search
-from adapters.learned_index.base import SortedKeyIndex
-from adapters.learned_index.segments import cone_segments_py
+from autosys_adapters.learned_index import compiled, search
+from autosys_adapters.learned_index.base import SortedKeyIndex
+from autosys_adapters.learned_index.segments import cone_segments_py
 
 
 @dataclass(frozen=True)

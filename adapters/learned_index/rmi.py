@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from adapters.learned_index import compiled, models, search
-from adapters.learned_index.base import SortedKeyIndex
+from autosys_adapters.learned_index import compiled, models, search
+from autosys_adapters.learned_index.base import SortedKeyIndex
 
 
 

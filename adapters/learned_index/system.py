@@ -29,10 +29,10 @@ from autosys.core.fidelity import Fidelity, stamp
 from autosys.core.space import Categorical, Condition, Config, Int, Ordinal, Space
 from autosys.core.system import Limit, Measurement, Objective, System
 
-from adapters.learned_index import PGM, RMI, PGMConfig, RMIConfig, compiled
-from adapters.learned_index.keys import GENERATORS, generate, load_keys, make_queries
-from adapters.learned_index.models import LEAF_KINDS, ROOT_KINDS, TRANSFORMS
-from adapters.learned_index.search import SEARCHES
+from autosys_adapters.learned_index import PGM, RMI, PGMConfig, RMIConfig, compiled
+from autosys_adapters.learned_index.keys import GENERATORS, generate, load_keys, make_queries
+from autosys_adapters.learned_index.models import LEAF_KINDS, ROOT_KINDS, TRANSFORMS
+from autosys_adapters.learned_index.search import SEARCHES
 
 #: bytes per leaf of the smallest leaf layout (3 float64 + an int32 error pair)
 _LEAF_BYTES = 32

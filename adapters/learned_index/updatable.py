@@ -126,7 +126,7 @@ def op_stream(kinds, keys, values=None) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 
 def _kernels():
-    from adapters.learned_index import _updatable_kernels as module
+    from autosys_adapters.learned_index import _updatable_kernels as module
 
     return module
 

@@ -27,9 +27,9 @@ from autosys.core.fidelity import Fidelity, stamp
 from autosys.core.space import Categorical, Config, Float, Int, Space
 from autosys.core.system import Measurement, Objective, System
 
-from adapters.learned_index.dynamic_btree import DynamicBTree
-from adapters.learned_index.keys import GENERATORS, generate, load_keys
-from adapters.learned_index.updatable import (DELETE, INSERT, LOOKUP, MAX_KEY, MODELS, PLACEMENTS,
+from autosys_adapters.learned_index.dynamic_btree import DynamicBTree
+from autosys_adapters.learned_index.keys import GENERATORS, generate, load_keys
+from autosys_adapters.learned_index.updatable import (DELETE, INSERT, LOOKUP, MAX_KEY, MODELS, PLACEMENTS,
                                               UpdatableConfig, UpdatableIndex)
 
 

@@ -8,7 +8,7 @@ reports hit ratio and two workload features per window (how many requests go
 to pages not seen in the recent past, and how concentrated the requests are),
 which is what the agent's change test watches.
 
-The batch simulator in `adapters.pagecache` measures policies offline on whole
+The batch simulator in `autosys_adapters.pagecache` measures policies offline on whole
 traces; this one is the online counterpart, one request at a time.
 """
 
@@ -221,7 +221,7 @@ class PageCacheApp(System):
     def __init__(self, capacity: int = 1000, trace: str | None = None, pages: Iterable[int] | None = None):
         self.cache = AdaptiveCache(capacity)
         if trace is not None:
-            from adapters.pagecache.traces import read_trace
+            from autosys_adapters.pagecache.traces import read_trace
 
             pages = read_trace(trace).ids.tolist()
         self.pages = list(pages) if pages is not None else []

@@ -1,7 +1,7 @@
 """`autosys trace ...`: record, generate, inspect and simulate page-access traces.
 
 Mounted by the core CLI as the `trace` group (entry point
-`trace = "adapters.pagecache.cli:app"`). The output format follows the file
+`trace = "autosys_adapters.pagecache.cli:app"`). The output format follows the file
 suffix: .oracleGeneral/.bin (libCacheSim's binary), .npy, anything else text.
 """
 
@@ -40,8 +40,8 @@ def record(
     sqlite_cache_pages: int = typer.Option(16, help="SQLite's own page cache; the trace is what misses it"),
 ) -> None:
     """Run a real workload through a logging SQLite VFS and write its page trace."""
-    from adapters.pagecache.recorder import record_sqlite
-    from adapters.pagecache.traces import write_trace
+    from autosys_adapters.pagecache.recorder import record_sqlite
+    from autosys_adapters.pagecache.traces import write_trace
 
     if engine != "sqlite":
         _fail(f"cannot record {engine!r}: only 'sqlite' is supported")
@@ -65,8 +65,8 @@ def generate(
     seed: int = typer.Option(0),
 ) -> None:
     """Write a seeded synthetic trace."""
-    from adapters.pagecache.traces import generate as gen
-    from adapters.pagecache.traces import write_trace
+    from autosys_adapters.pagecache.traces import generate as gen
+    from autosys_adapters.pagecache.traces import write_trace
 
     _check_numbers(requests=(requests, 1), pages=(pages, 1), alpha=(alpha, 0), seed=(seed, 0))
     try:
@@ -90,9 +90,9 @@ def simulate(
     from rich.console import Console
     from rich.table import Table
 
-    from adapters.pagecache.simulator import PreparedTrace, capacity_of, gap_closed
-    from adapters.pagecache.simulator import simulate as sim
-    from adapters.pagecache.traces import TraceError, read_trace
+    from autosys_adapters.pagecache.simulator import PreparedTrace, capacity_of, gap_closed
+    from autosys_adapters.pagecache.simulator import simulate as sim
+    from autosys_adapters.pagecache.traces import TraceError, read_trace
 
     try:
         tr = PreparedTrace.of(read_trace(trace, fmt, int(column) if column.isdigit() else column))
@@ -121,7 +121,7 @@ def info(
     column: str = typer.Option("0"),
 ) -> None:
     """Length, footprint and write share of a trace (and a clear error if it is malformed)."""
-    from adapters.pagecache.traces import TraceError, read_trace
+    from autosys_adapters.pagecache.traces import TraceError, read_trace
 
     try:
         t = read_trace(trace, fmt, int(column) if column.isdigit() else column)

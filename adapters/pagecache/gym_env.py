@@ -13,9 +13,9 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
-from adapters.pagecache import learned
-from adapters.pagecache.learned import N_FEATURES, SampledState, advance, evict_insert, features_of
-from adapters.pagecache.traces import PreparedTrace, Trace
+from autosys_adapters.pagecache import learned
+from autosys_adapters.pagecache.learned import N_FEATURES, SampledState, advance, evict_insert, features_of
+from autosys_adapters.pagecache.traces import PreparedTrace, Trace
 
 
 class PageEvictionEnv(gym.Env):

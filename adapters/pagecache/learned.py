@@ -13,7 +13,7 @@ gradient-boosting policy, both compiled with numba where they loop per request.
   when not yet seen. A HistGradientBoosting model is retrained every `retrain`
   requests on the window of recent samples and evaluated inside numba.
 - `rl`: the same sampled-candidate kernel scored by a linear policy learned by
-  REINFORCE in the gymnasium environment (adapters.pagecache.gym_env, `run_rl` there).
+  REINFORCE in the gymnasium environment (autosys_adapters.pagecache.gym_env, `run_rl` there).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from adapters.pagecache._lists import h_push, h_remove, h_update, l_back, l_init, l_push_front, l_remove
+from autosys_adapters.pagecache._lists import h_push, h_remove, h_update, l_back, l_init, l_push_front, l_remove
 
 EXPERTS = {"lru": 0, "lfu": 1, "fifo": 2, "mru": 3}
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from adapters.pagecache._lists import (
+from autosys_adapters.pagecache._lists import (
     h_push,
     h_remove,
     h_update,

@@ -24,7 +24,7 @@ from typing import Callable
 
 import numpy as np
 
-from adapters.pagecache.traces import Trace
+from autosys_adapters.pagecache.traces import Trace
 
 _counter = itertools.count()
 
@@ -33,7 +33,7 @@ def _apsw():
     try:
         import apsw
     except ImportError as exc:  # pragma: no cover - exercised only without the extra
-        raise RuntimeError("recording SQLite page traces needs the 'apsw' package (pip install autosys[pagecache])") from exc
+        raise RuntimeError("recording SQLite page traces needs the 'apsw' package (pip install autosys-toolkit[pagecache])") from exc
     return apsw
 
 

@@ -1,8 +1,8 @@
 """Run a replacement policy over a trace and report miss ratios and speed.
 
 `simulate(trace, capacity, "s3fifo", small_ratio=0.1)` dispatches to a compiled
-kernel (adapters.pagecache.policies) or a learned policy
-(adapters.pagecache.learned). `PreparedTrace` caches what every run needs
+kernel (autosys_adapters.pagecache.policies) or a learned policy
+(autosys_adapters.pagecache.learned). `PreparedTrace` caches what every run needs
 (dense ids, next-access indices, sizes) so a study of many configs pays once.
 """
 
@@ -14,8 +14,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from adapters.pagecache import policies as P
-from adapters.pagecache.traces import PreparedTrace, Trace
+from autosys_adapters.pagecache import policies as P
+from autosys_adapters.pagecache.traces import PreparedTrace, Trace
 
 
 @dataclass
@@ -87,10 +87,10 @@ def _belady(tr, cap, **_):
 def _learned(kind: str) -> Callable:
     def run(tr, cap, **knobs):
         if kind == "rl":
-            from adapters.pagecache.gym_env import run_rl
+            from autosys_adapters.pagecache.gym_env import run_rl
 
             return run_rl(tr, cap, **knobs)
-        from adapters.pagecache import learned
+        from autosys_adapters.pagecache import learned
 
         return learned.RUNNERS[kind](tr, cap, **knobs)
 

@@ -84,8 +84,8 @@ def simulator_args(config: Config) -> tuple[str, dict[str, Any]]:
 
 
 def _tiny_trace():
-    from adapters.pagecache.simulator import PreparedTrace
-    from adapters.pagecache.traces import Trace
+    from autosys_adapters.pagecache.simulator import PreparedTrace
+    from autosys_adapters.pagecache.traces import Trace
 
     return PreparedTrace.of(Trace([0, 1, 2, 0, 3, 1, 4, 0, 2, 5, 1, 0]))
 
@@ -128,7 +128,7 @@ class PagePolicySystem(System):
         if not cache_size > 0:
             raise ValueError(f"cache_size must be positive (a fraction < 1 of the footprint, or pages), got {cache_size}")
         if importlib.util.find_spec("numba") is None:  # say so now, not as an ImportError in the first trial
-            raise SystemUnavailable("the page-policy simulator compiles its kernels with numba: pip install 'autosys[compiled]'")
+            raise SystemUnavailable("the page-policy simulator compiles its kernels with numba: pip install 'autosys-toolkit[compiled]'")
         self._settings = dict(
             trace=trace, cache_size=cache_size, trace_format=trace_format, column=column, generator=generator,
             requests=requests, pages=pages, alpha=alpha, seed=seed, max_requests=max_requests,
@@ -144,8 +144,8 @@ class PagePolicySystem(System):
     # ------------------------------------------------------------------ the trace
     def _load(self):
         if self._prepared is None:
-            from adapters.pagecache.simulator import PreparedTrace, capacity_of
-            from adapters.pagecache.traces import generate, read_trace
+            from autosys_adapters.pagecache.simulator import PreparedTrace, capacity_of
+            from autosys_adapters.pagecache.traces import generate, read_trace
 
             o = self._settings
             if o["trace"]:
@@ -186,8 +186,8 @@ class PagePolicySystem(System):
         The scales turn the reduced trace's miss ratios into estimates for the
         whole trace (1 for the full trace and for prefixes); reduced traces are cached.
         """
-        from adapters.pagecache.simulator import PreparedTrace
-        from adapters.pagecache.traces import SAMPLE_MODULUS, sample_threshold, spatial_sample
+        from autosys_adapters.pagecache.simulator import PreparedTrace
+        from autosys_adapters.pagecache.traces import SAMPLE_MODULUS, sample_threshold, spatial_sample
 
         value = self.resolve_fidelity(fidelity)
         full = self._load()
@@ -208,7 +208,7 @@ class PagePolicySystem(System):
         return self._reduced[value]
 
     def _simulate(self, value: float, policy: str, knobs: dict[str, Any]) -> tuple[dict[str, float], Any]:
-        from adapters.pagecache.simulator import simulate
+        from autosys_adapters.pagecache.simulator import simulate
 
         tr, capacity, requests, nbytes = self.trace_at(value)
         r = simulate(tr, capacity, policy, **knobs)
@@ -229,7 +229,7 @@ class PagePolicySystem(System):
         return self._baselines_by[value]
 
     def evaluate(self, config: Config, fidelity: float | None = None) -> Measurement:
-        from adapters.pagecache.simulator import gap_closed, simulate
+        from autosys_adapters.pagecache.simulator import gap_closed, simulate
 
         value = self.resolve_fidelity(fidelity)
         config = self.space().validate(config)

@@ -26,11 +26,11 @@ from dataclasses import replace
 from pathlib import Path
 import numpy as np
 
-from adapters.workloads import load_benchmark
-from adapters.workloads.base import Session
-from adapters.workloads.runner import run_serial
-from adapters.workloads.ycsb import YCSBBenchmark
-from adapters.workloads.ycsb import DELETE, INSERT, READ, RMW, SCAN, UPDATE, operations, value_for
+from autosys_adapters.workloads import load_benchmark
+from autosys_adapters.workloads.base import Session
+from autosys_adapters.workloads.runner import run_serial
+from autosys_adapters.workloads.ycsb import YCSBBenchmark
+from autosys_adapters.workloads.ycsb import DELETE, INSERT, READ, RMW, SCAN, UPDATE, operations, value_for
 from autosys.core.space import Categorical, Condition, Config, Forbid, Int, Ordinal, Space
 from autosys.core.fidelity import Fidelity, stamp
 from autosys.core.system import Measurement, Objective, System
@@ -71,7 +71,7 @@ class SQLiteKnobs(System):
         if seconds <= 0:
             raise ValueError("seconds must be positive")
         bench = load_benchmark(workload, records=records, operations=operations)
-        # YCSB keeps the tuned loop below; other benchmarks (tpcc-like, analytic) run through adapters.workloads
+        # YCSB keeps the tuned loop below; other benchmarks (tpcc-like, analytic) run through autosys_adapters.workloads
         self.bench = None if isinstance(bench, YCSBBenchmark) else bench
         self.workload = bench.workload
         self.repeats = repeats

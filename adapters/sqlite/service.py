@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from adapters.dbserver.monitors import SQLiteFileMonitor
-from adapters.sqlite.knobs import SQLiteKnobs, apply_pragmas
-from adapters.workloads.ycsb import value_for
+from autosys_adapters.dbserver.monitors import SQLiteFileMonitor
+from autosys_adapters.sqlite.knobs import SQLiteKnobs, apply_pragmas
+from autosys_adapters.workloads.ycsb import value_for
 from autosys.online.monitor import CounterMonitor, Monitor
 from autosys.core.space import Config, Space
 from autosys.core.fidelity import Fidelity, stamp

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from adapters.workloads.base import Benchmark, Session
+from autosys_adapters.workloads.base import Benchmark, Session
 
 KINDS = ("ycsb", "tpcc", "analytic", "pgbench")
 BENCHMARK_PRESETS = {
@@ -30,7 +30,7 @@ BENCHMARK_PRESETS = {
 
 
 def preset_names() -> list[str]:
-    from adapters.workloads.ycsb import PRESETS
+    from autosys_adapters.workloads.ycsb import PRESETS
 
     return [*PRESETS, *BENCHMARK_PRESETS]
 
@@ -42,10 +42,10 @@ def load_benchmark(spec: str | Mapping[str, Any] | Benchmark, **overrides: Any) 
     `operations` mean rows and operations; TPC-C-like reads `records` as its
     item count; unknown settings raise ValueError naming them.
     """
-    from adapters.workloads.analytic import make_analytic
-    from adapters.workloads.pgbench import make_pgbench
-    from adapters.workloads.tpcc import make_tpcc
-    from adapters.workloads.ycsb import PRESETS, YCSBBenchmark, load_workload, spec_data
+    from autosys_adapters.workloads.analytic import make_analytic
+    from autosys_adapters.workloads.pgbench import make_pgbench
+    from autosys_adapters.workloads.tpcc import make_tpcc
+    from autosys_adapters.workloads.ycsb import PRESETS, YCSBBenchmark, load_workload, spec_data
 
     if isinstance(spec, Benchmark):
         return spec

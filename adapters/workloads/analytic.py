@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from adapters.workloads.base import Benchmark, Session, TYPES, check_counts, check_memory, check_mix, checked_settings
+from autosys_adapters.workloads.base import Benchmark, Session, TYPES, check_counts, check_memory, check_mix, checked_settings
 
 QUERIES = ("revenue_by_region", "top_products", "daily_average", "range_count", "insert_batch")
 DAYS, REGIONS, PRODUCTS = 365, 8, 500

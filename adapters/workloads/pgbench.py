@@ -28,7 +28,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from adapters.workloads.base import NAME_RE, Benchmark, Session, check_counts, checked_settings
+from autosys_adapters.workloads.base import NAME_RE, Benchmark, Session, check_counts, checked_settings
 
 MODES = {"tpcb-like": [], "simple-update": ["-N"], "select-only": ["-S"]}
 _OPTION_VALUE = re.compile(r"^[A-Za-z0-9_.+\-]+$")  # a number or an enum word: nothing libpq would re-split
@@ -108,7 +108,7 @@ class PgbenchBenchmark(Benchmark):
 
     def run(self, dsn: str, session_knobs: Mapping[str, Any], seconds: float, warmup: float, seed: int, timeout: float):
         """One warm-up run (not counted) and one measured run; returns RunStats."""
-        from adapters.workloads.runner import RunStats
+        from autosys_adapters.workloads.runner import RunStats
 
         env = {"PGOPTIONS": _pgoptions(session_knobs)}
         w = self.workload

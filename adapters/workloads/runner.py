@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from adapters.workloads.base import Benchmark, Session
+from autosys_adapters.workloads.base import Benchmark, Session
 
 
 class ClientError(RuntimeError):

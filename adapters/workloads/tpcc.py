@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from adapters.workloads.base import Benchmark, Session, TYPES, check_counts, check_memory, check_mix, checked_settings
+from autosys_adapters.workloads.base import Benchmark, Session, TYPES, check_counts, check_memory, check_mix, checked_settings
 
 TRANSACTIONS = ("new_order", "payment", "order_status")
 TABLES = ("warehouse", "district", "customer", "history", "item", "stock", "orders", "new_order", "order_line")

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from adapters.workloads.base import TYPES, Benchmark, check_counts, check_memory, check_mix
+from autosys_adapters.workloads.base import TYPES, Benchmark, check_counts, check_memory, check_mix
 
 OPS = ("read", "update", "insert", "scan", "rmw", "delete")
 READ, UPDATE, INSERT, SCAN, RMW, DELETE = range(len(OPS))
@@ -173,7 +173,7 @@ def value_for(key: int, size: int, version: int = 0) -> bytes:
 
 
 class YCSBBenchmark(Benchmark):
-    """A YCSB `Workload` as a `Benchmark` (see adapters.workloads.base) for SQL servers.
+    """A YCSB `Workload` as a `Benchmark` (see autosys_adapters.workloads.base) for SQL servers.
 
     Table `usertable(ycsb_key, ycsb_value)`: `key` is a reserved word in MySQL.
     Each operation is one transaction, as in YCSB; read-modify-write is two

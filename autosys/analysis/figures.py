@@ -628,6 +628,16 @@ def timeline_view(study: StudyData) -> View:
     return View("timeline", _figure_json(fig), points=points, note=", ".join(f"{n} {a}" for a, n in counts.items()))
 
 
+def median_band(curves: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Median and quartiles per step of best-so-far curves of unequal length (each padded with its last value)."""
+    n = max(len(c) for c in curves)
+    padded = np.array([np.pad(c, (0, n - len(c)), mode="edge") for c in curves], dtype=float)
+    with warnings.catch_warnings():  # leading all-NaN columns: no success yet in any study
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return (np.nanmedian(padded, axis=0), np.nanpercentile(padded, 25, axis=0),
+                np.nanpercentile(padded, 75, axis=0))
+
+
 def comparison_view(studies: Sequence[StudyData]) -> View:
     """Best so far per group (system / tuner), median and interquartile band over its studies."""
     import plotly.graph_objects as go
@@ -646,12 +656,8 @@ def comparison_view(studies: Sequence[StudyData]) -> View:
     points = 0
     values = []
     for i, (label, curves) in enumerate(groups.items()):
-        n = max(len(c) for c in curves)
-        padded = np.array([np.pad(c, (0, n - len(c)), mode="edge") for c in curves], dtype=float)
-        with warnings.catch_warnings():  # leading all-NaN columns: no success yet in any study
-            warnings.simplefilter("ignore", RuntimeWarning)
-            median = np.nanmedian(padded, axis=0)
-            q1, q3 = np.nanpercentile(padded, 25, axis=0), np.nanpercentile(padded, 75, axis=0)
+        median, q1, q3 = median_band(curves)
+        n = len(median)
         x = np.arange(n)
         color = palette[i % len(palette)]
         if len(curves) > 1:

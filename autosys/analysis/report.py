@@ -18,14 +18,13 @@ from __future__ import annotations
 import html
 import json
 import time
-import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 
-from autosys.analysis.figures import comparison_view, pareto_front, study_views
+from autosys.analysis.figures import comparison_view, median_band, pareto_front, study_views
 from autosys.analysis.studydata import ReadOnlySQLiteStorage, StudyData, load_study, study_signature
 from autosys.run.intervals import describe
 
@@ -105,13 +104,8 @@ def plot_comparison(studies: Sequence[StudyData], path: Path) -> Path:
     for s in studies:
         groups.setdefault(s.label, []).append(s.best_so_far())
     for label, curves in groups.items():
-        n = max(len(c) for c in curves)
-        padded = np.array([np.pad(c, (0, n - len(c)), mode="edge") for c in curves], dtype=float)
-        with warnings.catch_warnings():  # leading all-NaN columns: no success yet in any study
-            warnings.simplefilter("ignore", RuntimeWarning)
-            median = np.nanmedian(padded, axis=0)
-            q1, q3 = np.nanpercentile(padded, 25, axis=0), np.nanpercentile(padded, 75, axis=0)
-        x = np.arange(n)
+        median, q1, q3 = median_band(curves)
+        x = np.arange(len(median))
         ax.plot(x, median, lw=2, label=f"{label} (n={len(curves)})")
         if len(curves) > 1:
             ax.fill_between(x, q1, q3, alpha=0.2)

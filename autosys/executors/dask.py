@@ -49,7 +49,7 @@ class DaskExecutor(Executor):
             from distributed import Client, LocalCluster
         except ImportError as exc:
             raise RuntimeError(
-                "the dask executor needs dask[distributed]: pip install 'autosys[distributed]'"
+                "the dask executor needs dask[distributed]: pip install 'autosys-toolkit[distributed]'"
             ) from exc
         import logging
         self.timeout = timeout

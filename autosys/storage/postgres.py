@@ -83,7 +83,7 @@ class PostgresStorage(SQLiteStorage):
         try:
             import psycopg
         except ImportError as exc:
-            raise StorageError("a postgresql:// storage needs psycopg 3: pip install 'autosys[db]'") from exc
+            raise StorageError("a postgresql:// storage needs psycopg 3: pip install 'autosys-toolkit[db]'") from exc
         parts = urlsplit(url)
         if parts.scheme not in ("postgresql", "postgres"):
             raise StorageError(f"not a PostgreSQL URL: {parts.scheme}://...")

@@ -55,7 +55,7 @@ SAMPLERS: dict[str, dict[str, Any]] = {
 #: samplers that need more than optuna: sampler -> (module, what to install)
 NEEDS: dict[str, tuple[str, str]] = {"GPSampler": ("torch", "torch"), "CmaEsSampler": ("cmaes", "cmaes")}
 
-BENCH_HINT = "install the bench extra: pip install 'autosys[bench]'"
+BENCH_HINT = "install the bench extra: pip install 'autosys-toolkit[bench]'"
 
 
 class OptunaUnavailable(PluginError, ImportError):

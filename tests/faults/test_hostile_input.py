@@ -170,7 +170,7 @@ def test_an_unwritable_json_path_is_refused_before_the_study_starts(tmp_path):
 def _bad_traces(tmp_path: Path) -> list[tuple[Path, str]]:
     import numpy as np
 
-    from adapters.pagecache.traces import ORACLE_DTYPE
+    from autosys_adapters.pagecache.traces import ORACLE_DTYPE
 
     files = []
 
@@ -214,7 +214,7 @@ def test_a_page_trace_with_bad_ids_is_one_line_in_every_format_and_no_study_is_m
 
 
 def test_trace_readers_refuse_bad_ids_with_trace_error(tmp_path):
-    from adapters.pagecache.traces import Trace, TraceError, read_trace
+    from autosys_adapters.pagecache.traces import Trace, TraceError, read_trace
 
     for trace, needle in _bad_traces(tmp_path):
         fmt = "csv" if trace.suffix == ".csv" else "auto"
@@ -250,7 +250,7 @@ def test_a_workload_file_with_bad_counts_or_mix_is_one_line_and_no_study_is_made
 
 
 def test_database_workload_kinds_refuse_bad_counts_and_mixes():
-    from adapters.workloads import load_benchmark
+    from autosys_adapters.workloads import load_benchmark
 
     for spec, needle in [
         ({"kind": "tpcc", "items": 7.5}, "items must be a whole number"),

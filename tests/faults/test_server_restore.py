@@ -55,7 +55,7 @@ class Dialect:
 
 
 def _pg_connect(host: str):
-    psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is not installed (pip install 'autosys[db]')")
+    psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is not installed (pip install 'autosys-toolkit[db]')")
     url = PG_URL.replace("127.0.0.1", host)
     try:
         return psycopg.connect(url, autocommit=True, connect_timeout=2)
@@ -84,7 +84,7 @@ def _pg_options(host: str) -> dict:
 
 
 def _mysql_connect(host: str):
-    pymysql = pytest.importorskip("pymysql", reason="pymysql is not installed (pip install 'autosys[db]')")
+    pymysql = pytest.importorskip("pymysql", reason="pymysql is not installed (pip install 'autosys-toolkit[db]')")
     try:
         return pymysql.connect(host=host if MYSQL_HOST == "127.0.0.1" else MYSQL_HOST, port=3306, user="root",
                                password="", autocommit=True, connect_timeout=2)
@@ -93,7 +93,7 @@ def _mysql_connect(host: str):
 
 
 def _mysql_snapshot(conn) -> dict:
-    from adapters.dbserver.mysql import MySQLKnobs
+    from autosys_adapters.dbserver.mysql import MySQLKnobs
 
     with conn.cursor() as cur:
         cur.execute("SHOW GLOBAL VARIABLES")

@@ -130,7 +130,7 @@ def test_a_resume_refuses_options_that_would_change_the_study(planted_copy):
 
 
 def _server_or_skip() -> None:
-    psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is not installed (pip install 'autosys[db]')")
+    psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is not installed (pip install 'autosys-toolkit[db]')")
     try:
         psycopg.connect(PG, connect_timeout=2).close()
     except psycopg.OperationalError as exc:
