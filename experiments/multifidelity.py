@@ -21,7 +21,7 @@ MF / full (the issue's target: at most 0.5 on every system).
 
     nice python experiments/multifidelity.py             # 5 seeds, ~40 minutes on 2 idle cores
     python experiments/multifidelity.py --quick          # 2 seeds, short budgets (a few minutes)
-    python experiments/multifidelity.py --systems sqlite,kv
+    python experiments/multifidelity.py --systems sqlite,kv   # re-run some; the others' rows are kept
 
 Writes experiments/results/multifidelity{_quick}.csv (one row per study),
 multifidelity{_quick}_answers.csv (every judged answer) and a PNG.
@@ -214,16 +214,27 @@ def main(argv: list[str] | None = None) -> None:
                                  "quality_vs_reference": q} for e, q in judged]
             finally:
                 judge.close()
-            pd.DataFrame(rows).to_csv(RESULTS / f"multifidelity{suffix}.csv", index=False)
-            pd.DataFrame(answers).to_csv(RESULTS / f"multifidelity{suffix}_answers.csv", index=False)
+            _save(pd.DataFrame(rows), RESULTS / f"multifidelity{suffix}.csv", names)
+            _save(pd.DataFrame(answers), RESULTS / f"multifidelity{suffix}_answers.csv", names)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
-    table = summarize(pd.DataFrame(rows))
+    every = pd.read_csv(RESULTS / f"multifidelity{suffix}.csv")  # this run's systems and earlier runs' others
+    table = summarize(every)
     print()
     print(table.to_string(index=False))
-    plot(pd.DataFrame(rows), RESULTS / f"multifidelity{suffix}.png")
+    plot(every, RESULTS / f"multifidelity{suffix}.png")
     print(f"\nwrote {RESULTS / f'multifidelity{suffix}.csv'} and .png")
+
+
+def _save(df, path: Path, systems: list[str]) -> None:
+    """Write this run's rows, keeping the rows an earlier run wrote for systems not run now (`--systems`)."""
+    import pandas as pd
+
+    if path.exists():
+        earlier = pd.read_csv(path)
+        df = pd.concat([earlier[~earlier.system.isin(systems)], df], ignore_index=True)
+    df.to_csv(path, index=False)
 
 
 def summarize(df):
