@@ -36,3 +36,5 @@ test: install-test
 
 clean:
 	rm -rf $(VENV) studies .pytest_cache
+	# numba's on-disk caches name their module: stale ones (e.g. from before adapters became autosys_adapters) fail to load
+	find adapters autosys -name '*.nbi' -delete -o -name '*.nbc' -delete
