@@ -394,12 +394,18 @@ def run_ops(kinds, keys, values, out, first, timed, cycles, state, params):
         else:
             out[t] = _lower_bound(state, keys[t])
         if timed:
-            spent = cycle_counter() - c0
-            if spent < cycles[4]:
-                cycles[kind] += spent
-            else:
-                cycles[5] += 1
+            charge(cycles, kind, c0)
     return keys.size
+
+
+@njit(cache=True)
+def charge(cycles, kind, started):
+    """Add an op's cycles since `started` to its kind's total; one over cycles[4] was descheduled: counted in cycles[5]."""
+    spent = cycle_counter() - started
+    if spent < cycles[4]:
+        cycles[kind] += spent
+    else:
+        cycles[5] += 1
 
 
 # --------------------------------------------------------------------------- maintenance

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from autosys_adapters.learned_index._updatable_kernels import cycle_counter, now
+from autosys_adapters.learned_index._updatable_kernels import charge, cycle_counter, now
 from autosys_adapters.learned_index.updatable import MAX_KEY, check_keys, new_cycles, op_stream
 
 MAX = MAX_KEY
@@ -376,11 +376,7 @@ def _run_ops(kinds, keys, values, out, first, timed, cycles, state):
         else:
             out[t] = _lower_bound(state, keys[t])
         if timed:  # as the updatable index's run_ops: an op over cycles[4] was descheduled, not counted
-            spent = cycle_counter() - c0
-            if spent < cycles[4]:
-                cycles[kind] += spent
-            else:
-                cycles[5] += 1
+            charge(cycles, kind, c0)
     return keys.size
 
 
