@@ -213,15 +213,19 @@ def _node_items(state, i):
     n = count[i]
     ks = np.empty(n, dtype=np.uint64)
     vs = np.empty(n, dtype=np.uint64)
-    b = start[i]
-    cap = caps[i]
-    j = 0
+    _copy_live(slots, vals, start[i], caps[i], ks, vs, 0)
+    return ks, vs
+
+
+@njit(cache=True)
+def _copy_live(slots, vals, b, cap, ks, vs, j):
+    """Copy a node's live (key, value) pairs, in order, into ks/vs from index j; returns the next free index."""
     for s in range(cap):
         if _occupied(slots, b, cap, s):
             ks[j] = slots[b + s]
             vs[j] = vals[b + s]
             j += 1
-    return ks, vs
+    return j
 
 
 @njit(cache=True)
@@ -438,11 +442,5 @@ def items(state):
     vs = np.empty(n, dtype=np.uint64)
     j = 0
     for i in range(counters[NODES]):
-        b = start[i]
-        cap = caps[i]
-        for s in range(cap):
-            if _occupied(slots, b, cap, s):
-                ks[j] = slots[b + s]
-                vs[j] = vals[b + s]
-                j += 1
+        j = _copy_live(slots, vals, start[i], caps[i], ks, vs, j)
     return ks, vs
