@@ -1,6 +1,6 @@
-"""System-specific monitors: what a database file, a PostgreSQL server and RocksDB say about themselves.
+"""System-specific monitors: what SQLite files, a PostgreSQL or MariaDB server and RocksDB say about themselves.
 
-Each is an `autosys.online.monitor.Monitor`: `sample()` returns one reading, with
+Each is an `autosys.core.monitor.Monitor`: `sample()` returns one reading, with
 counters turned into per-second rates over the time since the previous
 reading. The agent and the learner read these beside the machine monitor.
 """
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from autosys.online.monitor import Monitor, Rates
+from autosys.core.monitor import DeferredMonitor, Monitor, Rates
 from autosys.core.system import SystemUnavailable
 
 
@@ -101,3 +101,118 @@ class RocksDBMonitor(Monitor):
             if value is not None:
                 out[prop.removeprefix("rocksdb.").replace("-", "_")] = float(value)
         return out
+
+
+class SQLiteFilesMonitor(Monitor):
+    """Total size of the SQLite databases (and their write-ahead logs) matching `pattern` in a folder.
+
+    `folder` is called at each sample, so it can follow the running trial's
+    own folder (a system's `attempt_dir`); no folder yet reads as zero.
+    """
+
+    name = "sqlite-files"
+
+    def __init__(self, folder: "Callable[[], Path | str | None]", pattern: str = "*.db"):
+        self.folder = folder
+        self.pattern = pattern
+
+    def sample(self) -> dict[str, float]:
+        where = self.folder()
+        files = db = wal = 0.0
+        if where is not None and Path(where).is_dir():
+            for path in Path(where).glob(self.pattern):
+                try:
+                    db += path.stat().st_size
+                    files += 1
+                except FileNotFoundError:
+                    continue
+                try:
+                    wal += Path(str(path) + "-wal").stat().st_size
+                except FileNotFoundError:
+                    pass
+        return {"db_bytes": db, "wal_bytes": wal, "databases": files}
+
+
+_MARIADB_COUNTERS = {
+    "Innodb_buffer_pool_read_requests": "buffer_pool_read_requests",
+    "Innodb_buffer_pool_reads": "buffer_pool_reads",
+    "Innodb_buffer_pool_write_requests": "buffer_pool_write_requests",
+    "Innodb_data_read": "data_read_bytes",
+    "Innodb_data_written": "data_written_bytes",
+    "Innodb_os_log_written": "log_written_bytes",
+    "Innodb_row_lock_waits": "row_lock_waits",
+    "Handler_read_rnd_next": "handler_read_rnd_next",
+    "Rows_read": "rows_read",
+    "Com_select": "com_select",
+    "Com_insert": "com_insert",
+    "Com_update": "com_update",
+    "Com_delete": "com_delete",
+    "Com_commit": "com_commit",
+    "Questions": "questions",
+    "Created_tmp_disk_tables": "created_tmp_disk_tables",
+}
+_MARIADB_GAUGES = {
+    "Threads_running": "threads_running",
+    "Threads_connected": "threads_connected",
+    "Innodb_buffer_pool_pages_dirty": "buffer_pool_pages_dirty",
+    "Innodb_buffer_pool_pages_free": "buffer_pool_pages_free",
+}
+
+
+class MariaDBMonitor(Monitor):
+    """MariaDB/MySQL `SHOW GLOBAL STATUS`: InnoDB buffer pool, log and row counters as rates, thread
+    and page gauges, and the buffer pool hit ratio (NaN when nothing was read)."""
+
+    name = "mariadb"
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 3306, user: str = "root", password: str = "",
+                 connect_timeout: float = 3.0):
+        try:
+            import pymysql
+        except ImportError:
+            raise SystemUnavailable("the db extra (pymysql) is not installed") from None
+        try:
+            self._conn = pymysql.connect(host=host, port=int(port), user=user, password=password, autocommit=True,
+                                         connect_timeout=max(int(connect_timeout), 1), read_timeout=10, write_timeout=10)
+        except pymysql.err.OperationalError as exc:
+            raise SystemUnavailable(f"cannot reach MariaDB at {host}:{port}: {exc}") from None
+        self._rates = Rates()
+
+    def sample(self) -> dict[str, float]:
+        now = time.monotonic()
+        wanted = [*_MARIADB_COUNTERS, *_MARIADB_GAUGES]
+        with self._conn.cursor() as cur:
+            cur.execute(f"SHOW GLOBAL STATUS WHERE Variable_name IN ({', '.join(['%s'] * len(wanted))})", wanted)
+            rows = {str(k): v for k, v in cur.fetchall()}
+        out: dict[str, float] = {}
+        for key, name in _MARIADB_COUNTERS.items():
+            if key in rows:
+                out[f"{name}_per_s"] = self._rates(name, float(rows[key] or 0), now)
+        for key, name in _MARIADB_GAUGES.items():
+            if key in rows:
+                out[name] = float(rows[key] or 0)
+        requests, reads = out.get("buffer_pool_read_requests_per_s", 0.0), out.get("buffer_pool_reads_per_s", 0.0)
+        out["cache_hit_ratio"] = 1.0 - reads / requests if requests > 0 else float("nan")
+        return out
+
+    def close(self) -> None:
+        try:
+            self._conn.close()
+        except Exception:
+            pass
+
+
+def server_monitors(system: Any) -> list[Monitor]:
+    """The server's own monitor for a database-server system: PostgreSQL (a `url`) or MariaDB (`host`, `port`).
+
+    Deferred: it connects at its first reading, so a server that is down
+    leaves out only this monitor.
+    """
+    if getattr(system, "url", None):
+        url, database = system.url, getattr(system, "database", None)
+        return [DeferredMonitor("postgres", lambda: PostgresMonitor(url, database))]
+    if getattr(system, "host", None):
+        host, port, user = system.host, system.port, system.user
+        password = getattr(system, "password", "")
+        return [DeferredMonitor("mariadb", lambda: MariaDBMonitor(host, port, user, password))]
+    return []

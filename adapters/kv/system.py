@@ -36,6 +36,8 @@ from autosys.run.isolation import fork_available, run_forked
 from autosys.core.fidelity import Fidelity, stamp
 from autosys.core.space import Categorical, Config, InvalidConfig, Space
 from autosys.core.system import Limit, Measurement, Objective, System
+from autosys.core.monitor import Monitor, host_monitors
+from autosys_adapters.kv.monitors import KVStoreMonitor
 
 MB = 1 << 20
 
@@ -154,6 +156,10 @@ class KVSelect(System):
         """Operations replayed: a prefix of the seeded stream (full = all of it)."""
         full = len(self.prepared())
         return Fidelity("operations", "operations", min(full, max(50, full // 32)), full, unit="operations")
+
+    def monitors(self) -> list[Monitor]:
+        """The host and this process, and the running trial's stores (LMDB meta, RocksDB files and events)."""
+        return [*host_monitors(), KVStoreMonitor(lambda: self.attempt_dir or self.workdir)]
 
     def evaluate(self, config: Config, fidelity: int | None = None) -> Measurement:
         limit = self.resolve_fidelity(fidelity)

@@ -28,6 +28,7 @@ import numpy as np
 from autosys.core.fidelity import Fidelity, stamp
 from autosys.core.space import Categorical, Condition, Config, Int, Ordinal, Space
 from autosys.core.system import Limit, Measurement, Objective, System
+from autosys.core.monitor import Monitor, host_monitors
 
 from autosys_adapters.learned_index import PGM, RMI, PGMConfig, RMIConfig, compiled
 from autosys_adapters.learned_index.keys import GENERATORS, generate, load_keys, make_queries
@@ -187,6 +188,10 @@ class LearnedIndexSystem(System):
         """Queries timed per run: a prefix of the shuffled query set (full = all `queries`)."""
         full = int(self.n_queries)
         return Fidelity("queries", "query_sample", min(full, max(100, full // 32)), full, unit="queries")
+
+    def monitors(self) -> list[Monitor]:
+        """The host and this process (the index build and lookups): CPU, memory, page faults."""
+        return host_monitors()
 
     def evaluate(self, config: Config, fidelity: int | None = None) -> Measurement:
         n = self.resolve_fidelity(fidelity)

@@ -26,6 +26,7 @@ import numpy as np
 from autosys.core.fidelity import Fidelity, stamp
 from autosys.core.space import Categorical, Config, Float, Int, Space
 from autosys.core.system import Measurement, Objective, System
+from autosys.core.monitor import Monitor, host_monitors
 
 from autosys_adapters.learned_index.dynamic_btree import DynamicBTree
 from autosys_adapters.learned_index.keys import GENERATORS, generate, load_keys
@@ -154,6 +155,10 @@ class UpdatableIndexSystem(System):
     def fidelity(self) -> Fidelity:
         """Operations replayed: a prefix of the stream (full = all `operations`)."""
         return Fidelity("operations", "operations", max(1, self.operations // 16), self.operations, unit="operations")
+
+    def monitors(self) -> list[Monitor]:
+        """The host and this process (the index under updates): CPU, memory, page faults."""
+        return host_monitors()
 
     def evaluate(self, config: Config, fidelity: int | None = None) -> Measurement:
         n = self.resolve_fidelity(fidelity)

@@ -105,6 +105,7 @@ def check_system(system: System, *, samples: int = 20, study_budget: int = 3, se
             if ok:
                 _check_fidelity(system, default, objective, outcome.info, report)
                 _check_predictor(system, default, report)
+            _check_monitors(system, report)
         finally:
             system.teardown()
 
@@ -125,6 +126,22 @@ def check_system(system: System, *, samples: int = 20, study_budget: int = 3, se
     if raise_on_failure:
         report.raise_for_failures("System")
     return report
+
+
+def _check_monitors(system: System, report: CheckReport) -> None:
+    """Each monitor `monitors()` returns gives a reading with at least one finite number (autosys/run/monitoring.py)."""
+    from autosys.run.monitoring import has_monitors, probe_monitors
+
+    if not has_monitors(system):
+        report.skip("monitors_read", "the system declares no monitors (System.monitors)")
+        return
+    readings, problems = probe_monitors(system)
+    if not readings and not problems:
+        report.skip("monitors_read", "monitors() returned no monitor")
+        return
+    report.check("monitors_read", not problems,
+                 "a study samples every monitor during trials, and these give no usable reading: "
+                 + "; ".join(f"{name}: {why}" for name, why in problems.items()))
 
 
 def _check_fidelity(system: System, default: dict, objective: Objective, full_info: dict, report: CheckReport) -> None:

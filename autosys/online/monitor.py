@@ -12,80 +12,13 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from abc import ABC, abstractmethod
 from typing import Any, Iterable, Mapping, Protocol, Sequence
 
 import numpy as np
 import pandas as pd
-import psutil
 
-
-class Monitor(ABC):
-    """Something that can be read: a machine, a process, a database, a cache."""
-
-    name: str = "monitor"
-
-    @abstractmethod
-    def sample(self) -> dict[str, float]:
-        """One reading; rates cover the time since the previous call."""
-
-    def close(self) -> None:
-        """Release connections (idempotent)."""
-
-
-class Rates:
-    """Turns monotonically increasing counters into per-second rates."""
-
-    def __init__(self) -> None:
-        self._last: dict[str, tuple[float, float]] = {}
-
-    def __call__(self, name: str, counter: float, now: float) -> float:
-        previous = self._last.get(name)
-        self._last[name] = (now, counter)
-        if previous is None or now <= previous[0]:
-            return 0.0
-        return max(counter - previous[1], 0.0) / (now - previous[0])
-
-
-class SystemMonitor(Monitor):
-    """CPU, memory, disk and network I/O of the machine, and of one process if `pid` is given."""
-
-    name = "system"
-
-    def __init__(self, pid: int | None = None):
-        self._rates = Rates()
-        self._process = psutil.Process(pid) if pid is not None else None
-        psutil.cpu_percent(None)  # the first call only primes the counter
-        if self._process is not None:
-            self._process.cpu_percent(None)
-
-    def sample(self) -> dict[str, float]:
-        now = time.monotonic()
-        rate = self._rates
-        out = {
-            "cpu_percent": psutil.cpu_percent(None),
-            "memory_percent": psutil.virtual_memory().percent,
-        }
-        disk = psutil.disk_io_counters()
-        if disk is not None:
-            out["disk_read_bytes_per_s"] = rate("dr", disk.read_bytes, now)
-            out["disk_write_bytes_per_s"] = rate("dw", disk.write_bytes, now)
-        net = psutil.net_io_counters()
-        if net is not None:
-            out["net_sent_bytes_per_s"] = rate("ns", net.bytes_sent, now)
-            out["net_recv_bytes_per_s"] = rate("nr", net.bytes_recv, now)
-        if self._process is not None:
-            with self._process.oneshot():
-                out["process_cpu_percent"] = self._process.cpu_percent(None)
-                out["process_rss_bytes"] = float(self._process.memory_info().rss)
-                out["process_threads"] = float(self._process.num_threads())
-                try:
-                    io = self._process.io_counters()
-                    out["process_read_bytes_per_s"] = rate("pr", io.read_bytes, now)
-                    out["process_write_bytes_per_s"] = rate("pw", io.write_bytes, now)
-                except (psutil.AccessDenied, AttributeError):
-                    pass
-        return out
+# the contract and the host monitors live in core (the study loop samples them too); re-exported here
+from autosys.core.monitor import Monitor, ProcessMonitor, Rates, SystemMonitor, host_monitors  # noqa: F401
 
 
 class CounterMonitor(Monitor):
