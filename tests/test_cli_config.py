@@ -123,7 +123,7 @@ def _error(tmp_path: Path, text: str, *extra: str) -> str:
 
 
 @pytest.mark.parametrize("text, needle", [
-    ('system = "sqlite"\nbudjet = 3\n', "unknown key 'budjet'; known: b"),
+    ('system = "sqlite"\nbudjet = 3\n', "unknown key 'budjet'; known: "),
     ('system = "sqlite"\nbudget = "ten"\n', 'budget must be an integer, not "ten" (a string)'),
     ('system = "sqlite"\nbudget = 2.5\n', "budget must be an integer, not 2.5 (a number)"),
     ('system = "sqlite"\nintensify = "yes"\n', "intensify must be true or false"),

@@ -19,7 +19,7 @@ def test_durable_constraint_is_never_violated_by_any_suggestion():
         tuner = make_tuner(name, space, seed=0)
         for _ in range(300):
             config = tuner.ask().config
-            assert config["synchronous"] != "off"
+            assert config["synchronous"] not in ("off", "normal")  # normal: a WAL commit can roll back on power loss
             assert config["journal_mode"] not in ("off", "memory")
     with pytest.raises(InvalidConfig, match="durable"):
         space.validate({**space.default(), "synchronous": "off"})
@@ -51,7 +51,7 @@ def test_page_size_is_applied_by_rebuilding_the_base_file(tmp_path):
 
 
 def test_pragmas_take_effect_on_the_connection(tmp_path):
-    system = SQLiteKnobs()
+    system = SQLiteKnobs(durable=False)  # synchronous=normal gives up durability in WAL mode
     conn = sqlite3.connect(tmp_path / "x.db", isolation_level=None)
     config = system.space().complete(
         {"journal_mode": "wal", "synchronous": "normal", "cache_size_kib": 4096, "wal_autocheckpoint": 100, "temp_store": "memory"}
@@ -73,7 +73,7 @@ def test_workload_stream_is_deterministic_across_instances(tmp_path):
 def test_a_short_study_finds_wal_beats_default(tmp_path):
     system = SQLiteKnobs(**SMALL)
     # single runs decide here (intensify=False): four trials leave no room for paired re-runs
-    study = Study.create(tmp_path / "s", system, budget=4, seed=0, fixed={"journal_mode": "wal", "synchronous": "normal"},
+    study = Study.create(tmp_path / "s", system, budget=4, seed=0, fixed={"journal_mode": "wal", "synchronous": "full"},
                          intensify=False)
     study.run()
     assert study.best.source != "default"

@@ -34,9 +34,23 @@ from autosys_adapters.workloads.ycsb import DELETE, INSERT, READ, RMW, SCAN, UPD
 from autosys.core.space import Categorical, Condition, Config, Forbid, Int, Ordinal, Space
 from autosys.core.fidelity import Fidelity, stamp
 from autosys.core.system import Measurement, Objective, System
+from autosys.core.monitor import Monitor, host_monitors
+from autosys_adapters.dbserver.monitors import SQLiteFilesMonitor
 
 JOURNAL_MODES = ("delete", "truncate", "persist", "memory", "wal", "off")
 SYNCHRONOUS = ("off", "normal", "full", "extra")
+
+#: knobs whose values risk more than speed, as https://www.sqlite.org/pragma.html describes them;
+#: a study leaves these values out unless the user allows the knob (--allow-risky NAME)
+RISKS = {
+    "locking_mode": dict(risk="availability: other connections can no longer read or write the database file", risky_values=("exclusive",)),
+    "wal_autocheckpoint": dict(risk="unbounded disk use: with automatic checkpoints off the WAL file grows without bound", risky_values=(0,)),
+}
+#: values that give up durability, forbidden while `durable` (https://www.sqlite.org/pragma.html):
+#: synchronous=normal lets a WAL commit roll back on a power loss or OS crash, off lets either journal
+#: lose commits or corrupt the file; journal_mode off or memory keeps no rollback journal on disk
+NOT_DURABLE = {"synchronous": ("off", "normal"), "journal_mode": ("off", "memory")}
+MIB = 1 << 20
 PAGE_SIZES = (512, 1024, 2048, 4096, 8192, 16384, 32768, 65536)
 MMAP_MIB = (0, 1, 4, 16, 64, 256)
 
@@ -88,16 +102,17 @@ class SQLiteKnobs(System):
             Int("cache_size_kib", 64, 262_144, log=True, default=2_000),
             Ordinal("mmap_size_mib", MMAP_MIB, default=0),
             Categorical("temp_store", ("default", "file", "memory"), default="default"),
-            Categorical("locking_mode", ("normal", "exclusive"), default="normal", apply_cost="restart"),
-            Ordinal("wal_autocheckpoint", (0, 100, 1000, 10000), default=1000, condition=Condition("journal_mode", ("wal",))),
+            Categorical("locking_mode", ("normal", "exclusive"), default="normal", apply_cost="restart", **RISKS["locking_mode"]),
+            Ordinal("wal_autocheckpoint", (0, 100, 1000, 10000), default=1000, condition=Condition("journal_mode", ("wal",)),
+                    **RISKS["wal_autocheckpoint"]),
             Ordinal("page_size", PAGE_SIZES, default=4096, apply_cost="rebuild"),
         ]
         constraints = []
         if self.durable:
-            reason = "can lose committed transactions on a crash (pass --durable false to allow)"
+            reason = "can lose committed transactions on a power loss or OS crash (pass --durable false to allow)"
             constraints = [
-                Forbid("durable", reason=reason, synchronous="off"),
-                Forbid("durable", reason=reason, journal_mode=("off", "memory")),
+                Forbid("durable", reason=reason, synchronous=NOT_DURABLE["synchronous"]),
+                Forbid("durable", reason=reason, journal_mode=NOT_DURABLE["journal_mode"]),
             ]
         return Space(params, constraints)
 
@@ -115,6 +130,10 @@ class SQLiteKnobs(System):
 
     def teardown(self) -> None:
         self.release_workdir()
+
+    def monitors(self) -> list[Monitor]:
+        """The host and this process, and the size of the running trial's database files and WAL."""
+        return [*host_monitors(), SQLiteFilesMonitor(lambda: self.attempt_dir or self.workdir, "trial-*.db")]
 
     def evaluate(self, config: Config, fidelity: int | None = None) -> Measurement:
         limit = self.resolve_fidelity(fidelity)
@@ -141,6 +160,8 @@ class SQLiteKnobs(System):
                 "p95_latency_ms": statistics.median(p95s),
                 "throughput_spread": (max(throughputs) - min(throughputs)) / median if median else float("nan"),
                 "operations_done": statistics.median(r["done"] for r in runs),
+                "wal_mib": max(r["wal_bytes"] for r in runs) / MIB,  # side effects, measured: the WAL left at the end
+                "disk_mib": max(r["disk_bytes"] for r in runs) / MIB,
             },
             samples={"throughput": throughputs, "p95_latency_ms": p95s},
             info=stamp({"workload": self.workload.name, "base_build_seconds": build_seconds}, self.fidelity(), limit,
@@ -183,42 +204,50 @@ class SQLiteKnobs(System):
         return path, time.perf_counter() - start
 
     def _run(self, path: Path, config: Config, stream, seconds: float) -> dict[str, float]:
+        """One measured replay on a fresh connection; the files' sizes are read before it closes
+        (closing checkpoints and removes the WAL), so a WAL that grows shows in `wal_mib`."""
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         try:
             apply_pragmas(conn, config)
-            if self.bench:
-                return run_serial(Session(conn, "sqlite"), self.bench, stream, seconds)
-            value_size, scan_length = self.workload.value_size, self.workload.scan_length
-            latencies = np.empty(len(stream), dtype=float)
-            clock = time.perf_counter
-            start = clock()
-            deadline = start + seconds
-            done = 0
-            for i, (op, key) in enumerate(zip(stream.ops.tolist(), stream.keys.tolist())):
-                t0 = clock()
-                if op == READ:
-                    conn.execute("SELECT value FROM usertable WHERE key=?", (key,)).fetchone()
-                elif op == UPDATE:
-                    conn.execute("UPDATE usertable SET value=? WHERE key=?", (value_for(key, value_size, i), key))
-                elif op == INSERT:
-                    conn.execute("INSERT OR REPLACE INTO usertable VALUES (?, ?)", (key, value_for(key, value_size)))
-                elif op == SCAN:
-                    conn.execute("SELECT key, value FROM usertable WHERE key>=? LIMIT ?", (key, scan_length)).fetchall()
-                elif op == RMW:
-                    conn.execute("BEGIN IMMEDIATE")
-                    conn.execute("SELECT value FROM usertable WHERE key=?", (key,)).fetchone()
-                    conn.execute("UPDATE usertable SET value=? WHERE key=?", (value_for(key, value_size, i), key))
-                    conn.execute("COMMIT")
-                elif op == DELETE:
-                    conn.execute("DELETE FROM usertable WHERE key=?", (key,))
-                t1 = clock()
-                latencies[i] = t1 - t0
-                done += 1
-                if t1 >= deadline:
-                    break
-            elapsed = clock() - start
+            result = run_serial(Session(conn, "sqlite"), self.bench, stream, seconds) if self.bench else self._replay(conn, stream, seconds)
+            wal = path.with_name(path.name + "-wal")
+            result["wal_bytes"] = wal.stat().st_size if wal.exists() else 0
+            result["disk_bytes"] = path.stat().st_size + result["wal_bytes"]
+            return result
         finally:
             conn.close()
+
+    def _replay(self, conn: sqlite3.Connection, stream, seconds: float) -> dict[str, float]:
+        """The YCSB loop: one statement (one transaction) per operation, until the stream or `seconds` ends."""
+        value_size, scan_length = self.workload.value_size, self.workload.scan_length
+        latencies = np.empty(len(stream), dtype=float)
+        clock = time.perf_counter
+        start = clock()
+        deadline = start + seconds
+        done = 0
+        for i, (op, key) in enumerate(zip(stream.ops.tolist(), stream.keys.tolist())):
+            t0 = clock()
+            if op == READ:
+                conn.execute("SELECT value FROM usertable WHERE key=?", (key,)).fetchone()
+            elif op == UPDATE:
+                conn.execute("UPDATE usertable SET value=? WHERE key=?", (value_for(key, value_size, i), key))
+            elif op == INSERT:
+                conn.execute("INSERT OR REPLACE INTO usertable VALUES (?, ?)", (key, value_for(key, value_size)))
+            elif op == SCAN:
+                conn.execute("SELECT key, value FROM usertable WHERE key>=? LIMIT ?", (key, scan_length)).fetchall()
+            elif op == RMW:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("SELECT value FROM usertable WHERE key=?", (key,)).fetchone()
+                conn.execute("UPDATE usertable SET value=? WHERE key=?", (value_for(key, value_size, i), key))
+                conn.execute("COMMIT")
+            elif op == DELETE:
+                conn.execute("DELETE FROM usertable WHERE key=?", (key,))
+            t1 = clock()
+            latencies[i] = t1 - t0
+            done += 1
+            if t1 >= deadline:
+                break
+        elapsed = clock() - start
         return {
             "throughput": done / elapsed,
             "p95_latency_ms": float(np.percentile(latencies[:done], 95) * 1e3),

@@ -53,7 +53,8 @@ OPTIONS_TABLE = "options"
 TUNER_RESERVED = ("space", "direction", "seed", "features", "objectives")
 #: agent config keys and their types (guardrails: a table of these)
 AGENT_KEYS: dict[str, tuple[type, ...]] = {"window": (int, float), "duration": (int, float), "tuner": (str,),
-                                          "tries_per_regime": (int,), "seed": (int,), "guardrails": (dict,)}
+                                          "tries_per_regime": (int,), "seed": (int,), "guardrails": (dict,),
+                                          "policy": (str,)}
 GUARDRAIL_KEYS: dict[str, tuple[type, ...]] = {"change_budget": (int,), "budget_seconds": (int, float),
                                               "noise_sigmas": (int, float), "min_relative_gain": (int, float),
                                               "settle_windows": (int,)}
@@ -176,6 +177,11 @@ def _plain_type(annotation: Any) -> Any:
 def _scalar(path: Path, key: str, value: Any, annotation: Any) -> Any:
     """A top-level value checked against its flag's type (a Path flag takes a string and gives a Path)."""
     kind = _plain_type(annotation)
+    if get_origin(kind) is list:  # a repeatable flag: a list of strings, or one string
+        items = [value] if isinstance(value, str) else value
+        if not (isinstance(items, list) and all(isinstance(item, str) for item in items)):
+            raise ConfigError(f"{path}: {key} must be a string or an array of strings, not {_kind(value)}")
+        return list(items)
     if kind is bool:
         ok, wanted = isinstance(value, bool), "true or false"
     elif kind is int:
@@ -275,7 +281,7 @@ def option_type(param: inspect.Parameter) -> type | None:
 def dump_toml(data: Mapping[str, Any]) -> str:
     """A study config as TOML: scalars first, then one table per mapping; None values are left out.
 
-    Enough TOML for what `load_study_config` reads (strings, numbers, booleans, one level of tables).
+    Enough TOML for what `load_study_config` reads (strings, numbers, booleans, arrays of them, one level of tables).
     """
     lines = [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in data.items() if v is not None and not isinstance(v, Mapping)]
     for name, table in data.items():
@@ -296,6 +302,8 @@ def _toml_value(value: Any) -> str:
         return str(value)
     if isinstance(value, float):
         return repr(value) if math.isfinite(value) else ("nan" if math.isnan(value) else ("inf" if value > 0 else "-inf"))
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
     return json.dumps(str(value))  # a JSON string is a TOML basic string (\", \\, \n, \uXXXX)
 
 

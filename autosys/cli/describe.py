@@ -139,7 +139,8 @@ def knobs_text(name: str, space: Any, width: int | None = None) -> str:
     for p in space:
         notes = [f"apply cost: {getattr(p, 'apply_cost', 'none') or 'none'}"]
         if getattr(p, "risk", None):
-            notes.append(f"risk: {p.risk}")
+            values = "|".join(map(format_default, p.risky_values)) if p.risky_values else "any value but the default"
+            notes.append(f"risky ({values}): {p.risk}; left out unless --allow-risky {p.name}")
         condition = getattr(p, "condition", None)
         if condition is not None:
             notes.append(f"only when {condition.parent}={'|'.join(map(format_default, condition.values))}")

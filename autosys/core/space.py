@@ -12,7 +12,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -21,6 +21,10 @@ Config = dict[str, Any]
 
 class InvalidConfig(ValueError):
     """A configuration (or a single value) that the space does not allow."""
+
+
+#: `Space.safe(ALLOW_ALL)` allows every risky knob
+ALLOW_ALL = "all"
 
 
 #: what changing a knob costs, cheapest first: nothing (a session SET or a live PRAGMA), a reload
@@ -66,10 +70,17 @@ class Param:
 
     `apply_cost` (keyword only, one of `APPLY_COSTS`, default "none") says what
     changing the knob costs the system, so a search can batch expensive changes.
+
+    `risk` (keyword only) says what the knob risks beyond speed (durability,
+    availability to other clients, unbounded disk use); `risky_values` are the
+    values that carry it (empty: every value but the default). A study leaves
+    risky values out unless the user allows the knob (`Space.safe`).
     """
 
     name: str
     apply_cost: str = field(default="none", kw_only=True)
+    risk: str | None = field(default=None, kw_only=True)
+    risky_values: tuple = field(default=(), kw_only=True)
 
     kind = "param"
 
@@ -99,8 +110,8 @@ class Param:
     def to_json(self) -> dict:
         data = {"kind": self.kind, "name": self.name}
         for key, value in self.__dict__.items():
-            if key in ("name", "condition") or (key == "apply_cost" and value == "none"):
-                continue  # the default cost is left out, so spaces stored before costs existed read the same
+            if key in ("name", "condition") or (key, value) in (("apply_cost", "none"), ("risk", None), ("risky_values", ())):
+                continue  # defaults are left out, so spaces stored before these fields existed read the same
             data[key] = list(value) if isinstance(value, tuple) else value
         if self.condition is not None:
             data["when"] = self.condition.to_json()
@@ -113,6 +124,14 @@ class Param:
             return self.check(default)
         choices = getattr(self, "choices", None)
         return choices[0] if choices else self.from_unit(0.5)
+
+    def is_risky(self, value: Any) -> bool:
+        """Whether `value` carries this knob's declared `risk`."""
+        if not self.risk:
+            return False
+        if not self.risky_values:
+            return value != self.default_value()
+        return value in self.risky_values
 
     def _bad(self, value: Any) -> InvalidConfig:
         return InvalidConfig(f"{self.name}={value!r} is not allowed: expected {self.describe()}")
@@ -343,8 +362,9 @@ def _param_from_json(data: Mapping[str, Any]) -> Param:
     when = data.pop("when", None)
     condition = Condition(when["parent"], tuple(when["values"])) if when else None
     cls = {"int": Int, "float": Float, "categorical": Categorical, "ordinal": Ordinal, "bool": Bool}[kind]
-    if "choices" in data:
-        data["choices"] = tuple(data["choices"])
+    for key in ("choices", "risky_values"):
+        if key in data:
+            data[key] = tuple(data[key])
     return cls(condition=condition, **data)
 
 
@@ -437,7 +457,9 @@ class Space:
         for param in self.params.values():
             if param.apply_cost not in APPLY_COSTS:
                 raise ValueError(f"{param.name}: apply_cost {param.apply_cost!r} is not one of {', '.join(APPLY_COSTS)}")
-            param.default_value()  # a default outside its own range fails here, not mid-study
+            default = param.default_value()  # a default outside its own range fails here, not mid-study
+            if param.is_risky(default):
+                raise ValueError(f"{param.name}: its default {default!r} is one of its risky values; a default must be safe")
 
     # --- construction helpers
     @classmethod
@@ -511,6 +533,44 @@ class Space:
             if (name in before or name in after) and before.get(name, _MISSING) != after.get(name, _MISSING):
                 worst = max(worst, APPLY_COSTS.index(param.apply_cost))
         return APPLY_COSTS[worst]
+
+    # --- risky knobs
+    def risky(self) -> dict[str, Param]:
+        """The parameters that declare a risk beyond speed (see `Param.risk`)."""
+        return {name: param for name, param in self.params.items() if param.risk}
+
+    def safe(self, allow: Iterable[str] | str = ()) -> "Space":
+        """This space with every risky value left out, except for the knobs named in `allow`.
+
+        `allow` names knobs (or is "all"). A risky choice, or a risky value of a
+        range, is forbidden by a constraint that says what it risks and how to
+        allow it; a range that is risky as a whole is pinned to its default.
+        """
+        allowed = set(self.params) if allow == ALLOW_ALL else set([allow] if isinstance(allow, str) else allow)
+        if ALLOW_ALL in allowed:
+            allowed = set(self.params)
+        risky = self.risky()
+        for name in sorted(allowed - set(self.params)):
+            raise InvalidConfig(f"cannot allow {name!r}: {self._unknown_message(name)}")
+        for name in sorted(allowed - set(risky)):
+            if allow != ALLOW_ALL and ALLOW_ALL not in allowed:
+                names = ", ".join(risky) or "none"
+                raise InvalidConfig(f"cannot allow {name!r}: it declares no risk (risky knobs here: {names})")
+        params, constraints = [], list(self.constraints)
+        for param in self:
+            if param.name not in risky or param.name in allowed:
+                params.append(param)
+                continue
+            how = f"{param.name} risks {param.risk} (allow it with --allow-risky {param.name})"
+            if isinstance(param, Categorical) or param.risky_values:
+                values = [v for v in getattr(param, "choices", param.risky_values) if param.is_risky(v)]
+                params.append(param)
+                constraints.append(Forbid("risky", reason=how, **{param.name: tuple(values)}))
+            else:  # a range risky as a whole: only its default is safe
+                default = param.default_value()
+                params.append(Categorical(param.name, (default,), default=default, condition=param.condition,
+                                          apply_cost=param.apply_cost, risk=param.risk))
+        return Space(params, constraints)
 
     def subspace(self, fixed: Mapping[str, Any]) -> "Space":
         """The same space with some parameters pinned to one value (validated)."""

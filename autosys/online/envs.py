@@ -115,7 +115,7 @@ class SystemEnv(gym.Env):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, not {render_mode!r}")
         self.system = system
-        self.tuning_space = system.space()
+        self.tuning_space = system.space().safe()  # an agent never learns to pick a risky value
         self.objective = system.objective
         self.action_mode = action
         self.max_steps = int(max_steps)

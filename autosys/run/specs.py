@@ -58,6 +58,9 @@ def validate_spec(spec: Mapping[str, Any], where: object = "the study") -> None:
     if spec["seed"] is not None and spec["seed"] < 0:
         raise SpecError(f"{where}: the stored spec's 'seed' must be 0 or more, not {spec['seed']}")
     _check_multifidelity(spec.get("multifidelity"), where)
+    allow = spec.get("allow_risky", "all")
+    if allow != "all" and not (isinstance(allow, list) and all(isinstance(name, str) for name in allow)):
+        raise SpecError(f"{where}: the stored spec's 'allow_risky' must be \"all\" or a list of knob names, not {allow!r}")
 
 
 def _check_multifidelity(schedule: Any, where: object) -> None:

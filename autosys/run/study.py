@@ -33,7 +33,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import pandas as pd
 
@@ -41,6 +41,7 @@ from autosys.core.evaluation import Outcome
 from autosys.core.plugins import check_stored_name
 from autosys.executors import Executor, SystemRef, TrialTimeout, WorkerLost, make_executor, run_trial
 from autosys.executors.base import release_workspace
+from autosys.run.monitoring import DEFAULT_INTERVAL as DEFAULT_MONITOR_INTERVAL, run_monitored_trial
 from autosys.run.isolation import no_fork
 from autosys.core.registry import make_system, rebuild_system
 from autosys.core.spec import redact_options
@@ -51,7 +52,7 @@ from autosys.run.selection import (
     CONFIRM, ConfigRuns, best_trial, gain_over_default, next_to_confirm, root_choices, runs_of,
 )
 from autosys.run.specs import validate_spec
-from autosys.core.space import InvalidConfig
+from autosys.core.space import ALLOW_ALL, InvalidConfig
 from autosys.storage import SQLiteStorage, Storage, StorageError, open_storage, storage_exists
 from autosys.core.system import Objective, System
 from autosys.core.trial import Trial, TrialState
@@ -137,6 +138,7 @@ class Study:
         unique: bool = False,
         intensify: bool = True,
         multifidelity: MultiFidelity | Mapping[str, Any] | bool | None = None,
+        allow_risky: Sequence[str] | str = (),
     ) -> "Study":
         """Start a new study in `directory` (new, or empty; see `claim_directory`).
 
@@ -158,6 +160,10 @@ class Study:
         autosys/run/multifidelity.py). The default, re-runs and the final
         stay at full fidelity, and only full-fidelity runs can be the answer.
 
+        allow_risky: knobs whose declared risk (durability, other clients locked
+        out, unbounded disk use; `Param.risk`) the user accepts, or "all". Every
+        other knob's risky values are left out of the search (`Space.safe`).
+
         storage: a postgresql://USER@HOST/DB URL to keep the study in
         PostgreSQL (study name: ?study=NAME, else the directory's name) instead
         of DIR/study.sqlite; `directory` still holds the work files.
@@ -176,7 +182,8 @@ class Study:
             raise ValueError(f"confirm must be 0 or more and less than the trial budget ({budget_.trials}), not {confirm}")
         system_obj = make_system(system, system_options) if isinstance(system, str) else system
         stored_system = system_obj.spec.to_json()  # secrets, URL passwords and commands left out
-        space = system_obj.space()
+        allowed = _allowed_risks(allow_risky)
+        space = system_obj.space().safe(allowed)
         fixed_clean = {}
         if fixed:
             fixed_clean = {k: v for k, v in space.subspace(fixed).default().items() if k in fixed}
@@ -209,6 +216,7 @@ class Study:
             "confirm": int(confirm),
             "intensify": bool(intensify),
             "multifidelity": schedule,
+            "allow_risky": allowed,
             "created_at": time.time(),
         }
         directory, made = claim_directory(directory, unique=unique, storage=storage)
@@ -274,7 +282,7 @@ class Study:
         elif system_options:
             storage.close()
             raise ValueError("system_options apply only when the study rebuilds its system (system given by name or not at all)")
-        space = system.space()
+        space = system.space().safe(spec.get("allow_risky", ALLOW_ALL))  # a study from before risks existed allowed all
         tuner_space = space.subspace(spec["fixed"]) if spec["fixed"] else space
         tuner = _build_tuner(spec["tuner"], tuner_space, system, spec["seed"], spec["tuner_options"])
         study_grace = cls.GRACE if grace is None else grace
@@ -324,6 +332,7 @@ class Study:
         heartbeat: float | None = None,
         grace: float | None = None,
         stop_when: Callable[["Study"], bool] | None = None,
+        monitor_interval: float | None = DEFAULT_MONITOR_INTERVAL,
     ) -> "Study":
         """Run trials until the budget is spent (counting trials of other processes on this study).
 
@@ -337,9 +346,14 @@ class Study:
             trial of another host is declared dead (defaults HEARTBEAT, GRACE).
         stop_when: asked before each new trial; True ends the study early (e.g.
             `autosys.tuners.stopping.stop_on_stagnation(patience)`); running trials finish.
+        monitor_interval: seconds between readings of the system's monitors while each
+            trial runs (default 1 Hz), summarized into `trial.info["monitors"]`
+            (autosys/run/monitoring.py); None or 0 turns trial monitoring off.
         """
         if retries < 0:
             raise ValueError(f"retries must be 0 or more, not {retries}")
+        if monitor_interval is not None and not (isinstance(monitor_interval, (int, float)) and monitor_interval >= 0):
+            raise ValueError(f"monitor_interval must be None or a number of seconds >= 0, not {monitor_interval!r}")
         owned = not isinstance(executor, Executor)
         if owned:
             kind = executor or ("subprocess" if timeout is not None else "inline")
@@ -362,7 +376,12 @@ class Study:
             self._in_flight[record.number] = record
             stage = stages.get(record.number)
             fidelity = None if stage is None else self.rungs[stage]
-            future = executor.submit(run_trial, target, record.config, self._workspace(record, attempt, stage), fidelity)
+            workspace = self._workspace(record, attempt, stage)
+            if monitor_interval:  # the system's monitors sampled in the worker while the trial runs
+                future = executor.submit(run_monitored_trial, target, record.config, workspace, fidelity,
+                                         interval=float(monitor_interval))
+            else:
+                future = executor.submit(run_trial, target, record.config, workspace, fidelity)
             futures[future] = record
 
         def begin(record: Trial, attempt: int) -> None:
@@ -892,6 +911,14 @@ def open_study(directory: str | Path, storage: str | None = None) -> tuple[SQLit
     if isinstance(spec.get("system_options"), dict):
         spec["system_options"] = redact_options(spec["system_options"])
     return storage, spec
+
+
+def _allowed_risks(allow: Sequence[str] | str) -> list[str] | str:
+    """The stored form of `allow_risky`: "all", or the sorted knob names."""
+    names = [allow] if isinstance(allow, str) else list(allow)
+    if ALLOW_ALL in names:
+        return ALLOW_ALL
+    return sorted(set(names))
 
 
 __all__ = ["Budget", "Study", "StudyError", "open_study"]
