@@ -27,8 +27,9 @@ install: $(VENV)/.installed-base
 install-test: $(VENV)/.installed-test
 
 ## Tune the embedded SQLite default for a short budget and print default vs best.
+## (--warm-start none: every run starts cold, so a second `make tune` repeats the first; the study still joins the knowledge base)
 tune: install
-	$(BIN)/autosys tune sqlite --budget $(TUNE_BUDGET) --json studies/last-tune.json
+	$(BIN)/autosys tune sqlite --budget $(TUNE_BUDGET) --warm-start none --json studies/last-tune.json
 
 ## Run the test suite (tests needing a server, a GPU or a browser skip with a reason when there is none).
 test: install-test
