@@ -55,10 +55,11 @@ def drive(service: SQLiteService, phase_seconds: float, seed: int, bucket: float
     return pd.DataFrame(rows)
 
 
-def fresh_service(base: Path, work: Path, name: str) -> SQLiteService:
+def fresh_service(base: Path, work: Path, name: str, **options) -> SQLiteService:
+    """A copy of the base database behind a live service (`options`: SQLiteService's)."""
     path = work / f"{name}.db"
     shutil.copyfile(base, path)
-    service = SQLiteService(path=str(path))
+    service = SQLiteService(path=str(path), **options)
     service.setup()
     return service
 

@@ -276,6 +276,9 @@ def tune(
     ),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the result summary as JSON here [default: none]."),
     set_: list[str] = typer.Option([], "--set", help="Pin a knob: --set journal_mode=wal (repeatable) [default: none]."),
+    allow_risky: list[str] = typer.Option(
+        [], "--allow-risky", help="Let a knob take values that risk more than speed (durability, locked-out readers, unbounded disk use; `autosys list SYSTEM` lists them): --allow-risky locking_mode (repeatable; 'all' for every one) [default: none].",
+    ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar [default: off]."),
     patience: Optional[int] = typer.Option(None, "--patience", help="Stop early after this many trials without improvement [default: never]."),
     executor_kind: Optional[str] = typer.Option(
@@ -286,6 +289,13 @@ def tune(
     trial_timeout: Optional[float] = typer.Option(None, "--trial-timeout", help="Kill a trial (and its children) after S seconds [default: no timeout]."),
     storage: Optional[str] = typer.Option(
         None, "--storage", help="Keep the study in PostgreSQL: postgresql://USER@HOST/DB[?study=NAME] [default: DIR/study.sqlite]."
+    ),
+    warm_start: str = typer.Option(
+        "auto", "--warm-start",
+        help="Seed a new study once its default is measured: auto (the nearest past study of the same system in the knowledge base), none, or a study DIR [default: auto].",
+    ),
+    kb: Optional[str] = typer.Option(
+        None, "--kb", help="The knowledge base finished studies add themselves to (autosys kb): a file, a postgresql:// URL, or off [default: AUTOSYS_KB, else ~/.local/share/autosys/knowledge.db].",
     ),
     tuner_option: list[str] = typer.Option(
         [], "--tuner-option", help="A keyword option of the tuner's constructor: --tuner-option n_initial=5 (repeatable) [default: none]."
@@ -391,8 +401,8 @@ def resolve_tune(ctx: typer.Context) -> TuneRequest:
         raise UsageError("--workers needs --executor pool, subprocess or dask")
     request = TuneRequest(ctx.command, params, extra=parse_extra_flags(raw_args), config_path=file.path if file else None)
     if params["resume"] is not None:
-        if params["set_"] or params["tuner_option"]:
-            raise UsageError("--resume DIR continues a study as it was created; give no --set or --tuner-option")
+        if params["set_"] or params["tuner_option"] or params["allow_risky"]:
+            raise UsageError("--resume DIR continues a study as it was created; give no --set, --tuner-option or --allow-risky")
         return request
     system = params["system"]
     if system is None and file is not None:
@@ -445,6 +455,9 @@ def _run_tune(request: TuneRequest) -> None:
     try:
         kind = p["executor_kind"] or ("dask" if p["scheduler"] else "subprocess" if p["trial_timeout"] is not None else "inline")
         executor = make_executor(kind, workers=p["workers"], scheduler=p["scheduler"], timeout=p["trial_timeout"])
+        from autosys.cli.kb import TuneKnowledge  # the knowledge base: warm start, and the study adds itself at the end
+
+        knowledge = TuneKnowledge(p.get("warm_start", "auto"), p.get("kb"), resumed=resume is not None, console=err_console)
         if resume is not None:
             extra = _bare_flags_refused(request.extra)
             # SYSTEM names a stored module:Class again; extra flags give secrets and commands, never stored
@@ -483,6 +496,7 @@ def _run_tune(request: TuneRequest) -> None:
                 confirm=p["confirm"],
                 intensify=p["intensify"],
                 multifidelity={"eta": p["eta"], "brackets": p["brackets"]} if p["multifidelity"] else None,
+                allow_risky=p["allow_risky"],
                 unique=default_name,
             )
     except (UsageError, InvalidConfig, PluginError, StudyError, StorageError, SystemUnavailable, ValueError, OSError) as exc:
@@ -508,6 +522,7 @@ def _run_tune(request: TuneRequest) -> None:
         task = progress.add_task("tuning", total=total, completed=done)
 
         def on_trial(study_: "Study", trial: Trial) -> None:
+            knowledge.on_trial(study_, trial)
             if log_lines:
                 return  # the trial's log line says it all
             best = study_.best
@@ -545,6 +560,9 @@ def _run_tune(request: TuneRequest) -> None:
         + f"  -  study saved in {study.directory}",
         highlight=False,
     )
+    knowledge.finish(study, storage)
+    if knowledge.report is not None:
+        summary["warm_start"] = knowledge.report
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(redact_text(json.dumps(summary, indent=2, default=str)))
@@ -771,6 +789,7 @@ def agent(
     config: Optional[Path] = typer.Option(None, "--config", help="JSON/TOML: window, duration, tuner, guardrails, tries_per_regime [default: none, built-in settings]."),
     directory: Path = typer.Option(Path("studies/agent"), "--dir", help="Where decisions are logged (resumes from it)."),
     duration: Optional[float] = typer.Option(None, "--duration", help="Stop after this many seconds [default: run until Ctrl-C]."),
+    policy_name: Optional[str] = typer.Option(None, "--policy", help="tuner (explores blind) or safe (tries only what the knowledge base predicts is safe) [default: the config's policy, else tuner]."),
 ) -> None:
     """Run the agent as a sidecar: watch SYSTEM, try candidates, keep wins, roll back losses."""
     from autosys.cli.config import load_agent_config
@@ -785,8 +804,21 @@ def agent(
         system_obj = make_system(system, convert_options(factory, parse_extra_flags(list(ctx.args))))
         system_obj.setup()
         guard_settings = settings.get("guardrails", {})
-        policy = TunerPolicy(system_obj.space(), system_obj.objective.direction, tuner=settings.get("tuner", "random"),
-                             seed=int(settings.get("seed", 0)), tries_per_regime=int(settings.get("tries_per_regime", 8)))
+        policy_name = policy_name or settings.get("policy", "tuner")
+        if policy_name not in ("tuner", "safe"):
+            raise UsageError(f"--policy takes tuner or safe, not {policy_name!r}")
+        if policy_name == "safe":  # autosys/online/safe_policy.py: a prior from the knowledge base (none: live windows only)
+            from autosys.online.safe_policy import SafePolicy, prior_from_knowledge_base
+
+            objective = system_obj.objective
+            prior = prior_from_knowledge_base(system, metric=objective.metric, direction=objective.direction)
+            policy = SafePolicy(system_obj.space().safe(), objective.direction, prior, seed=int(settings.get("seed", 0)),
+                                tries_per_regime=int(settings.get("tries_per_regime", 4)),
+                                min_gain=Guardrails(**guard_settings).min_relative_gain)
+            err_console.print(f"safe policy: a prior of {len(prior)} past studies of {system} from the knowledge base", highlight=False)
+        else:
+            policy = TunerPolicy(system_obj.space().safe(), system_obj.objective.direction, tuner=settings.get("tuner", "random"),
+                                 seed=int(settings.get("seed", 0)), tries_per_regime=int(settings.get("tries_per_regime", 8)))
         runner = Agent(system_obj, policy, guardrails=Guardrails(**guard_settings), window=float(settings.get("window", 1.0)),
                        storage=SQLiteStorage(directory))
     except (UsageError, InvalidConfig, UnknownSystem, SystemUnavailable, ValueError, StorageError) as exc:

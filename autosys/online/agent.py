@@ -208,9 +208,10 @@ class Agent:
         baseline_windows: int = 2,
         explore_every: int | None = 20,
         objective_shift: float = 0.3,
+        allow_risky: Sequence[str] | str = (),
     ):
         self.system = system
-        self.space = system.space()
+        self.space = system.space().safe(allow_risky)  # risky values only where the user allows them
         self.objective = system.objective
         self.policy = policy or TunerPolicy(self.space, self.objective.direction)
         self.monitors = list(monitors) or list(system.monitors())
@@ -347,7 +348,8 @@ class Agent:
             self._exploring = True
             self.policy.reset(context)
             return self._log("workload-change", self.incumbent, value, why, context)
-        self.incumbent_values = (self.incumbent_values + [value])[-10:]
+        if not self._shift_suspect:  # a window that may start a shift must not widen the band it is judged by
+            self.incumbent_values = (self.incumbent_values + [value])[-10:]
         self.policy.observe(context, self.incumbent, value)
         self._steady_windows += 1
         if self.explore_every and self._steady_windows >= self.explore_every and not self._exploring:

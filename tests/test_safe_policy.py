@@ -1,0 +1,221 @@
+"""SafePolicy: predicts before it tries (safe-set proposals from a normalized prior of past studies)."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from autosys.core.space import Float, Space
+from autosys.core.system import Measurement, Objective, System
+from autosys.online.agent import Agent, TunerPolicy
+from autosys.online.monitor import Monitor
+from autosys.online.safe_policy import PriorSource, SafePolicy, normalized_values, prior_from_knowledge_base
+
+SPACE = Space([Float("x", 0.0, 1.0, default=0.5), Float("y", 0.0, 1.0, default=0.5)])
+OPTIMUM = (0.75, 0.25)
+
+
+def f(config, optimum=OPTIMUM, scale=1.0) -> float:
+    """A smooth positive throughput with one peak (maximize)."""
+    d2 = (config["x"] - optimum[0]) ** 2 + (config["y"] - optimum[1]) ** 2
+    return scale * (20.0 + 100.0 * math.exp(-d2 / 0.08))
+
+
+def source(name, n, seed, optimum=OPTIMUM, scale=1.0, context=None) -> PriorSource:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(n):
+        c = SPACE.sample(rng)
+        rows.append((c, f(c, optimum, scale)))
+    return PriorSource(name, rows, context=dict(context or {}), reference=f(SPACE.default(), optimum, scale))
+
+
+def run_loop(policy, incumbent, steps=8, margin=0.05, context=None):
+    """Agent-like loop on the true function: returns how many proposals fell below the incumbent by more than `margin`."""
+    context = context or {}
+    value = f(incumbent)
+    for _ in range(3):
+        policy.observe(context, incumbent, value)
+    violations = proposals = 0
+    for _ in range(steps):
+        candidate = policy.propose(context, incumbent)
+        if candidate is None:
+            break
+        proposals += 1
+        true = f(candidate)
+        if true < (1 - margin) * value:
+            violations += 1
+        policy.observe(context, candidate, true)
+        if true > 1.03 * value:  # the agent keeps a winner beyond noise
+            incumbent, value = candidate, true
+    return violations, proposals, value
+
+
+def test_safe_policy_stays_within_the_margin_where_random_exploration_does_not():
+    start = {"x": 0.35, "y": 0.6}  # a mediocre incumbent
+    safe_clean, random_violations, gains = 0, 0, []
+    seeds = range(5)
+    for seed in seeds:
+        policy = SafePolicy(SPACE, "maximize", [source("past", 80, seed)], margin=0.05, beta=2.0, seed=seed,
+                            tries_per_regime=8)
+        violations, proposals, final = run_loop(policy, dict(start))
+        safe_clean += violations == 0
+        gains.append(final / f(start))
+        blind = TunerPolicy(SPACE, "maximize", tuner="random", seed=seed, tries_per_regime=8)
+        random_violations += run_loop(blind, dict(start))[0]
+    assert safe_clean >= len(seeds) - 1, f"safe policy violated the margin in {len(seeds) - safe_clean} of {len(seeds)} seeds"
+    assert random_violations > 0
+    assert np.median(gains) > 1.2  # and it still improves on the incumbent
+
+
+def test_first_proposal_after_a_change_is_the_nearest_sources_best():
+    near = source("read-heavy", 40, 1, optimum=(0.8, 0.2), context={"app.read_fraction": 0.9})
+    far = source("write-heavy", 40, 2, optimum=(0.1, 0.9), context={"app.read_fraction": 0.1})
+    policy = SafePolicy(SPACE, "maximize", [near, far], seed=0)
+    context = {"read_fraction": 0.85}
+    policy.reset(context)
+    incumbent = SPACE.default()
+    policy.observe(context, incumbent, 50.0)
+    proposal = policy.propose(context, incumbent)
+    assert proposal is not None
+    assert abs(proposal["x"] - 0.8) < 0.15 and abs(proposal["y"] - 0.2) < 0.15
+    # and the other workload's context leads to the other source's best
+    other = SafePolicy(SPACE, "maximize", [near, far], seed=0)
+    other.observe({"read_fraction": 0.05}, incumbent, 50.0)
+    proposal = other.propose({"read_fraction": 0.05}, incumbent)
+    assert abs(proposal["x"] - 0.1) < 0.15 and abs(proposal["y"] - 0.9) < 0.15
+
+
+def test_no_safe_candidate_means_no_proposal():
+    # the incumbent is the optimum the past study found: nothing is predicted to gain
+    incumbent = {"x": OPTIMUM[0], "y": OPTIMUM[1]}
+    past = source("past", 80, 3)
+    past.rows.append((incumbent, f(incumbent)))
+    policy = SafePolicy(SPACE, "maximize", [past], seed=0)
+    policy.reset({})
+    policy.observe({}, incumbent, f(incumbent))
+    assert policy.propose({}, incumbent) is None
+    # a prior that is pure noise: every candidate's pessimistic bound is too wide to be safe
+    rng = np.random.default_rng(4)
+    noise = PriorSource("noise", [(SPACE.sample(rng), float(rng.uniform(10, 1000))) for _ in range(60)], reference=100.0)
+    policy = SafePolicy(SPACE, "maximize", [noise], margin=0.02, beta=3.0, seed=0)
+    incumbent = SPACE.default()
+    policy.observe({}, incumbent, 100.0)
+    assert policy.propose({}, incumbent) is None
+    assert policy.last["safe"] == 0
+
+
+def test_sources_on_different_scales_are_normalized():
+    small = source("here", 60, 5, optimum=(0.2, 0.2), scale=1.0)
+    large = source("bigger host", 60, 6, optimum=(0.8, 0.8), scale=1000.0)
+    assert np.allclose(normalized_values([1.0, 2.0], 1.0, "maximize"), normalized_values([1000.0, 2000.0], 1000.0, "maximize"))
+    policy = SafePolicy(SPACE, "maximize", [small, large], seed=0)
+    losses = {name: [y for n, _, y in policy.normalized_prior() if n == name] for name in ("here", "bigger host")}
+    # the same landscape at 1000x reads the same after normalization (raw, their spreads differ 1000x)
+    assert abs(np.ptp(losses["here"]) - np.ptp(losses["bigger host"])) < 0.5 * np.ptp(losses["here"])
+    model, keys, _ = policy._fit({})
+    at = lambda x, y: float(model.predict(policy._features({"x": x, "y": y}, np.zeros(len(keys)))[None, :])[0][0])  # noqa: E731
+    # neither source dominates: both optima are predicted about equally good
+    assert abs(at(0.2, 0.2) - at(0.8, 0.8)) < 0.5
+
+
+def test_direction_mismatch_and_bad_settings_are_clear_errors():
+    with pytest.raises(ValueError, match="margin"):
+        SafePolicy(SPACE, "maximize", margin=1.5)
+    minimizing = PriorSource("latency", [(SPACE.default(), 3.0)], direction="minimize")
+    with pytest.raises(ValueError, match="minimize"):
+        SafePolicy(SPACE, "maximize", [minimizing])
+
+
+def test_prior_from_a_missing_or_turned_off_knowledge_base_is_empty(tmp_path):
+    assert prior_from_knowledge_base("sqlite", location=str(tmp_path / "absent.db")) == []
+    assert prior_from_knowledge_base("sqlite", location="off") == []
+
+
+class Peak(System):
+    """Throughput is `f` of the live config; the read fraction says which workload runs (a test double)."""
+
+    name = "peak"
+
+    def __init__(self):
+        self.config = SPACE.default()
+        self.optimum = OPTIMUM
+        self.read_fraction = 0.9
+
+    def space(self):
+        return SPACE
+
+    @property
+    def objective(self):
+        return Objective("throughput", "maximize")
+
+    def evaluate(self, config):
+        return Measurement({"throughput": f(config, self.optimum)})
+
+    def apply(self, config):
+        self.config = dict(config)
+
+    def current(self):
+        return dict(self.config)
+
+
+class PeakMonitor(Monitor):
+    name = "peak"
+
+    def __init__(self, system):
+        self.system, self.rng = system, np.random.default_rng(0)
+
+    def sample(self):
+        value = f(self.system.config, self.system.optimum) * (1 + 0.01 * self.rng.standard_normal())
+        return {"throughput": value, "read_fraction": self.system.read_fraction}
+
+
+def test_the_agent_with_a_prior_jumps_to_each_workloads_best_and_explores_little():
+    system = Peak()
+    reads = source("reads", 40, 7, optimum=OPTIMUM, context={"peak.read_fraction": 0.9})
+    writes = source("writes", 40, 8, optimum=(0.15, 0.85), context={"peak.read_fraction": 0.1})
+    policy = SafePolicy(SPACE, "maximize", [reads, writes], seed=0)
+    agent = Agent(system, policy, [PeakMonitor(system)], explore_every=None)
+    for _ in range(12):
+        agent.step()
+    assert abs(agent.incumbent["x"] - OPTIMUM[0]) < 0.15 and abs(agent.incumbent["y"] - OPTIMUM[1]) < 0.15
+    system.optimum, system.read_fraction = (0.15, 0.85), 0.1  # the workload changes
+    for _ in range(14):
+        agent.step()
+    assert abs(agent.incumbent["x"] - 0.15) < 0.15 and abs(agent.incumbent["y"] - 0.85) < 0.15
+    counts = agent.counts()
+    assert counts.get("workload-change", 0) >= 1
+    assert counts.get("explore", 0) <= 2 * policy.tries_per_regime
+
+
+def test_cli_agent_takes_the_safe_policy(tmp_path):
+    env = {**os.environ, "AUTOSYS_KB": str(tmp_path / "kb.db")}  # an empty knowledge base: no prior, live windows only
+    done = subprocess.run([sys.executable, "-m", "autosys", "agent", "sqlite-service", "--dir", str(tmp_path / "agent"),
+                           "--duration", "0.5", "--records", "300", "--policy", "safe"],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "safe policy: a prior of 0 past studies" in done.stderr
+
+
+def test_a_rolled_back_jump_is_rechecked_once_then_left_alone():
+    near = source("read-heavy", 40, 1, optimum=(0.8, 0.2), context={"app.read_fraction": 0.9})
+    policy = SafePolicy(SPACE, "maximize", [near], seed=0, tries_per_regime=4)
+    context, incumbent = {"read_fraction": 0.9}, SPACE.default()
+    policy.reset(context)
+    policy.observe(context, incumbent, f(incumbent))
+    jump = policy.propose(context, incumbent)
+    policy.observe(context, jump, 0.5 * f(incumbent))  # one unlucky window on a loaded host...
+    policy.observe(context, incumbent, f(incumbent))  # ...and the agent rolled it back
+    assert policy.propose(context, incumbent) == jump  # the prior still predicts a clear gain: re-checked once
+    policy.observe(context, jump, 0.5 * f(incumbent))
+    policy.observe(context, incumbent, f(incumbent))
+    assert policy.propose(context, incumbent) != jump
+    # and after a later change back to this workload it is not jumped to again
+    policy.reset(context)
+    policy.observe(context, incumbent, f(incumbent))
+    assert policy.propose(context, incumbent) != jump
