@@ -25,8 +25,19 @@ reload, restart -> restart.
 Fidelity: the operations replayed (a prefix of the seeded stream, down to
 about 1/32 of it), with the window and warm-up shrunk by the same fraction,
 so a lower fidelity does less work whether the stream or the window binds;
-for a benchmark that runs as its own client program (pgbench), the seconds
-measured (warm-up shrunk alike), down to 1/16 of `seconds` but at least 1 s.
+for a benchmark that runs as its own client program (pgbench, sysbench), the
+seconds measured (warm-up shrunk alike), down to 1/16 of `seconds` but at
+least 1 s: short windows are the cheap rung, long ones the real measurement.
+
+Steady state and latency: a client program warms up in a run of its own, so
+the server's counters bracket the measured window alone; the window reports
+the server's periodic work in it (`checkpoints`: PostgreSQL's completed
+checkpoints, MariaDB's redo-log cycles; see each dialect's `_periodic`), so a
+window long enough to hold two checkpoint cycles can be checked, not assumed.
+With `rate` > 0 the client offers a fixed load (open-loop arrivals), latencies
+include the time a transaction queued, and p99 latency is the objective.
+Workloads with a cached dataset (sysbench; adapters/dbserver/datasets.py) run
+in a copy of it, restored before every measured run when the workload writes.
 
 Subclasses implement the dialect: connecting, the server's identity, reading
 the catalog and the full snapshot, setting a knob server-wide or per session,
@@ -56,6 +67,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
+import numpy as np
+
 from autosys_adapters.workloads import load_benchmark
 from autosys_adapters.workloads.base import Benchmark, Session
 from autosys_adapters.workloads.base import NAME_RE
@@ -64,6 +77,9 @@ from autosys.core.space import Categorical, Config, Float, Forbid, Int, InvalidC
 from autosys.core.hostlocks import lock_dir
 from autosys.core.fidelity import Fidelity, stamp
 from autosys.core.system import Measurement, Objective, System, SystemUnavailable
+from autosys.core.monitor import Monitor, host_monitors
+from autosys_adapters.dbserver.monitors import server_monitors
+from autosys_adapters.dbserver.catalogue import KnobInfo, Proposal  # defined there, used by every dialect
 
 
 #: every live instance in this process, so atexit/SIGTERM can restore them
@@ -75,31 +91,6 @@ STATE_VERSION = 2
 _UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
 _HOOKS_INSTALLED = False
 _HOOK_LOCK = threading.Lock()
-
-
-@dataclass(frozen=True)
-class KnobInfo:
-    """One server variable as the server describes it."""
-
-    name: str
-    vartype: str  # bool, integer, real, enum
-    value: Any  # the value a new session gets now, in `unit`
-    unit: str | None
-    low: float | None
-    high: float | None
-    choices: tuple = ()
-    how: str = "session"  # session | reload | restart
-    description: str = ""
-
-
-@dataclass(frozen=True)
-class Proposal:
-    """The range we propose to tune a knob over (clipped to the server's own limits)."""
-
-    low: float | None = None
-    high: float | None = None
-    log: bool = False
-    choices: tuple = ()
 
 
 def _state_dir() -> Path:
@@ -148,8 +139,14 @@ class ServerKnobs(System):
         repeats: measured windows per trial; the median is reported.
         connect_timeout: seconds to wait for a connection.
         statement_timeout: seconds before a statement is cancelled.
-        knobs: comma-separated subset of the knobs to tune (empty = all known).
+        knobs: comma-separated subset of the knobs to tune (empty = the curated set; all = every knob the
+            server lists that is safe to tune, with ranges sized to this host).
         state_file: where the snapshot that restores the server is kept (none = one per server identity).
+        rate: offered load in transactions/s for the client programs (sysbench, pgbench): open-loop arrivals,
+            latencies include queueing, p99 latency becomes the objective (0 = closed loop, throughput).
+        keep_dataset: keep a cached dataset (sysbench's tables) on the server after the run, for the next
+            trial or study (false: drop it at every teardown, so trials run in worker processes reload it;
+            to clean up after a study use `datasets.drop_datasets`; see adapters/dbserver/datasets.py).
     """
 
     exclusive = True
@@ -184,6 +181,8 @@ class ServerKnobs(System):
         statement_timeout: float,
         knobs: str,
         state_file: str | None,
+        rate: int = 0,
+        keep_dataset: bool = True,
     ):
         if repeats < 1:
             raise ValueError("repeats must be at least 1")
@@ -200,7 +199,10 @@ class ServerKnobs(System):
             records=records or None,
             operations=operations or None,
             concurrency=concurrency or None,
+            rate=rate or None,
         )
+        self.rate = rate
+        self.keep_dataset = keep_dataset
         self.allow_restart = allow_restart
         self.restart_command = restart_command
         self.durable = durable
@@ -210,7 +212,12 @@ class ServerKnobs(System):
         self.repeats = repeats
         self.connect_timeout = connect_timeout
         self.statement_timeout = statement_timeout
-        wanted = [k.strip() for k in knobs.split(",") if k.strip()] if knobs else list(self.PROPOSALS)
+        #: knobs="all": every knob the server lists that is safe to tune (adapters/dbserver/catalogue.py)
+        self.full_catalogue = knobs.strip().lower() == "all"
+        self._proposals: dict[str, Proposal] = dict(self.PROPOSALS)
+        #: knobs the full catalogue leaves out -> why (filled when the catalogue is read)
+        self.excluded_knobs: dict[str, str] = {}
+        wanted = [k.strip() for k in knobs.split(",") if k.strip()] if knobs and not self.full_catalogue else list(self.PROPOSALS)
         for name in wanted:
             if name not in self.PROPOSALS:
                 raise ValueError(f"{self.name}: knob {name!r} is not one autosys knows how to tune; known: {', '.join(self.PROPOSALS)}")
@@ -227,6 +234,9 @@ class ServerKnobs(System):
         self._db_created = False
         self._items: list[tuple] | None = None
         self._restart_pending = False
+        self._datasets = None  # the server's DatasetCache, when the workload's data is cached (sysbench)
+        self._dataset = None  # that workload's DatasetSpec
+        self._copy_fresh = False  # the run database is an untouched copy of the pristine dataset
         #: every statement that changed server state, for audits and tests
         self.sent: list[str] = []
 
@@ -282,6 +292,15 @@ class ServerKnobs(System):
     def _before_run(self, conn) -> None:
         """Per-run preparation (e.g. a checkpoint) on an admin connection to the benchmark database."""
 
+    def _periodic(self, conn) -> dict[str, float]:
+        """Cumulative server-wide counters of periodic work (checkpoints, flushing), read around the measured window."""
+        return {}
+
+    def _client_knobs(self, conn, session_knobs: Config) -> Config:
+        """The session knobs to hand a client program (sysbench, pgbench); a dialect whose client cannot take
+        them sets them server-wide here (restored with everything else) and returns none."""
+        return session_knobs
+
     # ------------------------------------------------------------------ catalog and space
     def catalog(self) -> dict[str, KnobInfo]:
         """The tuned knobs as the server describes them (read once, after recovering leftovers)."""
@@ -289,6 +308,8 @@ class ServerKnobs(System):
             self._recover_leftovers()
             conn = self._admin()
             try:
+                if self.full_catalogue:
+                    self._read_full_catalogue(conn)
                 self._catalog = self._read_catalog(conn, list(self.wanted))
             finally:
                 conn.close()
@@ -297,17 +318,36 @@ class ServerKnobs(System):
                 raise SystemUnavailable(f"{self.name}: the server does not know the knob(s) {', '.join(missing)}")
         return self._catalog
 
+    def _read_full_catalogue(self, conn) -> None:
+        """knobs="all": every knob the server lists, screened, with ranges sized to the host (catalogue.py)."""
+        from autosys_adapters.dbserver.catalogue import full_catalogue, screen
+
+        keep = set(self.PROPOSALS) | set(self.DURABLE)
+        names, excluded = screen(conn, self.dialect, allow_restart=self.allow_restart, keep=keep)
+        infos = self._read_catalog(conn, names)
+        found = full_catalogue(infos, self.dialect, curated=self.PROPOSALS, excluded=excluded)
+        self._proposals = dict(found.proposals)
+        self.excluded_knobs = found.excluded
+        self.wanted = list(found.proposals)
+
+    def expert_config(self, workload_type: str = "oltp", **host: Any):
+        """The expert rules' config for this host (PGTune / MariaDB's InnoDB sizing), fitted to this space (expert.py)."""
+        from autosys_adapters.dbserver.expert import expert_config
+
+        return expert_config(self, workload_type, **host)
+
     def space(self) -> Space:
         if self._space is None:
             params: list[Param] = []
             constraints = []
+            self.catalog()  # first: with knobs="all" reading the catalogue decides `wanted`
             for name in self.wanted:
                 info = self.catalog()[name]
                 if info.how == "restart" and not self.allow_restart:
                     continue  # never changed without permission: not even in the space
                 if self.durable and name in self.DURABLE and len(self.DURABLE[name]) == 1:
                     continue  # pinned by the durability constraint
-                param = _param_for(info, self.PROPOSALS[name])
+                param = _param_for(info, self._proposals[name])
                 if param is None:
                     continue
                 params.append(param)
@@ -326,7 +366,9 @@ class ServerKnobs(System):
 
     @property
     def objective(self) -> Objective:
-        return Objective("throughput", "maximize", others=(("p95_latency_ms", "minimize"),))
+        if self.rate > 0:  # a fixed offered load: throughput is pinned to it, the tail latency is what knobs change
+            return Objective("p99_latency_ms", "minimize", others=(("p95_latency_ms", "minimize"), ("throughput", "maximize")))
+        return Objective("throughput", "maximize", others=(("p95_latency_ms", "minimize"), ("p99_latency_ms", "minimize")))
 
     def check_config(self, config: Mapping[str, Any]) -> Config:
         """Validate names and values before anything is sent: unknown or out-of-range -> InvalidConfig."""
@@ -349,9 +391,14 @@ class ServerKnobs(System):
         if self._db_created:
             return
         self.catalog()
+        if hasattr(self.bench, "dataset_key"):  # a cached dataset: loaded once per server, copied per study or run
+            self._load_dataset()  # before the server's lock: a load takes minutes and changes no setting
         conn = self._admin()
         try:
             self._ensure_snapshot(conn)
+            if self._dataset is not None:
+                self._copy_dataset()
+                return
             self.sent.append(f"CREATE DATABASE {self.database}")
             self._create_database(conn)
             self._db_created = True
@@ -363,6 +410,32 @@ class ServerKnobs(System):
             self.bench.create(session)
         finally:
             session.conn.close()
+
+    def _load_dataset(self) -> None:
+        """Load the workload's cached dataset, or find it loaded (adapters/dbserver/datasets.py)."""
+        from autosys_adapters.dbserver.datasets import DatasetCache, DatasetSpec
+
+        generator, params = self.bench.dataset_key(self.dialect)
+        self._datasets = DatasetCache(self)
+        self._dataset = DatasetSpec(generator, params)
+        self.sent.append(f"DATASET {self._dataset.database}")
+        self._datasets.ensure(self._dataset, self.bench.create, check=getattr(self.bench, "check_loaded", None))
+
+    def _copy_dataset(self) -> None:
+        """Make this run's database a copy of the cached dataset (with the server's lock held)."""
+        self._db_created = True  # the copy: recorded first, so a killed run's copy is dropped by the next run
+        self._write_state()
+        self.sent.append(f"COPY DATASET {self._dataset.database} -> {self.database}")
+        self._datasets.copy(self._dataset, self.database)
+        self._copy_fresh = True
+
+    def _restore_dataset(self) -> None:
+        """Before a measured run: put the run database back to the pristine dataset if an earlier run wrote to it."""
+        if self._dataset is None or self._copy_fresh or not getattr(self.bench, "writes", True):
+            self._copy_fresh = False
+            return
+        self.sent.append(f"COPY DATASET {self._dataset.database} -> {self.database}")
+        self._datasets.copy(self._dataset, self.database)
 
     def teardown(self) -> None:
         """Drop the benchmark database and put the server back to the snapshot. Idempotent.
@@ -385,6 +458,10 @@ class ServerKnobs(System):
                     conn.close()
                 self._db_created = False
                 self._write_state()
+            if self._dataset is not None and not self.keep_dataset:
+                self.sent.append(f"DROP DATASET {self._dataset.database}")
+                self._datasets.drop(self._dataset)
+                self._dataset = None
             if self._saved is not None:
                 self._restore_to(self._saved)
         except SystemUnavailable as exc:
@@ -742,7 +819,8 @@ class ServerKnobs(System):
     def _measure_once(
         self, session_knobs: Config, items: list[tuple], seconds: float, warmup: float
     ) -> tuple[RunStats, dict[str, float], float]:
-        external = getattr(self.bench, "external", False)  # pgbench: a client program of its own
+        external = getattr(self.bench, "external", False)  # pgbench, sysbench: a client program of its own
+        self._restore_dataset()  # a cached dataset written by the last run goes back to its initial state
         prep = self._bench_session(-1, {})
         try:
             self.bench.reset(prep)
@@ -752,10 +830,16 @@ class ServerKnobs(System):
         admin = self._admin(self.database)
         try:
             self._before_run(admin)
+            client_knobs = self._client_knobs(admin, session_knobs) if external else session_knobs
+            if external and warmup > 0 and hasattr(self.bench, "warm_up"):
+                # warm up first, so the server's counters below cover the measured window alone
+                self.bench.warm_up(dsn, client_knobs, warmup, self.seed, timeout=self.statement_timeout + 30)
+                warmup = 0.0
             before = self._counters(admin)
+            periodic0 = self._periodic(admin)
             cpu0 = time.process_time()
             if external:
-                stats = self.bench.run(dsn, session_knobs, seconds, warmup, self.seed,
+                stats = self.bench.run(dsn, client_knobs, seconds, warmup, self.seed,
                                        timeout=self.statement_timeout + 30)
             else:
                 stats = run_clients(
@@ -770,17 +854,22 @@ class ServerKnobs(System):
                 )
             used = time.process_time() - cpu0
             after = self._counters(admin)
+            periodic1 = self._periodic(admin)
         finally:
             admin.close()
+        # periodic work in the window (checkpoints, pages flushed): whole-window counts, not per operation
+        stats.periodic = {k: periodic1[k] - periodic0.get(k, 0.0) for k in periodic1}  # type: ignore[attr-defined]
         return stats, {k: after[k] - before.get(k, 0.0) for k in after}, used
 
     def _summarize(self, runs: list[RunStats], counters: list[dict[str, float]], cpu: list[float]) -> Measurement:
         throughputs = [r.throughput for r in runs]
         p95s = [r.p95_ms() for r in runs]
+        p99s = [_p99_ms(r) for r in runs]
         median = statistics.median(throughputs)
         metrics = {
             "throughput": median,
             "p95_latency_ms": statistics.median(p95s),
+            "p99_latency_ms": statistics.median(p99s),
             "p50_latency_ms": statistics.median(r.p50_ms() for r in runs),
             "throughput_spread": (max(throughputs) - min(throughputs)) / median if median else float("nan"),
             "operations_done": statistics.median(r.done for r in runs),
@@ -788,14 +877,29 @@ class ServerKnobs(System):
             "client_cpu_ms_per_op": 1e3 * sum(cpu) / max(sum(r.done for r in runs), 1),
         }
         metrics.update(_per_op(counters, runs))
+        periodic = [getattr(r, "periodic", {}) for r in runs]
+        for key in sorted(set().union(*periodic)):  # e.g. checkpoints in the window (median over repeats)
+            metrics[key] = statistics.median(p.get(key, 0.0) for p in periodic)
+        if self.rate > 0:
+            metrics["offered_rate"] = float(self.rate)
+        info = {"workload": self.bench.to_json(), "database": self.database, "by_kind": runs[-1].by_kind}
+        if self._dataset is not None:
+            info["dataset"] = self._dataset.database
+            info["dataset_copy_seconds"] = self._datasets.last_copy_seconds
         return Measurement(
             metrics=metrics,
-            samples={"throughput": throughputs, "p95_latency_ms": p95s},
-            info={"workload": self.bench.to_json(), "database": self.database, "by_kind": runs[-1].by_kind},
+            samples={"throughput": throughputs, "p95_latency_ms": p95s, "p99_latency_ms": p99s},
+            info=info,
         )
 
-    def monitors(self) -> list[str]:
-        return ["throughput", "p95_latency_ms", "cache_hit_ratio", "wal_bytes_per_op", "rows_read_per_op", "rows_written_per_op"]
+    def monitors(self) -> list[Monitor]:
+        """The host and this process (the benchmark clients), and the server's own counters (pg_stat_*, or
+        MariaDB's global status), read while a trial runs."""
+        return [*host_monitors(), *server_monitors(self)]
+
+
+def _p99_ms(run: RunStats) -> float:
+    return float(np.percentile(run.latencies, 99) * 1e3) if len(run.latencies) else float("nan")
 
 
 def _per_op(counters: list[dict[str, float]], runs: list[RunStats]) -> dict[str, float]:

@@ -62,7 +62,8 @@ class MySQLKnobs(ServerKnobs):
 
     Options: host, port, user, password, workload, allow_restart with
     restart_command, durable, seed, records, operations, concurrency, seconds,
-    warmup, repeats, connect_timeout, statement_timeout, knobs, state_file.
+    warmup, repeats, connect_timeout, statement_timeout, knobs, state_file,
+    rate (offered load for sysbench, transactions/s), keep_dataset.
 
     Args:
         host, port: where the server listens.
@@ -75,7 +76,8 @@ class MySQLKnobs(ServerKnobs):
     secret_options = ("password",)  # never stored or printed; on resume: --password or AUTOSYS_PASSWORD
     dialect = "mysql"
     PROPOSALS = PROPOSALS
-    DURABLE = {"innodb_flush_log_at_trx_commit": (1,), "innodb_doublewrite": ("on",)}
+    #: sync_binlog other than 1 can lose binary-log events (so replicas and point-in-time recovery miss commits)
+    DURABLE = {"innodb_flush_log_at_trx_commit": (1,), "innodb_doublewrite": ("on",), "sync_binlog": (1,)}
     IGNORED = {
         "gtid_binlog_pos": "advances with every binlogged write",
         "gtid_binlog_state": "advances with every binlogged write",
@@ -104,13 +106,15 @@ class MySQLKnobs(ServerKnobs):
         statement_timeout: float = 30.0,
         knobs: str = "",
         state_file: str | None = None,
+        rate: int = 0,
+        keep_dataset: bool = True,
     ):
         self.host, self.port, self.user, self.password = host, int(port), user, password
         super().__init__(
             workload=workload, allow_restart=allow_restart, restart_command=restart_command, durable=durable, seed=seed,
             records=records, operations=operations, concurrency=concurrency, seconds=seconds, warmup=warmup,
             repeats=repeats, connect_timeout=connect_timeout, statement_timeout=statement_timeout, knobs=knobs,
-            state_file=state_file,
+            state_file=state_file, rate=rate, keep_dataset=keep_dataset,
         )
 
     # ------------------------------------------------------------------ connections
@@ -159,12 +163,13 @@ class MySQLKnobs(ServerKnobs):
         with conn.cursor() as cur:
             cur.execute(
                 "SELECT VARIABLE_NAME, VARIABLE_TYPE, GLOBAL_VALUE, NUMERIC_MIN_VALUE, NUMERIC_MAX_VALUE, ENUM_VALUE_LIST,"
-                f" READ_ONLY, VARIABLE_SCOPE, VARIABLE_COMMENT FROM information_schema.SYSTEM_VARIABLES WHERE VARIABLE_NAME IN ({marks})",
+                " READ_ONLY, VARIABLE_SCOPE, VARIABLE_COMMENT, NUMERIC_BLOCK_SIZE"
+                f" FROM information_schema.SYSTEM_VARIABLES WHERE VARIABLE_NAME IN ({marks})",
                 upper,
             )
             rows = cur.fetchall()
         out = {}
-        for name, vtype, value, low, high, enums, read_only, scope, comment in rows:
+        for name, vtype, value, low, high, enums, read_only, scope, comment, block in rows:
             name = name.lower()
             how = "restart" if read_only == "YES" else ("session" if scope == "SESSION" else "reload")
             choices = tuple(enums.split(",")) if enums else ()
@@ -182,7 +187,7 @@ class MySQLKnobs(ServerKnobs):
             out[name] = KnobInfo(
                 name=name, vartype=vartype, value=val, unit="bytes" if name.endswith("_size") else None,
                 low=float(low) if low is not None else None, high=float(high) if high is not None else None,
-                choices=choices, how=how, description=comment or "",
+                choices=choices, how=how, description=comment or "", step=max(float(block or 1), 1.0),
             )
         return out
 
@@ -250,6 +255,9 @@ class MySQLKnobs(ServerKnobs):
         # InnoDB rounds the buffer pool and log sizes to its chunk/block sizes
         if name in ("innodb_buffer_pool_size", "innodb_log_file_size"):
             return abs(float(got) - float(wanted)) <= max(8 * MIB, 0.02 * float(wanted))
+        step = self.catalog()[name].step if name in self.catalog() else 1.0
+        if step > 1:  # the server rounds down to its block size
+            return abs(float(got) - float(wanted)) < step
         return super()._took(name, got, wanted)
 
     def _reload(self, conn) -> None:
@@ -288,6 +296,36 @@ class MySQLKnobs(ServerKnobs):
         out = {wanted[k]: float(v) for k, v in rows.items() if k in wanted}
         out["rows_written"] = out.pop("rows_inserted", 0.0) + out.pop("rows_updated", 0.0) + out.pop("rows_deleted", 0.0)
         return out
+
+    def _periodic(self, conn) -> dict[str, float]:
+        """InnoDB's periodic work: `checkpoints` counts redo-log cycles (redo written / `innodb_log_file_size`).
+
+        MariaDB 10.11 checkpoints continuously (fuzzy) and counts no checkpoints;
+        before the redo log wraps, every page dirtied a log's length ago must be
+        flushed, so one log's worth of redo is one full checkpoint cycle. Pages
+        flushed and the checkpoint LSN's advance come with it.
+        """
+        wanted = ("Innodb_os_log_written", "Innodb_buffer_pool_pages_flushed", "Innodb_lsn_last_checkpoint")
+        with conn.cursor() as cur:
+            cur.execute("SHOW GLOBAL STATUS WHERE Variable_name IN (%s, %s, %s)", wanted)
+            rows = {k: float(v) for k, v in cur.fetchall()}
+            cur.execute("SELECT @@innodb_log_file_size")
+            log_size = float(cur.fetchone()[0]) or 1.0
+        return {
+            "checkpoints": rows.get("Innodb_os_log_written", 0.0) / log_size,
+            "pages_flushed": rows.get("Innodb_buffer_pool_pages_flushed", 0.0),
+            "checkpoint_advance_bytes": rows.get("Innodb_lsn_last_checkpoint", 0.0),
+        }
+
+    def _client_knobs(self, conn, session_knobs: Config) -> Config:
+        """sysbench's MariaDB client takes no session settings: set them as the global defaults new sessions
+        start from (the snapshot taken at setup puts them back at teardown)."""
+        for name, value in session_knobs.items():
+            if name not in self.catalog():
+                raise InvalidConfig(f"bad knob name {name!r}")
+            self.sent.append(f"SET GLOBAL {name}")
+            self._set_global(conn, name, value)
+        return {}
 
 
 def _typed(text: str | None, vtype: str) -> Any:

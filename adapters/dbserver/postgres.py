@@ -71,7 +71,8 @@ class PostgresKnobs(ServerKnobs):
     file), allow_restart with restart_command, durable, seed, records,
     operations, concurrency (client threads), seconds and warmup of each
     measured run, repeats, connect_timeout, statement_timeout (seconds),
-    knobs (comma-separated subset), state_file.
+    knobs (comma-separated subset), state_file, rate (offered load for
+    pgbench/sysbench, transactions/s), keep_dataset (sysbench's cached tables).
 
     Args:
         url: the server, postgresql://USER@HOST:PORT/DB (a password in it is never stored).
@@ -105,6 +106,8 @@ class PostgresKnobs(ServerKnobs):
         statement_timeout: float = 30.0,
         knobs: str = "",
         state_file: str | None = None,
+        rate: int = 0,
+        keep_dataset: bool = True,
     ):
         self.url = url  # a password inside it is never stored (SystemSpec.public strips it)
         psycopg = _psycopg()
@@ -118,7 +121,7 @@ class PostgresKnobs(ServerKnobs):
             workload=workload, allow_restart=allow_restart, restart_command=restart_command, durable=durable, seed=seed,
             records=records, operations=operations, concurrency=concurrency, seconds=seconds, warmup=warmup,
             repeats=repeats, connect_timeout=connect_timeout, statement_timeout=statement_timeout, knobs=knobs,
-            state_file=state_file,
+            state_file=state_file, rate=rate, keep_dataset=keep_dataset,
         )
 
     # ------------------------------------------------------------------ connections
@@ -296,6 +299,17 @@ class PostgresKnobs(ServerKnobs):
             " pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0') FROM pg_stat_database WHERE datname = current_database()"
         ).fetchone()
         keys = ("commits", "blocks_hit", "blocks_read", "rows_read", "rows_written", "wal_bytes")
+        return {k: float(v or 0) for k, v in zip(keys, row)}
+
+    def _periodic(self, conn) -> dict[str, float]:
+        """Checkpoints (timed + requested) and the buffers they, and the backends themselves, wrote (pg_stat_bgwriter)."""
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        row = conn.execute(
+            "SELECT checkpoints_timed + checkpoints_req, checkpoints_req, buffers_checkpoint, buffers_backend,"
+            " checkpoint_write_time + checkpoint_sync_time FROM pg_stat_bgwriter"
+        ).fetchone()
+        keys = ("checkpoints", "checkpoints_requested", "checkpoint_buffers_written", "backend_buffers_written",
+                "checkpoint_ms")
         return {k: float(v or 0) for k, v in zip(keys, row)}
 
 

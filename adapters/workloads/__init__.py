@@ -2,8 +2,9 @@
 
 `load_benchmark(spec)` accepts a preset name (`ycsb-a` ... `ycsb-f`,
 `tpcc-like`, `write-heavy` (TPC-C-like new-order and payment only), `analytic`,
-and for PostgreSQL `pgbench`, `pgbench-write-heavy`), a JSON/TOML file, or a mapping. A file or mapping
-names its kind with `"kind": "ycsb" | "tpcc" | "analytic" | "pgbench"` (YCSB when
+for PostgreSQL `pgbench`, `pgbench-write-heavy`, and for both servers `sysbench-read-only`,
+`sysbench-read-write`, `sysbench-write-only`, `sysbench-point-select`), a JSON/TOML file, or a mapping. A file or mapping
+names its kind with `"kind": "ycsb" | "tpcc" | "analytic" | "pgbench" | "sysbench"` (YCSB when
 absent) plus that kind's settings, e.g.
 `{"kind": "tpcc", "items": 2000, "concurrency": 4}`. Concurrency (client
 threads) is a setting of every kind.
@@ -15,7 +16,9 @@ from typing import Any, Mapping
 
 from autosys_adapters.workloads.base import Benchmark, Session
 
-KINDS = ("ycsb", "tpcc", "analytic", "pgbench")
+KINDS = ("ycsb", "tpcc", "analytic", "pgbench", "sysbench")
+#: kinds whose client program can offer a fixed load (`rate`, transactions/s)
+RATE_KINDS = ("pgbench", "sysbench")
 BENCHMARK_PRESETS = {
     "tpcc-like": {"kind": "tpcc"},
     "tpcc": {"kind": "tpcc"},
@@ -26,6 +29,11 @@ BENCHMARK_PRESETS = {
     "pgbench": {"kind": "pgbench"},
     # update-heavy over 6M accounts (about 900 MB): several times the default shared_buffers
     "pgbench-write-heavy": {"kind": "pgbench", "mode": "simple-update", "scale": 60},
+    # PostgreSQL and MariaDB: sysbench's OLTP scripts over about 1.1 GB (adapters/workloads/sysbench.py), cached
+    "sysbench-read-only": {"kind": "sysbench", "test": "oltp_read_only"},
+    "sysbench-read-write": {"kind": "sysbench", "test": "oltp_read_write"},
+    "sysbench-write-only": {"kind": "sysbench", "test": "oltp_write_only"},
+    "sysbench-point-select": {"kind": "sysbench", "test": "oltp_point_select"},
 }
 
 
@@ -56,6 +64,8 @@ def load_benchmark(spec: str | Mapping[str, Any] | Benchmark, **overrides: Any) 
     if overrides and isinstance(spec, str) and spec not in presets:
         load_benchmark(dict(data))  # a file's own settings must be sound even where options override them
     kind = data.pop("kind", "ycsb")
+    if "rate" in overrides and kind not in RATE_KINDS:
+        raise ValueError(f"rate (a fixed offered load) needs a client-program workload ({', '.join(RATE_KINDS)}), not {kind}")
     if kind == "ycsb":
         return YCSBBenchmark(load_workload(data, **overrides))
     if kind == "tpcc":
@@ -69,6 +79,14 @@ def load_benchmark(spec: str | Mapping[str, Any] | Benchmark, **overrides: Any) 
         if "records" in overrides:
             overrides["scale"] = max(1, int(overrides.pop("records")) // 100_000)  # 100,000 accounts per scale unit
         return make_pgbench(data, **overrides)
+    if kind == "sysbench":
+        from autosys_adapters.workloads.sysbench import SysbenchWorkload, make_sysbench
+
+        overrides.pop("operations", None)  # sysbench runs for a time, not a count
+        if "records" in overrides:  # total rows, spread over the tables
+            tables = int(overrides.get("tables", data.get("tables", SysbenchWorkload.tables)))
+            overrides["table_size"] = max(1, int(overrides.pop("records")) // max(tables, 1))
+        return make_sysbench(data, **overrides)
     raise ValueError(f"workload kind {kind!r} is not one of {', '.join(KINDS)}")
 
 

@@ -52,11 +52,13 @@ class PgbenchWorkload:
     mode: str = "tpcb-like"
     concurrency: int = 16
     jobs: int = 2
+    rate: int = 0  # offered load, transactions/s (pgbench --rate: open loop, latency from the scheduled start); 0 = closed loop
 
     def __post_init__(self):
         if self.mode not in MODES:
             raise ValueError(f"workload {self.name!r}: pgbench mode {self.mode!r} is not one of {', '.join(MODES)}")
         check_counts(self, ("scale", "concurrency", "jobs"))
+        check_counts(self, ("rate",), minimum=0)
 
 
 class PgbenchBenchmark(Benchmark):
@@ -111,11 +113,8 @@ class PgbenchBenchmark(Benchmark):
         from autosys_adapters.workloads.runner import RunStats
 
         env = {"PGOPTIONS": _pgoptions(session_knobs)}
-        w = self.workload
-        args = [*MODES[w.mode], "-n", "-c", str(w.concurrency), "-j", str(min(w.jobs, w.concurrency)),
-                f"--random-seed={int(seed)}"]
-        if warmup > 0:
-            self._pgbench([*args, "-T", str(max(1, math.ceil(warmup)))], dsn, env=env, timeout=warmup + timeout)
+        args = self._args(seed)
+        self.warm_up(dsn, session_knobs, warmup, seed, timeout)
         with tempfile.TemporaryDirectory(prefix="autosys-pgbench-") as logs:
             out = self._pgbench([*args, "-T", str(max(1, math.ceil(seconds))), "-l", "--log-prefix", "tx"], dsn,
                                 env=env, timeout=seconds + timeout, cwd=logs)
@@ -125,7 +124,19 @@ class PgbenchBenchmark(Benchmark):
             raise RuntimeError(f"could not read pgbench's result from its output: {out[-300:]!r}")
         done = len(latencies)
         return RunStats(done=done, elapsed=done / float(tps.group(1)), latencies=np.array(latencies, dtype=float) / 1e6,
-                        by_kind={w.mode: done})
+                        by_kind={self.workload.mode: done})
+
+    def _args(self, seed: int) -> list[str]:
+        w = self.workload
+        args = [*MODES[w.mode], "-n", "-c", str(w.concurrency), "-j", str(min(w.jobs, w.concurrency)),
+                f"--random-seed={int(seed)}"]
+        return [*args, f"--rate={w.rate}"] if w.rate > 0 else args
+
+    def warm_up(self, dsn: str, session_knobs: Mapping[str, Any], seconds: float, seed: int, timeout: float) -> None:
+        """A run whose results are thrown away (none when `seconds` is 0)."""
+        if seconds > 0:
+            self._pgbench([*self._args(seed), "-T", str(max(1, math.ceil(seconds)))], dsn,
+                          env={"PGOPTIONS": _pgoptions(session_knobs)}, timeout=seconds + timeout)
 
     def _pgbench(self, args: list[str], dsn: str, *, timeout: float, env: Mapping[str, str] | None = None,
                  cwd: str | None = None) -> str:

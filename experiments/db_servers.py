@@ -1,0 +1,264 @@
+"""Database servers: default vs expert rules vs autosys vs the best durable config found, side by side.
+
+    .venv/bin/python experiments/db_servers.py [--quick] [--servers postgres,mysql]
+        [--workloads sysbench-read-only,sysbench-read-write,sysbench-write-only,analytic]
+        [--budget 30] [--long-budget 0] [--rounds 5] [--seconds 600] [--warmup 60] [--rate-fraction 0.7]
+
+For each server and workload (issue 18):
+  1. a study of `--budget` trials with the default tuner, durability on (the
+     study's own measurement windows are its fidelity rungs: short is cheap);
+     optionally a long `--long-budget` study as a reference for the headroom;
+  2. the arms: the server's default, the expert heuristic for the workload
+     type (PGTune's formulas; MariaDB's InnoDB sizing guidance;
+     adapters/dbserver/expert.py), the autosys answer, the long study's answer,
+     and a non-durable reference (commit flush off), measured in `--rounds`
+     interleaved rounds, the order rotated each round so no arm always runs
+     first after another;
+  3. in every round each arm is measured twice: closed loop (throughput) and
+     open loop at a fixed offered load (`--rate-fraction` of the default's
+     median throughput, from a calibration window), where p99 latency
+     includes queueing;
+  4. each arm's gain over the default is the geometric mean of its paired
+     per-round ratios with a 95% t-interval (autosys/run/intervals.py), for
+     throughput and for p99; "best durable" is the best arm other than the
+     non-durable one, and "headroom taken" is autosys's log-gain over the
+     best durable arm's, where that arm's gain is significant.
+
+Windows should hold at least two checkpoint cycles of the default config
+(PostgreSQL: `checkpoint_timeout` = 300 s, or `max_wal_size` reached first
+under heavy writes); the table prints the checkpoints each window saw, so a
+row whose windows saw fewer is marked. Every server setting is restored
+afterwards (the adapters snapshot and restore; a SIGKILL is repaired by the
+next run), and cached datasets are kept for the next run (keep_dataset).
+
+Writes experiments/results/db_servers.csv and db_servers.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from autosys.core.registry import make_system  # noqa: E402
+from autosys.core.system import SystemUnavailable  # noqa: E402
+from autosys.run.intervals import interval_of, log_gains  # noqa: E402
+from autosys.run.study import Study  # noqa: E402
+
+RESULTS = ROOT / "experiments" / "results"
+#: each server's commit-flush knob and its non-durable value: the reference any durable config stays below
+NON_DURABLE = {"postgres": {"synchronous_commit": "off"}, "mysql": {"innodb_flush_log_at_trx_commit": 2}}
+#: workload preset -> expert rules' workload type
+WORKLOAD_TYPES = {"sysbench-read-only": "oltp", "sysbench-read-write": "oltp", "sysbench-write-only": "oltp",
+                  "sysbench-point-select": "web", "pgbench": "oltp", "pgbench-write-heavy": "oltp", "analytic": "dw"}
+
+
+def server_options(server: str, workload: str, args, **extra: Any) -> dict:
+    options = {"workload": workload, "seconds": args.seconds, "warmup": args.warmup, "repeats": 1, **extra}
+    if args.restart_command.get(server):
+        options.update(allow_restart=True, restart_command=args.restart_command[server])
+    return options
+
+
+def expert_arm(system, workload: str) -> dict | None:
+    """The expert heuristic's config for this workload type, completed inside the system's space."""
+    try:
+        from autosys_adapters.dbserver.expert import expert_config
+    except ImportError as exc:
+        print(f"  expert rules unavailable: {exc}")
+        return None
+    config = expert_config(system, WORKLOAD_TYPES.get(workload, "mixed"))
+    return system.space().complete({k: v for k, v in dict(config).items() if k in system.space().params})
+
+
+def tuned_arm(system, directory: Path, budget: int, seed: int) -> tuple[dict, float]:
+    if directory.exists():
+        shutil.rmtree(directory)
+    start = time.perf_counter()
+    study = Study.create(directory, system, tuner="meta", budget=budget, seed=seed).run()
+    best = dict(study.best.config)
+    study.close()
+    return best, time.perf_counter() - start
+
+
+def measure(system, config: dict) -> dict:
+    m = system.evaluate(config)
+    metrics = m.metrics
+    p99 = metrics.get("p99_latency_ms", metrics.get("p95_latency_ms", math.nan))
+    return {"throughput": metrics.get("throughput", math.nan), "p99_ms": p99,
+            "checkpoints": metrics.get("checkpoints", math.nan)}
+
+
+def gain(arm: list[float], default: list[float], maximize: bool) -> dict:
+    """Paired per-round gain over the default: ratio and 95% interval (None when a value is missing)."""
+    logs = log_gains(list(zip(arm, default)), maximize)
+    if logs is None or len(logs) == 0:
+        return {"ratio": math.nan, "low": math.nan, "high": math.nan}
+    ci = interval_of(logs)
+    return {"ratio": ci.ratio, "low": ci.low if ci.low is not None else math.nan,
+            "high": ci.high if ci.high is not None else math.nan}
+
+
+def run_pair(server: str, workload: str, args) -> list[dict]:
+    """All arms of one server and workload, measured in interleaved rounds."""
+    closed = make_system(server, server_options(server, workload, args))
+    closed.setup()
+    try:
+        arms: dict[str, tuple[Any, dict]] = {"default": (closed, closed.default())}
+        expert = expert_arm(closed, workload)
+        if expert is not None:
+            arms["expert"] = (closed, expert)
+        study_dir = Path(args.work) / f"{server}-{workload}"
+        tuned, seconds = tuned_arm(closed, study_dir, args.budget, args.seed)
+        arms["autosys"] = (closed, tuned)
+        print(f"  {server} {workload}: {args.budget}-trial study took {seconds:.0f} s", flush=True)
+        if args.long_budget:
+            long_best, _ = tuned_arm(closed, study_dir.with_name(study_dir.name + "-long"), args.long_budget, args.seed + 1)
+            arms["long study"] = (closed, long_best)
+        loose = make_system(server, server_options(server, workload, args, durable=False))
+        loose.setup()
+        knobs = {k: v for k, v in NON_DURABLE[server].items() if k in loose.space().params}
+        if knobs:
+            arms["non-durable"] = (loose, loose.space().complete({**loose.default(), **knobs}))
+        calibration = measure(closed, closed.default())["throughput"]
+        rate = max(1, int(args.rate_fraction * calibration))
+        paced = make_system(server, server_options(server, workload, args, rate=rate))
+        paced.setup()
+        samples = {name: {"throughput": [], "p99_ms": [], "checkpoints": []} for name in arms}
+        names = list(arms)
+        for round_ in range(args.rounds):
+            order = names[round_ % len(names):] + names[:round_ % len(names)]
+            for name in order:
+                system, config = arms[name]
+                tput = measure(system, config)
+                lat = measure(paced if system is closed else _paced_twin(system, rate, server, workload, args), config)
+                samples[name]["throughput"].append(tput["throughput"])
+                samples[name]["checkpoints"].append(tput["checkpoints"])
+                samples[name]["p99_ms"].append(lat["p99_ms"])
+            print(f"    round {round_ + 1}/{args.rounds}: " + ", ".join(
+                f"{n} {samples[n]['throughput'][-1]:.0f}/s p99 {samples[n]['p99_ms'][-1]:.1f} ms" for n in names), flush=True)
+        for system in (loose, paced):
+            system.teardown()
+    finally:
+        closed.teardown()
+    rows = []
+    base = samples["default"]
+    for name in names:
+        s = samples[name]
+        t, p = gain(s["throughput"], base["throughput"], True), gain(s["p99_ms"], base["p99_ms"], False)
+        rows.append({"server": server, "workload": workload, "arm": name, "rate": rate,
+                     "throughput": float(np.median(s["throughput"])), "p99_ms": float(np.median(s["p99_ms"])),
+                     "checkpoints_per_window": float(np.nanmedian(s["checkpoints"])) if np.isfinite(s["checkpoints"]).any() else math.nan,
+                     **{f"tput_{k}": v for k, v in t.items()}, **{f"p99_{k}": v for k, v in p.items()},
+                     "config": " ".join(f"{k}={v}" for k, v in arms[name][1].items() if base and arms["default"][1].get(k) != v)})
+    return rows
+
+
+_TWINS: dict = {}
+
+
+def _paced_twin(system, rate: int, server: str, workload: str, args):
+    """The open-loop twin of a non-default system object (the non-durable one), built once."""
+    key = (id(system), rate)
+    if key not in _TWINS:
+        twin = make_system(server, server_options(server, workload, args, rate=rate, durable=False))
+        twin.setup()
+        _TWINS[key] = twin
+    return _TWINS[key]
+
+
+def headroom(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per server and workload: the best durable arm, and the share of its log-gain autosys took."""
+    out = []
+    for (server, workload), rows in frame.groupby(["server", "workload"]):
+        durable = rows[~rows["arm"].isin(["default", "non-durable"])]
+        tuned = rows[rows["arm"] == "autosys"].iloc[0]
+        entry = {"server": server, "workload": workload}
+        for metric in ("tput", "p99"):
+            best = durable.loc[durable[f"{metric}_ratio"].idxmax()]
+            significant = best[f"{metric}_low"] > 1.0 and best[f"{metric}_ratio"] >= 1.0
+            share = math.log(tuned[f"{metric}_ratio"]) / math.log(best[f"{metric}_ratio"]) if best[f"{metric}_ratio"] > 1 else math.nan
+            entry.update({f"{metric}_best_arm": best["arm"], f"{metric}_best_ratio": best[f"{metric}_ratio"],
+                          f"{metric}_headroom_significant": bool(significant), f"{metric}_taken": share})
+        out.append(entry)
+    return pd.DataFrame(out)
+
+
+def plot(frame: pd.DataFrame, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = list(frame.groupby(["server", "workload"]))
+    fig, axes = plt.subplots(2, len(groups), figsize=(4 * len(groups), 6), squeeze=False)
+    for col, ((server, workload), rows) in enumerate(groups):
+        for row, metric, title in ((0, "tput", "throughput gain"), (1, "p99", "p99 latency gain")):
+            ax = axes[row][col]
+            ratios = rows[f"{metric}_ratio"].to_numpy()
+            low = np.nan_to_num(ratios - rows[f"{metric}_low"].to_numpy())
+            high = np.nan_to_num(rows[f"{metric}_high"].to_numpy() - ratios)
+            ax.bar(rows["arm"], ratios, yerr=[low, high], capsize=3, color="tab:blue")
+            ax.axhline(1.0, color="black", lw=0.8)
+            ax.set_title(f"{server} {workload}\n{title} vs default", fontsize=9)
+            ax.tick_params(axis="x", rotation=45, labelsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--servers", default="postgres,mysql")
+    parser.add_argument("--workloads", default="sysbench-read-only,sysbench-read-write,sysbench-write-only,analytic")
+    parser.add_argument("--budget", type=int, default=30)
+    parser.add_argument("--long-budget", type=int, default=0)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=600.0)
+    parser.add_argument("--warmup", type=float, default=60.0)
+    parser.add_argument("--rate-fraction", type=float, default=0.7)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pg-restart-command", default="")
+    parser.add_argument("--mysql-restart-command", default="")
+    parser.add_argument("--work", default="/tmp/autosys-db-servers")
+    parser.add_argument("--quick", action="store_true", help="tiny windows and budgets: checks the pipeline, not the claim")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.budget, args.rounds, args.seconds, args.warmup = min(args.budget, 4), min(args.rounds, 2), 3.0, 1.0
+    args.restart_command = {"postgres": args.pg_restart_command, "mysql": args.mysql_restart_command}
+    rows = []
+    for server in args.servers.split(","):
+        for workload in args.workloads.split(","):
+            try:
+                rows += run_pair(server, workload, args)
+            except SystemUnavailable as exc:
+                print(f"  {server} {workload}: skipped ({exc})")
+    if not rows:
+        print("nothing ran")
+        return
+    frame = pd.DataFrame(rows)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    suffix = "_quick" if args.quick else ""
+    frame.to_csv(RESULTS / f"db_servers{suffix}.csv", index=False)
+    room = headroom(frame)
+    room.to_csv(RESULTS / f"db_servers_headroom{suffix}.csv", index=False)
+    plot(frame, RESULTS / f"db_servers{suffix}.png")
+    pd.set_option("display.width", 200)
+    print(frame[["server", "workload", "arm", "throughput", "tput_ratio", "tput_low", "tput_high", "p99_ms",
+                 "p99_ratio", "p99_low", "p99_high", "checkpoints_per_window"]].round(3).to_string(index=False))
+    print(room.round(3).to_string(index=False))
+    for system in _TWINS.values():
+        system.teardown()
+
+
+if __name__ == "__main__":
+    main()
