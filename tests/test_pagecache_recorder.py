@@ -54,8 +54,8 @@ def test_cli_errors_are_one_line(tmp_path):
     bad.write_text("1\nfoo\n")
     result = runner.invoke(app, ["info", str(bad)])
     assert result.exit_code == 2 and "bad.txt:2: page id 'foo' is not an integer" in result.output
-    result = runner.invoke(app, ["record", "postgres", "--out", str(tmp_path / "x.txt")])
-    assert result.exit_code == 2 and "only 'sqlite'" in result.output
+    result = runner.invoke(app, ["record", "oracle", "--out", str(tmp_path / "x.txt")])
+    assert result.exit_code == 2 and "choose one of" in result.output
 
 
 def test_cli_generate_and_simulate(tmp_path):

@@ -177,4 +177,4 @@ def test_lru_fifo_belady_equal_libcachesim(tmp_path, make, fraction):
 
 
 def test_policy_table_is_complete():
-    assert set(CLASSIC + ["belady", "lecar", "lrb", "rl"]) == set(POLICIES)
+    assert set(CLASSIC + ["belady", "lecar", "lrb", "cacheus", "glcache", "rl"]) == set(POLICIES)

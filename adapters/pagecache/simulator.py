@@ -111,6 +111,8 @@ POLICIES: dict[str, Callable[..., np.ndarray]] = {
     "belady": _belady,
     "lecar": _learned("lecar"),
     "lrb": _learned("lrb"),
+    "cacheus": _learned("cacheus"),
+    "glcache": _learned("glcache"),
     "rl": _learned("rl"),
 }
 

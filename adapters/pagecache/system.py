@@ -21,9 +21,13 @@ from typing import Any
 from autosys.core.fidelity import Fidelity, stamp
 from autosys.core.space import Bool, Categorical, Condition, Config, Float, Int, InvalidConfig, Space
 from autosys.core.system import Measurement, Objective, System, SystemUnavailable
+from autosys.core.monitor import Monitor, host_monitors
+from autosys_adapters.pagecache.monitors import OSPageCacheMonitor
 
 #: policies the tuner may pick (Belady is the offline bound, never a choice)
-CHOICES = ("lru", "fifo", "clock", "lfu", "arc", "2q", "s3fifo", "sieve", "tinylfu", "lecar", "lrb")
+CHOICES = ("lru", "fifo", "clock", "lfu", "arc", "2q", "s3fifo", "sieve", "tinylfu", "lecar", "lrb", "cacheus", "glcache")
+#: the policies with byte-capacity kernels (autosys_adapters.pagecache.sized), for sized=True
+SIZED_CHOICES = ("lru", "fifo", "sieve", "s3fifo")
 LECAR_EXPERTS = ("lru,lfu", "lru,lfu,fifo", "lru,lfu,mru", "lru,lfu,fifo,mru", "lru,mru,fifo")
 
 
@@ -50,9 +54,12 @@ def policy_space(choices: tuple[str, ...] = CHOICES) -> Space:
             Float("lecar_learning_rate", 0.01, 2.0, log=True, default=0.45, condition=_when("lecar")),
             Categorical("lecar_experts", LECAR_EXPERTS, default="lru,lfu", condition=_when("lecar")),
             Float("lecar_history", 0.25, 2.0, default=1.0, condition=_when("lecar")),
-            Int("lrb_sample", 8, 128, log=True, default=32, condition=_when("lrb")),
-            Int("lrb_retrain", 5_000, 100_000, log=True, default=20_000, condition=_when("lrb")),
-            Int("lrb_trees", 10, 100, log=True, default=30, condition=_when("lrb")),
+            Int("lrb_sample", 8, 128, log=True, default=64, condition=_when("lrb")),
+            Int("lrb_retrain", 5_000, 200_000, log=True, default=20_000, condition=_when("lrb")),
+            Int("lrb_trees", 4, 64, log=True, default=16, condition=_when("lrb")),
+            Int("lrb_deltas", 1, 8, default=4, condition=_when("lrb")),
+            Float("cacheus_ghost", 0.1, 2.0, log=True, default=0.5, condition=_when("cacheus")),
+            Int("glcache_groups", 8, 128, log=True, default=32, condition=_when("glcache")),
         ]
     )
 
@@ -70,7 +77,9 @@ _KNOBS = {
     },
     "tinylfu": {"tinylfu_window": "window_ratio", "tinylfu_reset": "reset"},
     "lecar": {"lecar_learning_rate": "learning_rate", "lecar_experts": "experts", "lecar_history": "history"},
-    "lrb": {"lrb_sample": "sample", "lrb_retrain": "retrain", "lrb_trees": "trees"},
+    "lrb": {"lrb_sample": "sample", "lrb_retrain": "retrain", "lrb_trees": "trees", "lrb_deltas": "deltas"},
+    "cacheus": {"cacheus_ghost": "ghost"},
+    "glcache": {"glcache_groups": "groups"},
 }
 
 
@@ -81,6 +90,18 @@ def simulator_args(config: Config) -> tuple[str, dict[str, Any]]:
     if policy == "lecar" and "experts" in knobs:
         knobs["experts"] = tuple(knobs["experts"].split(","))
     return policy, knobs
+
+
+def _simulate_sized(tr, capacity: int, policy: str, knobs: dict[str, Any]):
+    """A SimResult from the byte-capacity kernels (sizes from the trace)."""
+    import time
+
+    from autosys_adapters.pagecache.simulator import SimResult
+    from autosys_adapters.pagecache.sized import simulate_sized
+
+    start = time.perf_counter()
+    st = simulate_sized(tr.ids, tr.sizes, tr.n_obj, capacity, policy, nxt=tr.nxt, **knobs)
+    return SimResult(policy, capacity, len(tr), st.misses, st.miss_ratio, st.byte_miss_ratio, time.perf_counter() - start)
 
 
 def _tiny_trace():
@@ -105,6 +126,9 @@ class PagePolicySystem(System):
         seed: seeds the synthetic trace.
         max_requests: replay only the first N requests (0 = all).
         fidelity_by: how a lower fidelity shrinks the work, sample (spatial sampling) or prefix.
+        metric: the objective, miss_ratio or byte_miss_ratio (gap_closed is measured on it).
+        sized: objects keep their trace sizes and the cache holds cache_size bytes (a fraction < 1 of the
+            footprint in bytes, else bytes); the policies are then the sized kernels (lru, fifo, sieve, s3fifo).
     """
 
     name = "page-policy"
@@ -122,6 +146,8 @@ class PagePolicySystem(System):
         seed: int = 0,
         max_requests: int = 0,
         fidelity_by: str = "sample",
+        metric: str = "miss_ratio",
+        sized: bool = False,
     ):
         if fidelity_by not in ("sample", "prefix"):
             raise ValueError(f"fidelity_by must be 'sample' (spatial sampling) or 'prefix', not {fidelity_by!r}")
@@ -134,6 +160,10 @@ class PagePolicySystem(System):
             requests=requests, pages=pages, alpha=alpha, seed=seed, max_requests=max_requests,
         )
         self.fidelity_by = fidelity_by
+        if metric not in ("miss_ratio", "byte_miss_ratio"):
+            raise ValueError(f"metric must be 'miss_ratio' or 'byte_miss_ratio', not {metric!r}")
+        self.metric = metric
+        self.sized = bool(sized)
         self._prepared = None
         self._trace = None
         self._reduced: dict[float, tuple[Any, int, float, float]] = {}  # fidelity -> trace_at(fidelity)
@@ -158,6 +188,11 @@ class PagePolicySystem(System):
             self._trace = trace
             self._prepared = PreparedTrace.of(trace)
             self.capacity = capacity_of(float(o["cache_size"]), self._prepared.n_obj)
+            if self.sized:  # the capacity is in bytes from here on
+                from autosys_adapters.pagecache.sized import byte_capacity, footprint_bytes
+
+                p = self._prepared
+                self.capacity = byte_capacity(float(o["cache_size"]), footprint_bytes(p.ids, p.sizes, p.n_obj))
         return self._prepared
 
     def setup(self) -> None:
@@ -165,11 +200,11 @@ class PagePolicySystem(System):
 
     # ------------------------------------------------------------------ the contract
     def space(self) -> Space:
-        return policy_space()
+        return policy_space(SIZED_CHOICES if self.sized else CHOICES)
 
     @property
     def objective(self) -> Objective:
-        return Objective("miss_ratio", "minimize", others=(("requests_per_second", "maximize"),))
+        return Objective(self.metric, "minimize", others=(("requests_per_second", "maximize"),))
 
     def fidelity(self) -> Fidelity:
         """The sampling rate of the pages (at least ~1,000 sampled), or the fraction of the trace replayed."""
@@ -211,7 +246,7 @@ class PagePolicySystem(System):
         from autosys_adapters.pagecache.simulator import simulate
 
         tr, capacity, requests, nbytes = self.trace_at(value)
-        r = simulate(tr, capacity, policy, **knobs)
+        r = _simulate_sized(tr, capacity, policy, knobs) if self.sized else simulate(tr, capacity, policy, **knobs)
         return {
             "miss_ratio": min(1.0, r.miss_ratio * requests),
             "byte_miss_ratio": min(1.0, r.byte_miss_ratio * nbytes),
@@ -228,6 +263,10 @@ class PagePolicySystem(System):
             }
         return self._baselines_by[value]
 
+    def monitors(self) -> list[Monitor]:
+        """The host and this process (the simulator), and the host's own page cache (hits, misses, refaults)."""
+        return [*host_monitors(), OSPageCacheMonitor()]
+
     def evaluate(self, config: Config, fidelity: float | None = None) -> Measurement:
         from autosys_adapters.pagecache.simulator import gap_closed, simulate
 
@@ -236,7 +275,10 @@ class PagePolicySystem(System):
         policy, knobs = simulator_args(config)
         tr, capacity, _, _ = self.trace_at(value)
         try:
-            simulate(_tiny_trace(), 2, policy, **knobs)  # load the compiled kernel so the timing below is the run's
+            if self.sized:  # load the compiled kernel so the timing below is the run's
+                _simulate_sized(_tiny_trace(), 2, policy, knobs)
+            else:
+                simulate(_tiny_trace(), 2, policy, **knobs)
             est, r = self._simulate(value, policy, knobs)
         except ValueError as exc:
             raise InvalidConfig(f"{policy}: {exc}") from exc
@@ -244,10 +286,13 @@ class PagePolicySystem(System):
         lru, opt = base["lru"]["miss_ratio"], base["belady"]["miss_ratio"]
         metrics = {
             **est,
-            "gap_closed": gap_closed(est["miss_ratio"], lru, opt),
+            "gap_closed": gap_closed(est[self.metric], base["lru"][self.metric], base["belady"][self.metric]),
             "lru_miss_ratio": lru,
             "belady_miss_ratio": opt,
+            "lru_byte_miss_ratio": base["lru"]["byte_miss_ratio"],
+            "belady_byte_miss_ratio": base["belady"]["byte_miss_ratio"],
         }
         info = {"policy": policy, "knobs": knobs, "capacity_pages": capacity, "footprint_pages": tr.n_obj,
+                "capacity_unit": "bytes" if self.sized else "pages",
                 "requests": len(tr), "trace": tr.name, "seconds": r.seconds}
         return Measurement(metrics, {"seconds": [r.seconds]}, stamp(info, self.fidelity(), value, len(tr)))
