@@ -9,7 +9,8 @@ For each workload this runs, as stored autosys studies:
     default's run and the paired re-runs included). Each study's *answer* is
     `Study.best`: by default the incumbent of intensification (a challenger
     replaces it only after paired re-runs put the gain's 95% interval above
-    1.0; autosys/run/intensify.py), optionally a final of the last --confirm
+    1.0, and only when its next run is predicted to respect the memory cap;
+    autosys/run/intensify.py), optionally a final of the last --confirm
     trials (autosys/run/selection.py). The answer is never chosen here;
   * a short study seeded with the recommender's top configs (10 trials).
 The training rows for the recommender are read back from those stored studies
@@ -126,6 +127,7 @@ def study_answer(path: Path, system: KVSelect) -> tuple[dict | None, dict]:
             "reruns": sum(t.source == INTENSIFY for t in trials),
             "confirm_runs": sum(t.source == CONFIRM for t in trials),
             "promotions": len(state.promotions) if state else 0,
+            "near_limit": len(state.risky) if state else 0,  # challengers dropped as too near a limit (autosys/run/intensify.py)
             "answer_runs": sum(config_key(t.config) == key and t.value is not None for t in trials),
             "answer_trial": best.number if best is not None else None,
             "answer_study_ops_s": best.value if best is not None else None,
@@ -381,6 +383,7 @@ def report(frame: pd.DataFrame, answers_frame: pd.DataFrame, args, recommender: 
     pd.set_option("display.width", 220)
     print()
     shown = ["workload", "tuner", "seed", "engine", "ratio", "reruns", "promotions", "answer_runs", "answer_trial"]
+    shown += [c for c in ("near_limit",) if c in answers_frame]  # a column older runs lack (--merge)
     if args.by_median:
         shown.append("by_median_ratio")
     print(answers_frame[shown].to_string(index=False, float_format=lambda v: f"{v:,.2f}"))

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from autosys import Categorical, Int, Measurement, Objective, Space, System
+from autosys.core.system import Limit
 from autosys.cli.main import _results_table
 from autosys.core.trial import Trial, TrialState
 from autosys.core.space import config_key
-from autosys.run.intensify import INTENSIFY, decide, next_rerun, race_state
+from autosys.run.intensify import INTENSIFY, decide, limit_risk, next_rerun, pooled_spread, race_state
 from autosys.run.intervals import pair_runs, paired_gain
 from autosys.run.study import Study
 from tests.noisy_systems import FastButBreaksLimit, KnownGain, OneLuckyRun
@@ -268,3 +269,126 @@ def test_a_config_truly_15_percent_better_becomes_the_answer_of_a_30_trial_study
         found.append(study.best.config["kind"] == "fast")
         study.close()
     assert sum(found) >= 8, found  # 6 of 10 when a race out of runs kept the incumbent
+
+
+# --------------------------------------------------------------------------- time budgets, pooled noise, share, limits
+
+def run_of(number, config, value, source=INTENSIFY, **metrics):
+    return Trial(number=number, config=config, state=TrialState.COMPLETE, value=value, source=source,
+                 metrics={"ms": value, **metrics})
+
+
+def test_without_a_trial_budget_the_share_throttles_a_race_but_never_ends_it():
+    """A time-budgeted study: the share grows with the trials claimed; a race waits for it instead of being dropped."""
+    objective = Objective("ms", "minimize")
+    base, fast, other = {"kind": "base"}, {"kind": "fast"}, {"kind": "other"}
+    trials = [run_of(0, base, 1.0, "default"), run_of(1, fast, 0.2, "random"), run_of(2, base, 1.1), run_of(3, fast, 0.21)]
+    trials.append(run_of(4, other, 1.5, "random"))  # the share (half of 5 claimed) is spent: a proposal runs
+    state = race_state(trials, objective, budget=None)
+    assert state.configs[state.challenger] == fast and state.configs[state.incumbent] == base  # still racing
+    assert next_rerun(trials, objective, None) == base  # the share grew with the proposal: the race goes on
+    trials += [run_of(5, base, 0.9), run_of(6, other, 1.4, "random"), run_of(7, fast, 0.2), run_of(8, base, 1.05)]
+    state = race_state(trials, objective, budget=None)
+    assert state.configs[state.incumbent] == fast and state.promotions == [(config_key(base), config_key(fast))]
+    # a close race: three re-runs, then two proposals; the share (4 of 8 claimed) has room, and the race may use all of it
+    close = [run_of(0, base, 1.0, "default"), run_of(1, fast, 0.5, "random"), run_of(2, base, 1.3), run_of(3, fast, 0.7),
+             run_of(4, base, 0.8), run_of(5, other, 1.5, "random"), run_of(6, other, 1.6, "random")]
+    assert race_state(close, objective, budget=None).configs[race_state(close, objective, budget=None).challenger] == fast
+    assert next_rerun(close, objective, None) == fast
+
+
+def test_the_studys_pooled_noise_promotes_a_clear_winner_over_a_noisy_incumbent_after_one_re_run_pair():
+    """A 10x gain over an incumbent with a 30% spread: two pairs' own spread (t(1) = 12.7) cannot tell; the pooled one can."""
+    objective = Objective("ms", "minimize")
+    base, fast = {"kind": "base"}, {"kind": "fast"}
+    # the default was run four times before (earlier races): the study knows its spread
+    trials = [run_of(0, base, 1.0, "default"), run_of(1, base, 1.3), run_of(2, base, 0.8), run_of(3, base, 1.2),
+              run_of(4, fast, 0.1, "random"), run_of(5, base, 1.4), run_of(6, fast, 0.13), run_of(7, base, 0.7)]
+    race = ([t for t in trials if t.config == fast], [t for t in trials if t.config == base and t.number >= 4])
+    assert decide(*race, maximize=False) == "more"  # the race's own spread alone
+    noise = pooled_spread({"base": [t for t in trials if t.config == base], "fast": race[0]})
+    assert noise is not None and noise[1] == 6 and 0.2 < noise[0] < 0.4
+    assert pooled_spread({"fast": race[0]}, chosen={4}) is None  # the run that started the race is no measure of noise
+    noise = pooled_spread({"base": [t for t in trials if t.config == base], "fast": race[0]}, chosen={4})
+    assert noise is not None and noise[1] == 5
+    assert decide(*race, maximize=False, chosen={4}, noise=noise) == "promote"
+    state = race_state(trials, objective, budget=40)
+    assert state.configs[state.incumbent] == fast and state.challenger is None
+    # the run that started the race is not evidence: however lucky, it alone promotes nothing
+    lucky = [run_of(0, base, 1.0, "default"), run_of(1, base, 1.3), run_of(2, base, 0.8), run_of(3, fast, 0.001, "random"),
+             run_of(4, base, 1.0)]
+    state = race_state(lucky, objective, budget=40)
+    assert state.configs[state.challenger] == fast and state.configs[state.incumbent] == base
+    # ...nor with re-run pairs that contradict it (dropping is left to the race's own pairs, as before)
+    lucky += [run_of(5, fast, 2.0), run_of(6, base, 1.0), run_of(7, fast, 2.1), run_of(8, base, 0.9)]
+    state = race_state(lucky, objective, budget=40)
+    assert state.configs[state.incumbent] == base and state.promotions == []
+
+
+def _simulate(proposals, truth, budget, seed=0, sigma=0.1):
+    """The study's loop without a system: a re-run when intensification asks for one, else the next proposal."""
+    rng = np.random.default_rng(seed)
+    objective = Objective("ms", "minimize")
+    trials, queue = [], list(proposals)
+    while len(trials) < budget:
+        config = next_rerun(trials, objective, budget) if trials else None
+        source = INTENSIFY
+        if config is None:
+            config, source = queue.pop(0), ("default" if not trials else "random")
+        kind = config["kind"]
+        first = not any(t.config == config for t in trials)
+        value = truth[kind] * float(np.exp(rng.normal(0.0, sigma)))
+        if first and kind.startswith("near"):
+            value = 0.8  # a lucky first run: it starts a race the re-runs cannot settle
+        trials.append(run_of(len(trials), config, value, source))
+    return trials, objective
+
+
+def test_early_close_races_leave_re_runs_for_a_late_clear_winner():
+    """Each race may take half of what is left of the share, and the last re-runs wait for a clear winner,
+    so undecidable near-default races do not spend it all (4 of 8 seeds lost the winner before)."""
+    nears = [{"kind": f"near{i}"} for i in range(4)]
+    truth = {"base": 1.0, **{c["kind"]: 0.99 for c in nears}, "slow": 1.6, "fast": 0.4}
+    proposals = [{"kind": "base"}, *nears, *[{"kind": "slow"}] * 4, {"kind": "fast"}, *[{"kind": "slow"}] * 30]
+    for seed in range(8):
+        trials, objective = _simulate(proposals, truth, budget=30, seed=seed)
+        fast_at = next(t.number for t in trials if t.config == {"kind": "fast"})
+        assert fast_at >= 12, (seed, fast_at)  # found late, after near-default races
+        assert sum(t.source == INTENSIFY for t in trials) <= 15
+        state = race_state(trials, objective, budget=30)
+        assert state.configs[state.incumbent] == {"kind": "fast"}, (seed, [(t.number, t.config["kind"], t.source) for t in trials])
+
+
+def test_a_challenger_measured_near_a_limit_is_not_promoted():
+    """Runs at 3.9 MB under a 4 MB cap respect it, but the next run may not: the challenger is dropped and not raced again."""
+    objective = Objective("ms", "minimize", limits=(Limit("mb", max=4.0),))
+    base, near, roomy = {"kind": "base"}, {"kind": "near"}, {"kind": "roomy"}
+
+    def trials_with(config, mb):
+        return [run_of(0, base, 1.0, "default", mb=1.0), run_of(1, base, 1.05, mb=1.1), run_of(2, base, 0.95, mb=0.95),
+                run_of(3, config, 0.3, "random", mb=mb), run_of(4, base, 1.0, mb=1.05), run_of(5, config, 0.31, mb=mb * 0.99),
+                run_of(6, base, 1.02, mb=1.0)]
+
+    state = race_state(trials_with(roomy, 2.0), objective, budget=40)
+    assert state.configs[state.incumbent] == roomy  # far from the cap: promoted
+    trials = trials_with(near, 3.9)
+    assert limit_risk([t for t in trials if t.config == near], {"base": trials[:3]}, objective) is not None
+    state = race_state(trials, objective, budget=40)
+    assert state.configs[state.incumbent] == base and config_key(near) in state.risky
+    later = trials + [run_of(7, near, 0.29, "random", mb=3.9)]  # proposed again: it starts no race
+    assert race_state(later, objective, budget=40).challenger is None and next_rerun(later, objective, 40) is None
+    # without any spread of the metric measured yet there is no judgement (the old behaviour)
+    assert limit_risk(trials[3:4], {"near": trials[3:4]}, objective) is None
+
+
+def test_an_incumbent_running_near_a_limit_gives_way_to_a_config_with_room():
+    """A default measured just under its cap (4.10 of 4.19 MB, with runs of 2.6) is not the answer when a config has room."""
+    objective = Objective("ms", "minimize", limits=(Limit("mb", max=4.19),))
+    base, roomy = {"kind": "base"}, {"kind": "roomy"}
+    trials = [run_of(0, base, 1.0, "default", mb=2.6), run_of(1, roomy, 1.1, "random", mb=1.0),
+              run_of(2, roomy, 1.12, mb=1.05), run_of(3, base, 1.0, mb=4.1)]
+    state = race_state(trials, objective, budget=30)
+    assert state.configs[state.incumbent] == roomy and config_key(base) in state.risky
+    # with nothing safer to fall back on, it stays the incumbent
+    state = race_state([trials[0], trials[3]], objective, budget=30)
+    assert state.configs[state.incumbent] == base

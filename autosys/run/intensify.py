@@ -40,27 +40,63 @@ left out of the race: chosen for measuring well); before, a clear winner
 found during a race was never raced.
 
 Re-runs take at most `SHARE` of the trial budget, and one race at most half
-of that (at least three re-runs: two pairs), so one close race cannot spend
-what a later, clear winner needs; past either limit the race ends as above.
+of what is left of that share when it starts (at least three re-runs: two
+pairs); the last `RESERVE` re-runs go only to a race started by a *clear*
+run (one beyond the incumbent's mean by more than the study's pooled noise
+explains: a prediction bound, corrected for the run being the best of all
+runs of proposals so far), so early close races cannot spend what a
+later, clear winner needs; past either limit the race ends as above.
+
+Without a trial budget (a time budget only) the share is `SHARE` of the
+trials claimed so far: it grows as the study goes, so there it only
+*throttles* re-runs (the tuner's proposals run meanwhile), one race may use
+all of it, and it never ends a race; such a race ends by its verdict or
+after `MAX_PAIRS` pairs. (Ending it at the throttle dropped a KV challenger
+5x faster than the default after one pair.)
+
+Pooled noise. Two or three pairs give a t-interval with 1 or 2 degrees of
+freedom (t = 12.7, 4.3), so even a 10x gain measured with a 30% spread
+waited for many re-runs of a slow incumbent. The study has measured its
+noise already: every config run more than once gives within-config spreads
+of the log values. Pooled over configs (`pooled_spread`, the one-way ANOVA
+within-group estimate), they give a spread with many degrees of freedom.
+The race's *re-run* pairs (the run that started it left out: chosen for
+measuring well) are then tested with that spread (a pair's log gain has
+twice the run variance; never below the pairs' own spread, so a challenger
+noisier than the rest gets no credit): promote when the interval lies above
+1.0 (dropping stays with the race's own pairs). A clear winner is promoted
+after one re-run pair.
+
+Limits with a margin. A config measured near a limit (e.g. 3.9 MB under a
+4 MB cap) breaks it on some later run. A challenger is promoted only when a
+one-sided 95% upper prediction bound for its next run respects every limit
+(`limit_risk`: the mean of its log metric plus t x the spread pooled as above
+x sqrt(1 + 1/n)); else it is dropped and never raced again (`RaceState.risky`).
+An incumbent whose own runs show that risk (a default just under a memory
+cap) is replaced like one that broke a limit: by the best-ranked config
+without the risk, when there is one.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
+from scipy import stats
 
 from autosys.core.space import Config, config_key
 from autosys.core.system import Objective
 from autosys.core.trial import Trial, TrialState
-from autosys.run.intervals import interval_of, log_gains, pair_runs
+from autosys.run.intervals import LEVEL, interval_of, log_gains, pair_runs
 
 INTENSIFY = "intensify"  # the source of a re-run
 MIN_PAIRS = 3  # a challenger not better on average after this many pairs is dropped
 MAX_PAIRS = 10  # a race undecided after this many pairs keeps the incumbent
 SHARE = 0.5  # at most this share of the trial budget goes to re-runs
+RESERVE = 3  # re-runs of the share kept for a clear winner: its race needs three for one re-run pair
 
 
 @dataclass
@@ -76,10 +112,13 @@ class RaceState:
     promotions: list[tuple[str, str]] = field(default_factory=list)  # (old, new) incumbent keys
     triggers: set[int] = field(default_factory=set)  # numbers of the runs that started a race (chosen for being good)
     waiting: dict[str, Trial] = field(default_factory=dict)  # runs that beat the incumbent during a race: raced next
+    risky: set[str] = field(default_factory=set)  # configs too near a limit to trust (`limit_risk`): never raced again
+    cap: float = 0.0  # re-runs the running race may take (half of what was left of the share when it started)
 
 
 def decide(challenger: Sequence[Trial], incumbent: Sequence[Trial], maximize: bool, *,
-           exhausted: bool = False, chosen: frozenset[int] | set[int] = frozenset()) -> str:
+           exhausted: bool = False, chosen: frozenset[int] | set[int] = frozenset(),
+           noise: tuple[float, int] | None = None) -> str:
     """'promote', 'drop' or 'more', from the paired runs of the two configs given (one race's).
 
     On log ratios (multiplicative noise), or on differences when a value is
@@ -87,10 +126,15 @@ def decide(challenger: Sequence[Trial], incumbent: Sequence[Trial], maximize: bo
     exhausted: the race can get no more runs, so 'more' becomes a decision by
     the mean of the re-run pairs (`chosen`: numbers of runs picked for
     measuring well, left out of those; see the module docstring).
+    noise: the study's pooled spread of log values and its degrees of freedom
+    (`pooled_spread`); with it the re-run pairs are also tested with that spread.
     """
     pairs = pair_runs(challenger, incumbent)
     gains = _gains(pairs, maximize)
     n = len(gains)
+    pooled = _pooled_verdict(pairs, maximize, chosen, noise)
+    if pooled is not None:
+        return pooled
     if n < 2:
         return _by_mean(pairs, gains, chosen) if exhausted else "more"
     interval = interval_of(gains)  # exp() of the mean gain's interval: above 1.0 means the gain is above zero
@@ -103,6 +147,76 @@ def decide(challenger: Sequence[Trial], incumbent: Sequence[Trial], maximize: bo
     if exhausted or n >= MAX_PAIRS:
         return _by_mean(pairs, gains, chosen)
     return "more"
+
+
+def _pooled_verdict(pairs: Sequence[tuple[Trial, Trial]], maximize: bool, chosen: frozenset[int] | set[int],
+                    noise: tuple[float, int] | None) -> str | None:
+    """'promote' when the re-run pairs' mean log gain, with the pooled spread, is clear above 0; else None.
+
+    Promotion only: a challenger is dropped by the race's own pairs, as before
+    (a spread pooled over steadier configs would drop a true winner on one pair
+    taken in a burst of load, and the incumbent is kept meanwhile anyway)."""
+    if noise is None:
+        return None
+    spread, df = noise
+    fair = log_gains([(a.value, b.value) for a, b in pairs if a.number not in chosen and b.number not in chosen], maximize)
+    if fair is None or len(fair) == 0 or df < 1:
+        return None
+    per_pair = math.sqrt(2.0) * spread  # a pair's log gain: the difference of two runs' log values
+    if len(fair) >= 2:
+        per_pair = max(per_pair, float(np.std(fair, ddof=1)))  # a challenger noisier than the study gets no credit
+    half = float(stats.t.ppf(0.5 + LEVEL / 2, df)) * per_pair / math.sqrt(len(fair))
+    mean = float(np.mean(fair))
+    return "promote" if mean - half > 0.0 else None
+
+
+def pooled_spread(runs: Mapping[str, Sequence[Trial]], metric: str | None = None,
+                  chosen: frozenset[int] | set[int] = frozenset()) -> tuple[float, int] | None:
+    """(pooled within-config standard deviation of log values, its degrees of freedom), or None.
+
+    Over every config with two or more runs (`metric`: a metric of the runs
+    instead of their value), leaving out the runs in `chosen` (picked for
+    measuring well: their spread is the luck that picked them); None when no
+    config has two runs or a value is not positive (no logs).
+    """
+    squares, df = 0.0, 0
+    for trials in runs.values():
+        values = [t.value if metric is None else t.metrics.get(metric) for t in trials if t.number not in chosen]
+        values = [v for v in values if v is not None]
+        if len(values) < 2:
+            continue
+        if not all(math.isfinite(v) and v > 0 for v in values):
+            return None
+        logs = np.log(np.asarray(values, dtype=float))
+        squares += float(np.sum((logs - logs.mean()) ** 2))
+        df += len(logs) - 1
+    return (math.sqrt(squares / df), df) if df else None
+
+
+def limit_risk(runs: Sequence[Trial], every: Mapping[str, Sequence[Trial]], objective: Objective,
+               level: float = LEVEL) -> str | None:
+    """Why a config's next run may break a limit (a one-sided `level` upper prediction bound beyond it), or None.
+
+    The bound for a metric is exp(mean + t(df) * s * sqrt(1 + 1/n)) of its n
+    runs' log values, s the larger of their own spread and the spread pooled
+    over `every` config's runs (df its degrees of freedom). No pooled spread
+    yet, or values that are not positive: no judgement (None).
+    """
+    for limit in objective.limits:
+        values = [t.metrics.get(limit.metric) for t in runs]
+        values = [v for v in values if v is not None and math.isfinite(v) and v > 0]
+        noise = pooled_spread(every, limit.metric)
+        if not values or noise is None or noise[1] < 1:
+            continue
+        logs = np.log(np.asarray(values, dtype=float))
+        spread = max(noise[0], float(np.std(logs, ddof=1)) if len(logs) > 1 else 0.0)
+        reach = float(stats.t.ppf(level, noise[1])) * spread * math.sqrt(1.0 + 1.0 / len(logs))
+        mean = float(logs.mean())
+        if limit.max is not None and math.exp(mean + reach) > limit.max:
+            return f"{limit.metric} may exceed {limit.max:g} on a next run (upper bound {math.exp(mean + reach):g})"
+        if limit.min is not None and math.exp(mean - reach) < limit.min:
+            return f"{limit.metric} may fall below {limit.min:g} on a next run (lower bound {math.exp(mean - reach):g})"
+    return None
 
 
 def _gains(pairs: Sequence[tuple[Trial, Trial]], maximize: bool) -> np.ndarray:
@@ -121,22 +235,71 @@ def _by_mean(pairs: Sequence[tuple[Trial, Trial]], gains: np.ndarray, chosen: fr
     return "drop"
 
 
-def rerun_limits(budget: int | None, claimed: int) -> tuple[float, float]:
-    """(re-runs allowed in the study, in one race) for a trial budget (None: time only, `claimed` so far)."""
-    limit = SHARE * (budget if budget is not None else claimed + 1)
-    return limit, max(3, limit // 2)
+def rerun_limits(budget: int | None, claimed: int, spent: int = 0) -> tuple[float, float]:
+    """(re-runs allowed in the study, in a race starting when `spent` re-runs are done) for a trial budget.
+
+    Without one (None: a time budget) the share is of the `claimed` trials so
+    far and grows with them; it throttles re-runs, and a race has no share of
+    its own (halving a share that grows only slowed races down: a SQLite race
+    waited for nine proposals between two re-runs).
+    """
+    if budget is None:
+        limit = SHARE * (claimed + 1)
+        return limit, limit
+    limit = SHARE * budget
+    return limit, max(3, (limit - spent) // 2)
+
+
+def _start(state: RaceState, trigger: Trial, since: int, spent: int, budget: int | None, maximize: bool,
+           tried: int = 1) -> None:
+    """Start a race of the `trigger` run's config against the incumbent; its runs are numbered from `since`.
+
+    Its cap: half of what is left of the share, of which the last `RESERVE`
+    re-runs go only to a race whose trigger is a clear gain (`_clear`; the
+    trigger is the best of `tried` runs of proposals so far).
+    """
+    key = config_key(trigger.config)
+    assert state.incumbent is not None
+    incumbent = state.runs[state.incumbent]
+    state.challenger, state.since = key, since
+    state.triggers.add(trigger.number)
+    state.waiting.pop(key, None)
+    limit, cap = rerun_limits(budget, since, spent)
+    noise = pooled_spread(state.runs, chosen=state.triggers)
+    if budget is not None and not _clear(trigger.value, incumbent, maximize, noise, tried):
+        cap = min(cap, limit - spent - RESERVE)
+    state.cap = cap
+
+
+def _clear(value: float, incumbent: Sequence[Trial], maximize: bool, noise: tuple[float, int] | None,
+           tried: int = 1) -> bool:
+    """Whether one run is beyond what the incumbent's runs and the study's pooled noise explain.
+
+    A prediction bound for one more run of the incumbent: its mean log value
+    +- t(df) * s * sqrt(1 + 1/n), at `LEVEL` corrected for the run being the
+    best of `tried` (Bonferroni: the chance that one of `tried` runs of
+    configs no better than the incumbent passes stays 1 - LEVEL).
+    """
+    values = [t.value for t in incumbent]
+    if noise is None or value <= 0 or not all(v > 0 for v in values):
+        return False
+    gain = math.log(value) - float(np.mean(np.log(values)))
+    alpha = (1.0 - LEVEL) / max(1, tried)
+    reach = float(stats.t.ppf(1.0 - alpha / 2, noise[1])) * noise[0] * math.sqrt(1.0 + 1.0 / len(values))
+    return (gain if maximize else -gain) > reach
 
 
 def race_state(trials: Sequence[Trial], objective: Objective, budget: int | None = None) -> RaceState:
     """Replay the study's completed runs in claim order (see the module docstring); `budget`: the trial budget."""
     maximize = objective.direction == "maximize"
     state = RaceState()
-    reruns = 0
+    reruns = tried = 0
     ordered = sorted(trials, key=lambda t: t.number)
     for trial in ordered:
         reruns += trial.source == INTENSIFY
         if trial.state != TrialState.COMPLETE or trial.value is None:
             continue
+        tried += trial.source != INTENSIFY
         key = config_key(trial.config)
         state.configs.setdefault(key, trial.config)
         if trial.infeasible:
@@ -148,55 +311,65 @@ def race_state(trials: Sequence[Trial], objective: Objective, budget: int | None
                 state.incumbent = _fallback(state, objective)
                 state.challenger = None
             if state.challenger is None:
-                _next_from_waiting(state, trial.number, maximize)
+                _next_from_waiting(state, trial.number, maximize, reruns, budget, tried)
             continue
         state.runs.setdefault(key, []).append(trial)
-        if key in state.broken:
+        if key in state.broken or key in state.risky:
             continue
         if state.incumbent is None:
             state.incumbent = key
             continue
+        if key == state.incumbent and objective.limits and limit_risk(state.runs[key], state.runs, objective):
+            # the incumbent itself (the default, say) runs so near a limit that its next run may break it
+            state.risky.add(key)
+            safer = _fallback(state, objective)
+            if safer is None:
+                state.risky.discard(key)  # nothing safer to fall back on: it stays
+            else:
+                state.incumbent, state.challenger = safer, None
+                _next_from_waiting(state, trial.number, maximize, reruns, budget, tried)
+                continue
         if key != state.incumbent and key != state.challenger and trial.source != INTENSIFY:
             if _beats(trial.value, state.runs[state.incumbent], maximize):
                 if state.challenger is None:
-                    state.challenger, state.since = key, trial.number
-                    state.triggers.add(trial.number)
-                    state.waiting.pop(key, None)
+                    _start(state, trial, trial.number, reruns, budget, maximize, tried)
                 elif key not in state.waiting or _better(trial.value, state.waiting[key].value, maximize):
                     state.waiting[key] = trial  # raced when the running race ends
         if state.challenger is not None:
             since = state.since  # the race's own runs: each pair side by side, none with a stale run
-            limit, race_limit = rerun_limits(budget, trial.number + 1)
+            limit, _ = rerun_limits(budget, trial.number + 1)
             in_race = sum(t.source == INTENSIFY for t in ordered if since <= t.number <= trial.number)
-            exhausted = (reruns + 1 > limit or in_race + 1 > race_limit
-                         or (budget is not None and trial.number + 1 >= budget))
-            verdict = decide([t for t in state.runs[state.challenger] if t.number >= since],
-                             [t for t in state.runs[state.incumbent] if t.number >= since], maximize,
-                             exhausted=exhausted, chosen=state.triggers)
+            # without a trial budget the share grows with the study: it throttles re-runs, it never ends a race
+            exhausted = budget is not None and (reruns + 1 > limit or in_race + 1 > state.cap or trial.number + 1 >= budget)
+            challenger_runs = [t for t in state.runs[state.challenger] if t.number >= since]
+            verdict = decide(challenger_runs, [t for t in state.runs[state.incumbent] if t.number >= since], maximize,
+                             exhausted=exhausted, chosen=state.triggers, noise=pooled_spread(state.runs, chosen=state.triggers))
+            if verdict == "promote" and limit_risk(state.runs[state.challenger], state.runs, objective) is not None:
+                state.risky.add(state.challenger)  # too near a limit to trust on its next run
+                verdict = "drop"
             if verdict == "promote":
                 state.promotions.append((state.incumbent, state.challenger))
                 state.incumbent = state.challenger
             if verdict != "more":
                 state.challenger = None
-                _next_from_waiting(state, trial.number, maximize)
+                _next_from_waiting(state, trial.number, maximize, reruns, budget, tried)
     return state
 
 
-def _next_from_waiting(state: RaceState, number: int, maximize: bool) -> None:
+def _next_from_waiting(state: RaceState, number: int, maximize: bool, spent: int = 0, budget: int | None = None,
+                       tried: int = 1) -> None:
     """Start a race with the best waiting run still ahead of every run of the incumbent (its re-run goes first)."""
     if state.incumbent is None:
         state.waiting.clear()
         return
     state.waiting.pop(state.incumbent, None)
-    ahead = [t for t in state.waiting.values() if _beats(t.value, state.runs[state.incumbent], maximize)]
+    ahead = [t for t in state.waiting.values()
+             if _beats(t.value, state.runs[state.incumbent], maximize) and config_key(t.config) not in state.risky]
     state.waiting = {config_key(t.config): t for t in ahead}
     if not ahead:
         return
     best = max(ahead, key=lambda t: t.value) if maximize else min(ahead, key=lambda t: t.value)
-    key = config_key(best.config)
-    del state.waiting[key]
-    state.challenger, state.since = key, number + 1  # the race's runs start after this one
-    state.triggers.add(best.number)
+    _start(state, best, number + 1, spent, budget, maximize, tried)  # the race's runs start after this one
 
 
 def _better(value: float, other: float, maximize: bool) -> bool:
@@ -216,7 +389,7 @@ def _fallback(state: RaceState, objective: Objective) -> str | None:
     """The best feasible config by the conservative median of its runs, when the incumbent broke a limit."""
     sign = objective.sign()
     ranked = [(statistics.median_high([sign * t.value for t in runs]), key)
-              for key, runs in state.runs.items() if runs and key not in state.broken]
+              for key, runs in state.runs.items() if runs and key not in state.broken and key not in state.risky]
     return min(ranked)[1] if ranked else None
 
 
@@ -231,9 +404,9 @@ def next_rerun(trials: Sequence[Trial], objective: Objective, budget: int | None
     if state.challenger is None or state.incumbent is None:
         return None
     reruns = sum(t.source == INTENSIFY for t in trials)
-    limit, race_limit = rerun_limits(budget, len(trials))
+    limit, _ = rerun_limits(budget, len(trials))
     in_this_race = sum(t.source == INTENSIFY for t in trials if t.number >= state.since)
-    if reruns + 1 > limit or in_this_race + 1 > race_limit:
+    if reruns + 1 > limit or (budget is not None and in_this_race + 1 > state.cap):
         return None
     race = {state.challenger, state.incumbent}
     if any(t.state == TrialState.RUNNING and config_key(t.config) in race for t in trials):
@@ -255,4 +428,5 @@ def incumbent_trial(trials: Sequence[Trial], objective: Objective, budget: int |
     return next(t for t in runs if sign * t.value == worse_half)
 
 
-__all__ = ["INTENSIFY", "MAX_PAIRS", "MIN_PAIRS", "RaceState", "SHARE", "decide", "incumbent_trial", "next_rerun", "race_state", "rerun_limits"]
+__all__ = ["INTENSIFY", "MAX_PAIRS", "MIN_PAIRS", "RESERVE", "RaceState", "SHARE", "decide", "incumbent_trial", "limit_risk", "next_rerun",
+           "pooled_spread", "race_state", "rerun_limits"]
