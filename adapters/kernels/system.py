@@ -29,6 +29,7 @@ from autosys_adapters.kernels.runner import KernelFailed, run_spec
 from autosys.core.fidelity import Fidelity, Predictor, stamp
 from autosys.core.space import Bool, Categorical, Config, Constraint, InvalidConfig, Int, Ordinal, Space
 from autosys.core.system import Measurement, Objective, System, SystemUnavailable
+from autosys.core.monitor import Monitor, host_monitors
 
 OPS = {"matmul": 3, "conv2d": 7}
 
@@ -219,15 +220,18 @@ class KernelSchedule(System):
             "env": {"OMP_WAIT_POLICY": self.omp_wait.upper()},
         }
 
-    def measure_sources(self, sources: dict[str, str], numpy: bool = False, repeats: int | None = None) -> dict[str, dict]:
-        """Time several kernels (and numpy) interleaved; name -> report.
+    def measure_sources(self, sources: dict[str, str], numpy: bool = False, repeats: int | None = None,
+                        flags: dict[str, Sequence[str]] | None = None) -> dict[str, dict]:
+        """Time several kernels (and numpy) interleaved; name -> report. `flags`: compiler flags of
+        named kernels that need their own (a library to link: adapters/kernels/onednn.py).
 
         With one thread everything shares one child process, in interleaved
         rounds. With several, numpy runs in child processes of its own that
         alternate with the C kernels' (OpenBLAS and OpenMP thread pools in one
         process spin against each other), and the samples are pooled.
         """
-        kernels = [{"name": name, "kind": "c", "source": src} for name, src in sources.items()]
+        kernels = [{"name": name, "kind": "c", "source": src, **({"flags": list(flags[name])} if flags and name in flags else {})}
+                   for name, src in sources.items()]
         numpy_kernel = {"name": "numpy", "kind": "numpy"}
         deadline = self.timeout * max(1, len(kernels) + numpy)
         if not numpy or self.threads == 1:
@@ -265,6 +269,11 @@ class KernelSchedule(System):
             return float(model.predict_gflops(self.op, self.shape, [clean], self.threads)[0])
 
         return predict
+
+    def monitors(self) -> list[Monitor]:
+        """The host and this process: CPU (compiler and runner children included once they exit), context
+        switches, page faults, memory. Hardware perf counters are not read (usually not readable unprivileged)."""
+        return host_monitors()
 
     def evaluate(self, config: Config, fidelity: int | None = None) -> Measurement:
         repeats = self.resolve_fidelity(fidelity)

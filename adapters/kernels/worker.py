@@ -8,7 +8,7 @@ parent (`autosys_adapters.kernels.runner`) turns it into a failed or timed-out t
 Spec keys: op ("matmul" | "conv2d"), shape, threads, repeats, warmup,
 min_sample_s, compile_timeout, max_seconds (timing budget per kernel, which cuts the rounds of
 slow kernels), seed, cache_dir, flags, check (bool), and kernels: a list of
-{"name", "kind": "c" | "numpy", "source"} measured interleaved in rounds, so
+{"name", "kind": "c" | "numpy", "source", optional "flags" (e.g. to link a library)} measured interleaved in rounds, so
 ratios between them come from the same run.
 """
 
@@ -83,7 +83,7 @@ def _runner(kernel: dict[str, Any], op: str, a, b, c, spec) -> tuple[Callable[[]
     from autosys_adapters.kernels.compile import DEFAULT_FLAGS, compile_source
 
     built = compile_source(
-        kernel["source"], spec.get("cache_dir"), tuple(spec.get("flags") or DEFAULT_FLAGS),
+        kernel["source"], spec.get("cache_dir"), tuple(kernel.get("flags") or spec.get("flags") or DEFAULT_FLAGS),
         timeout=float(spec.get("compile_timeout", 60.0)),
     )
     info.update(compile_s=built.seconds, cached=built.cached, library=str(built.path))

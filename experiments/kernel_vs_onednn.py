@@ -1,0 +1,188 @@
+"""Tuned conv2d vs oneDNN on every distinct convolution of ResNet-50 (batch 1), beside the CPU's peak.
+
+    .venv/bin/python experiments/kernel_vs_onednn.py [--quick] [--budget 30] [--threads 1,2] [--layers NAME,...]
+
+For each distinct conv layer of ResNet-50 at 224x224, batch 1 (issue 22):
+  * a study of `--budget` trials (default tuner) over the generated direct
+    conv2d's schedules (adapters/kernels/codegen.py);
+  * the best schedule, oneDNN (Debian's libdnnl, called from C:
+    adapters/kernels/onednn.py) with NCHW tensors, with NHWC activations and
+    with its preferred blocked layout, and im2col + OpenBLAS (numpy), measured
+    interleaved in one process, every result checked against a float64
+    reference, at each thread count;
+  * the ratio tuned / best oneDNN layout in GFLOP/s (>= 0.9 is the target),
+    and every number beside the measured fp32 peak (adapters/kernels/peak.py).
+
+The generated kernel computes stride-1, unpadded convolutions. A padded
+stride-1 layer is the same problem on an input padded once ahead (both
+sides get the padded input); stride-2 layers are outside the schedule space
+today and are listed as such, with no ratio: they count against the target.
+One-thread times are this thread's CPU time; two-thread times are wall time.
+
+Writes experiments/results/kernel_vs_onednn.csv and .png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from autosys_adapters.kernels import onednn  # noqa: E402
+from autosys_adapters.kernels.peak import peak  # noqa: E402
+from autosys_adapters.kernels.runner import KernelFailed  # noqa: E402
+from autosys_adapters.kernels.system import KernelSchedule  # noqa: E402
+from autosys.run.study import Study  # noqa: E402
+
+RESULTS = ROOT / "experiments" / "results"
+
+#: ResNet-50 v1.5 (torchvision) conv layers at 224x224, batch 1: name -> (C, H_in, K, kernel, stride, pad);
+#: repeated blocks share shapes, so each distinct shape appears once
+RESNET50 = {
+    "conv1": (3, 224, 64, 7, 2, 3),
+    "l1.1x1a": (64, 56, 64, 1, 1, 0), "l1.3x3": (64, 56, 64, 3, 1, 1), "l1.1x1b": (64, 56, 256, 1, 1, 0),
+    "l1.1x1c": (256, 56, 64, 1, 1, 0),
+    "l2.1x1a": (256, 56, 128, 1, 1, 0), "l2.3x3s2": (128, 56, 128, 3, 2, 1), "l2.1x1b": (128, 28, 512, 1, 1, 0),
+    "l2.down": (256, 56, 512, 1, 2, 0), "l2.1x1c": (512, 28, 128, 1, 1, 0), "l2.3x3": (128, 28, 128, 3, 1, 1),
+    "l3.1x1a": (512, 28, 256, 1, 1, 0), "l3.3x3s2": (256, 28, 256, 3, 2, 1), "l3.1x1b": (256, 14, 1024, 1, 1, 0),
+    "l3.down": (512, 28, 1024, 1, 2, 0), "l3.1x1c": (1024, 14, 256, 1, 1, 0), "l3.3x3": (256, 14, 256, 3, 1, 1),
+    "l4.1x1a": (1024, 14, 512, 1, 1, 0), "l4.3x3s2": (512, 14, 512, 3, 2, 1), "l4.1x1b": (512, 7, 2048, 1, 1, 0),
+    "l4.down": (1024, 14, 2048, 1, 2, 0), "l4.1x1c": (2048, 7, 512, 1, 1, 0), "l4.3x3": (512, 7, 512, 3, 1, 1),
+}
+
+
+def valid_shape(c: int, h: int, k: int, r: int, pad: int) -> tuple[int, ...]:
+    """The stride-1 layer as the unpadded problem the kernels compute: N,C,H,W,K,R,S on the padded input."""
+    return (1, c, h + 2 * pad, h + 2 * pad, k, r, r)
+
+
+def tune(shape: tuple[int, ...], threads: int, budget: int, seed: int, work: Path) -> dict:
+    system = KernelSchedule(op="conv2d", shape=",".join(map(str, shape)), threads=threads, repeats=3)
+    directory = work / f"study-{'x'.join(map(str, shape))}-t{threads}"
+    if directory.exists():
+        shutil.rmtree(directory)
+    study = Study.create(directory, system, budget=budget, seed=seed).run()
+    best = dict(study.best.config)
+    study.close()
+    return best
+
+
+def compare(shape: tuple[int, ...], config: dict, threads: int, repeats: int) -> dict[str, dict]:
+    system = KernelSchedule(op="conv2d", shape=",".join(map(str, shape)), threads=threads, repeats=repeats)
+    sources = {"tuned": system.source(config)}
+    flags = {}
+    for layout in onednn.LAYOUTS:
+        sources[f"onednn-{layout}"] = onednn.conv_source(shape, layout)
+        flags[f"onednn-{layout}"] = onednn.FLAGS
+    return system.measure_sources(sources, numpy=True, flags=flags)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--budget", type=int, default=30)
+    parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--layers", default="", help="comma-separated layer names (default: all)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="two layers, 6 trials: checks the pipeline, not the claim")
+    args = parser.parse_args(argv)
+    why = onednn.available()
+    if why:
+        sys.exit(f"kernel_vs_onednn: {why}")
+    layers = [n for n in (args.layers.split(",") if args.layers else RESNET50)]
+    if args.quick:
+        layers, args.budget, args.repeats = ["l4.3x3", "l4.down"], min(args.budget, 6), 3
+    threads_list = [int(t) for t in args.threads.split(",")]
+    ceiling = peak()
+    print(f"peak (measured, one core, {ceiling.isa}): {ceiling.gflops_per_core:.1f} GFLOP/s "
+          f"({ceiling.flops_per_cycle:.1f} flops/cycle at the nominal {ceiling.nominal_mhz:.0f} MHz)", flush=True)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="autosys-onednn-") as tmp:
+        for name in layers:
+            c, h, k, r, stride, pad = RESNET50[name]
+            for threads in threads_list:
+                row = {"layer": name, "C": c, "H": h, "K": k, "kernel": r, "stride": stride, "pad": pad,
+                       "threads": threads, "peak_gflops": ceiling.gflops(threads)}
+                if stride != 1:
+                    rows.append({**row, "note": "stride 2: outside the schedule space (stride-1 kernels only)"})
+                    print(f"  {name} t{threads}: stride {stride}, not in the schedule space", flush=True)
+                    continue
+                shape = valid_shape(c, h, k, r, pad)
+                start = time.perf_counter()
+                try:
+                    best = tune(shape, threads, args.budget, args.seed, Path(tmp))
+                    report = compare(shape, best, threads, args.repeats)
+                except KernelFailed as exc:
+                    rows.append({**row, "note": f"failed: {exc}"[:200]})
+                    continue
+                gflops = {n: r_.get("gflops", math.nan) for n, r_ in report.items()}
+                best_dnnl = max(gflops[f"onednn-{lay}"] for lay in onednn.LAYOUTS)
+                row.update({f"{n}_gflops": v for n, v in gflops.items()})
+                row.update(tuned_vs_onednn=gflops["tuned"] / best_dnnl, tuned_vs_onednn_nchw=gflops["tuned"] / gflops["onednn-nchw"],
+                           tuned_share_of_peak=gflops["tuned"] / ceiling.gflops(threads),
+                           onednn_share_of_peak=best_dnnl / ceiling.gflops(threads),
+                           max_err_ratio=max(r_.get("err_ratio", 0.0) or 0.0 for r_ in report.values()),
+                           seconds=time.perf_counter() - start, note="")
+                rows.append(row)
+                print(f"  {name} t{threads}: tuned {gflops['tuned']:.1f}, oneDNN best {best_dnnl:.1f} "
+                      f"(nchw {gflops['onednn-nchw']:.1f}), im2col+BLAS {gflops.get('numpy', math.nan):.1f} GFLOP/s; "
+                      f"ratio {row['tuned_vs_onednn']:.2f}; peak {ceiling.gflops(threads):.0f}", flush=True)
+    frame = pd.DataFrame(rows)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    suffix = "_quick" if args.quick else ""
+    frame.to_csv(RESULTS / f"kernel_vs_onednn{suffix}.csv", index=False)
+    summarize(frame)
+    plot(frame, RESULTS / f"kernel_vs_onednn{suffix}.png")
+
+
+def summarize(frame: pd.DataFrame) -> None:
+    pd.set_option("display.width", 220)
+    cols = [c for c in ("layer", "threads", "tuned_gflops", "onednn-nchw_gflops", "onednn-nhwc_gflops", "onednn-any_gflops",
+                        "numpy_gflops", "peak_gflops", "tuned_vs_onednn", "note") if c in frame]
+    print(frame[cols].round(2).to_string(index=False))
+    for threads, rows in frame.groupby("threads"):
+        ratios = rows["tuned_vs_onednn"] if "tuned_vs_onednn" in rows else pd.Series(dtype=float)
+        met = int((ratios >= 0.9).sum())
+        finite = ratios.dropna()
+        geo = float(np.exp(np.log(finite).mean())) if len(finite) else math.nan
+        print(f"threads {threads}: tuned >= 0.9x oneDNN on {met}/{len(rows)} distinct shapes (target: two thirds); "
+              f"geometric mean ratio over the {len(finite)} measured: {geo:.2f}")
+
+
+def plot(frame: pd.DataFrame, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if "tuned_gflops" not in frame:
+        return
+    groups = list(frame.groupby("threads"))
+    fig, axes = plt.subplots(len(groups), 1, figsize=(12, 3.5 * len(groups)), squeeze=False)
+    for ax, (threads, rows) in zip(axes[:, 0], groups):
+        x = np.arange(len(rows))
+        series = [("tuned", "tuned_gflops"), ("oneDNN nchw", "onednn-nchw_gflops"), ("oneDNN blocked", "onednn-any_gflops"),
+                  ("im2col+BLAS", "numpy_gflops")]
+        for i, (label, col) in enumerate(series):
+            ax.bar(x + (i - 1.5) * 0.2, rows[col].fillna(0), width=0.2, label=label)
+        ax.axhline(rows["peak_gflops"].iloc[0], color="black", ls="--", lw=1, label="measured peak")
+        ax.set_xticks(x, rows["layer"], rotation=45, fontsize=7)
+        ax.set_ylabel("GFLOP/s")
+        ax.set_title(f"ResNet-50 conv layers, batch 1, {threads} thread(s)")
+        ax.legend(fontsize=7, ncol=5)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+if __name__ == "__main__":
+    main()
