@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import random
 import sys
 import tempfile
@@ -168,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     plot(df, RESULTS / "page_policy_speed_table.png")
 
     print(f"\n{len(tr):,}-request zipf(0.8) trace, {tr.n_obj:,} pages, cache {cap:,} pages; {args.rounds} interleaved "
-          "rounds; CPU time of this process on a shared, loaded 2-core machine (nice 10)")
+          f"rounds; CPU time of this process on this machine (load average: {os.getloadavg()[0]:.1f} at the end)")
     print(f"{'source':>11} {'policy':>14} {'M req/CPU-s':>11} {'sim only':>9} {'train s':>8} {'vs LRU (95% CI)':>24} "
           f"{'miss':>7}")
     for (source, name), g in df.groupby(["source", "policy"], sort=False):
