@@ -65,6 +65,8 @@ WORKLOAD_TYPES = {"sysbench-read-only": "oltp", "sysbench-read-write": "oltp", "
 
 def server_options(server: str, workload: str, args, **extra: Any) -> dict:
     options = {"workload": workload, "seconds": args.seconds, "warmup": args.warmup, "repeats": 1, **extra}
+    if args.knobs:
+        options["knobs"] = args.knobs
     if args.restart_command.get(server):
         options.update(allow_restart=True, restart_command=args.restart_command[server])
     return options
@@ -77,8 +79,10 @@ def expert_arm(system, workload: str) -> dict | None:
     except ImportError as exc:
         print(f"  expert rules unavailable: {exc}")
         return None
-    config = expert_config(system, WORKLOAD_TYPES.get(workload, "mixed"))
-    return system.space().complete({k: v for k, v in dict(config).items() if k in system.space().params})
+    expert = expert_config(system, WORKLOAD_TYPES.get(workload, "mixed"))
+    if expert.dropped:
+        print(f"  expert rules left out: {', '.join(sorted(expert.dropped))} (use --knobs all to measure more of them)")
+    return dict(expert.config)
 
 
 def tuned_arm(system, directory: Path, budget: int, seed: int) -> tuple[dict, float]:
@@ -110,71 +114,72 @@ def gain(arm: list[float], default: list[float], maximize: bool) -> dict:
 
 
 def run_pair(server: str, workload: str, args) -> list[dict]:
-    """All arms of one server and workload, measured in interleaved rounds."""
-    closed = make_system(server, server_options(server, workload, args))
-    closed.setup()
+    """All arms of one server and workload, measured in interleaved rounds.
+
+    One server object may tune a server at a time in a process, so the study's (durable) object is
+    torn down before measuring, and each round measures through a non-durable object (its space
+    holds every arm's config), first closed loop, then at the fixed offered load.
+    """
+    tuning = make_system(server, server_options(server, workload, args))
+    tuning.setup()
     try:
-        arms: dict[str, tuple[Any, dict]] = {"default": (closed, closed.default())}
-        expert = expert_arm(closed, workload)
+        arms: dict[str, dict] = {"default": tuning.default()}
+        expert = expert_arm(tuning, workload)
         if expert is not None:
-            arms["expert"] = (closed, expert)
+            arms["expert"] = expert
         study_dir = Path(args.work) / f"{server}-{workload}"
-        tuned, seconds = tuned_arm(closed, study_dir, args.budget, args.seed)
-        arms["autosys"] = (closed, tuned)
+        arms["autosys"], seconds = tuned_arm(tuning, study_dir, args.budget, args.seed)
         print(f"  {server} {workload}: {args.budget}-trial study took {seconds:.0f} s", flush=True)
         if args.long_budget:
-            long_best, _ = tuned_arm(closed, study_dir.with_name(study_dir.name + "-long"), args.long_budget, args.seed + 1)
-            arms["long study"] = (closed, long_best)
-        loose = make_system(server, server_options(server, workload, args, durable=False))
-        loose.setup()
-        knobs = {k: v for k, v in NON_DURABLE[server].items() if k in loose.space().params}
-        if knobs:
-            arms["non-durable"] = (loose, loose.space().complete({**loose.default(), **knobs}))
-        calibration = measure(closed, closed.default())["throughput"]
-        rate = max(1, int(args.rate_fraction * calibration))
-        paced = make_system(server, server_options(server, workload, args, rate=rate))
-        paced.setup()
-        samples = {name: {"throughput": [], "p99_ms": [], "checkpoints": []} for name in arms}
-        names = list(arms)
-        for round_ in range(args.rounds):
-            order = names[round_ % len(names):] + names[:round_ % len(names)]
-            for name in order:
-                system, config = arms[name]
-                tput = measure(system, config)
-                lat = measure(paced if system is closed else _paced_twin(system, rate, server, workload, args), config)
-                samples[name]["throughput"].append(tput["throughput"])
-                samples[name]["checkpoints"].append(tput["checkpoints"])
-                samples[name]["p99_ms"].append(lat["p99_ms"])
-            print(f"    round {round_ + 1}/{args.rounds}: " + ", ".join(
-                f"{n} {samples[n]['throughput'][-1]:.0f}/s p99 {samples[n]['p99_ms'][-1]:.1f} ms" for n in names), flush=True)
-        for system in (loose, paced):
-            system.teardown()
+            arms["long study"], _ = tuned_arm(tuning, study_dir.with_name(study_dir.name + "-long"), args.long_budget, args.seed + 1)
     finally:
-        closed.teardown()
+        tuning.teardown()
+
+    def measuring(**extra: Any):
+        system = make_system(server, server_options(server, workload, args, durable=False, **extra))
+        system.setup()
+        return system
+
+    system = measuring()
+    try:
+        space = system.space()
+        configs = {name: space.complete(config) for name, config in arms.items()}
+        knobs = {k: v for k, v in NON_DURABLE[server].items() if k in space.params}
+        if knobs:
+            configs["non-durable"] = space.complete({**system.default(), **knobs})
+        rate = max(1, int(args.rate_fraction * measure(system, configs["default"])["throughput"]))
+    finally:
+        system.teardown()
+    names = list(configs)
+    samples = {name: {"throughput": [], "p99_ms": [], "checkpoints": []} for name in names}
+    for round_ in range(args.rounds):
+        order = names[round_ % len(names):] + names[:round_ % len(names)]
+        for paced in (False, True):
+            system = measuring(rate=rate) if paced else measuring()
+            try:
+                for name in order:
+                    m = measure(system, configs[name])
+                    if paced:
+                        samples[name]["p99_ms"].append(m["p99_ms"])
+                    else:
+                        samples[name]["throughput"].append(m["throughput"])
+                        samples[name]["checkpoints"].append(m["checkpoints"])
+            finally:
+                system.teardown()
+        print(f"    round {round_ + 1}/{args.rounds}: " + ", ".join(
+            f"{n} {samples[n]['throughput'][-1]:.0f}/s p99 {samples[n]['p99_ms'][-1]:.1f} ms" for n in names), flush=True)
     rows = []
     base = samples["default"]
     for name in names:
-        s = samples[name]
-        t, p = gain(s["throughput"], base["throughput"], True), gain(s["p99_ms"], base["p99_ms"], False)
+        s_ = samples[name]
+        t, p = gain(s_["throughput"], base["throughput"], True), gain(s_["p99_ms"], base["p99_ms"], False)
+        checkpoints = np.asarray(s_["checkpoints"], dtype=float)
         rows.append({"server": server, "workload": workload, "arm": name, "rate": rate,
-                     "throughput": float(np.median(s["throughput"])), "p99_ms": float(np.median(s["p99_ms"])),
-                     "checkpoints_per_window": float(np.nanmedian(s["checkpoints"])) if np.isfinite(s["checkpoints"]).any() else math.nan,
+                     "throughput": float(np.median(s_["throughput"])), "p99_ms": float(np.median(s_["p99_ms"])),
+                     "checkpoints_per_window": float(np.nanmedian(checkpoints)) if np.isfinite(checkpoints).any() else math.nan,
                      **{f"tput_{k}": v for k, v in t.items()}, **{f"p99_{k}": v for k, v in p.items()},
-                     "config": " ".join(f"{k}={v}" for k, v in arms[name][1].items() if base and arms["default"][1].get(k) != v)})
+                     "config": " ".join(f"{k}={v}" for k, v in configs[name].items() if configs["default"].get(k) != v)})
     return rows
-
-
-_TWINS: dict = {}
-
-
-def _paced_twin(system, rate: int, server: str, workload: str, args):
-    """The open-loop twin of a non-default system object (the non-durable one), built once."""
-    key = (id(system), rate)
-    if key not in _TWINS:
-        twin = make_system(server, server_options(server, workload, args, rate=rate, durable=False))
-        twin.setup()
-        _TWINS[key] = twin
-    return _TWINS[key]
 
 
 def headroom(frame: pd.DataFrame) -> pd.DataFrame:
@@ -227,6 +232,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=float, default=60.0)
     parser.add_argument("--rate-fraction", type=float, default=0.7)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--knobs", default="", help="the servers' knobs option: empty = the curated set, all = the catalogue")
     parser.add_argument("--pg-restart-command", default="")
     parser.add_argument("--mysql-restart-command", default="")
     parser.add_argument("--work", default="/tmp/autosys-db-servers")
@@ -256,8 +262,6 @@ def main(argv: list[str] | None = None) -> None:
     print(frame[["server", "workload", "arm", "throughput", "tput_ratio", "tput_low", "tput_high", "p99_ms",
                  "p99_ratio", "p99_low", "p99_high", "checkpoints_per_window"]].round(3).to_string(index=False))
     print(room.round(3).to_string(index=False))
-    for system in _TWINS.values():
-        system.teardown()
 
 
 if __name__ == "__main__":
