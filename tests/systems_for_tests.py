@@ -73,3 +73,36 @@ class Sleepy(System):
         with self.log.open("a") as f:
             f.write(f"end {tag} {os.getpid()}\n")
         return Measurement({"score": math.sin(10 * config["x"]) + config["k"] / 100})
+
+
+# (read share, optimum x, best mode): "a1" and "a2" are alike; "b" is not
+WORKLOADS = {"a1": (0.5, 0.80, "q"), "a2": (0.55, 0.78, "q"), "b": (0.95, 0.15, "r")}
+
+
+class Shop(System):
+    """A deterministic stand-in whose signature (metrics) and optimum depend on its workload (workload mapping, the knowledge base)."""
+
+    name = "shop"
+
+    def __init__(self, workload: str = "a1", seed: int = 0):
+        self.workload = workload
+
+    def space(self):
+        return Space([Float("x", 0.0, 1.0, default=0.5), Categorical("mode", ("p", "q", "r"), default="p")])
+
+    @property
+    def objective(self):
+        return Objective("throughput", "maximize")
+
+    def evaluate(self, config):
+        reads, opt, mode = WORKLOADS[self.workload]
+        speed = 1000 * (1 + 4 * math.exp(-((config["x"] - opt) ** 2) / 0.01)) * (2.0 if config["mode"] == mode else 1.0)
+        return Measurement(
+            {
+                "throughput": speed,
+                "rows_read_per_op": 10 * reads,
+                "rows_written_per_op": 10 * (1 - reads),
+                "wal_bytes_per_op": 4000 * (1 - reads),
+                "cache_hit_ratio": 0.9 + 0.05 * reads,
+            }
+        )

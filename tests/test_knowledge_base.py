@@ -4,7 +4,6 @@ error for a corrupt file, concurrent writers on PostgreSQL, and `tune`'s warm st
 from __future__ import annotations
 
 import json
-import math
 import os
 import signal
 import sqlite3
@@ -20,7 +19,6 @@ from typer.testing import CliRunner
 from autosys.cli import kb as kb_cli
 from autosys.cli.main import app as main_app
 from autosys.core.space import Categorical, Float, Space
-from autosys.core.system import Measurement, Objective, System
 from autosys.core.trial import Trial, TrialState
 from autosys.learn.host import host_distance, host_fingerprint
 from autosys.learn.knowledge import (
@@ -29,35 +27,12 @@ from autosys.learn.knowledge import (
 from autosys.learn.mapping import nearest, workload_distance
 from autosys.run.study import Study, open_study
 from tests.knowledge_entries import make_entry as _entry
+from tests.systems_for_tests import Shop
 
 ROOT = Path(__file__).resolve().parents[1]
-SHOP = "tests.test_knowledge_base:Shop"
+SHOP = "tests.systems_for_tests:Shop"
 PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
 
-# (read share, optimum x, best mode): "a1" and "a2" are alike; "b" is not
-WORKLOADS = {"a1": (0.5, 0.80, "q"), "a2": (0.55, 0.78, "q"), "b": (0.95, 0.15, "r")}
-
-
-class Shop(System):
-    """A deterministic stand-in whose metrics and optimum depend on its workload."""
-
-    name = "shop"
-
-    def __init__(self, workload: str = "a1", seed: int = 0):
-        self.workload = workload
-
-    def space(self):
-        return Space([Float("x", 0.0, 1.0, default=0.5), Categorical("mode", ("p", "q", "r"), default="p")])
-
-    @property
-    def objective(self):
-        return Objective("throughput", "maximize")
-
-    def evaluate(self, config):
-        reads, opt, mode = WORKLOADS[self.workload]
-        speed = 1000 * (1 + 4 * math.exp(-((config["x"] - opt) ** 2) / 0.01)) * (2.0 if config["mode"] == mode else 1.0)
-        return Measurement({"throughput": speed, "rows_read_per_op": 10 * reads, "rows_written_per_op": 10 * (1 - reads),
-                            "cache_hit_ratio": 0.9 + 0.05 * reads})
 
 
 def _study(directory: Path, workload: str, budget: int = 12, seed: int = 7) -> Path:

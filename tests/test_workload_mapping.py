@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 
 from autosys.analysis.workload_mapping import (
@@ -15,41 +13,8 @@ from autosys.analysis.workload_mapping import (
     warm_start,
     warm_start_pairs,
 )
-from autosys.core.space import Categorical, Float, Space
 from autosys.run.study import Study
-from autosys.core.system import Measurement, Objective, System
-
-# (read share, optimum x, best mode): "a1" and "a2" are alike; "b" is not
-WORKLOADS = {"a1": (0.5, 0.80, "q"), "a2": (0.55, 0.78, "q"), "b": (0.95, 0.15, "r")}
-
-
-class Shop(System):
-    """A deterministic stand-in whose signature and optimum depend on its workload."""
-
-    name = "shop"
-
-    def __init__(self, workload: str = "a1", seed: int = 0):
-        self.workload = workload
-
-    def space(self):
-        return Space([Float("x", 0.0, 1.0, default=0.5), Categorical("mode", ("p", "q", "r"), default="p")])
-
-    @property
-    def objective(self):
-        return Objective("throughput", "maximize")
-
-    def evaluate(self, config):
-        reads, opt, mode = WORKLOADS[self.workload]
-        speed = 1000 * (1 + 4 * math.exp(-((config["x"] - opt) ** 2) / 0.01)) * (2.0 if config["mode"] == mode else 1.0)
-        return Measurement(
-            {
-                "throughput": speed,
-                "rows_read_per_op": 10 * reads,
-                "rows_written_per_op": 10 * (1 - reads),
-                "wal_bytes_per_op": 4000 * (1 - reads),
-                "cache_hit_ratio": 0.9 + 0.05 * reads,
-            }
-        )
+from tests.systems_for_tests import Shop
 
 
 @pytest.fixture()
@@ -67,7 +32,7 @@ def test_signature_keeps_only_finite_workload_metrics():
 def test_nearest_maps_to_the_similar_workload(kb):
     assert len(kb.records) == 2
     query = characterize(Shop("a2"))
-    (distance, record), = kb.nearest(query, system=Shop().spec.name)  # stored as tests.test_workload_mapping:Shop
+    (distance, record), = kb.nearest(query, system=Shop().spec.name)  # stored as tests.systems_for_tests:Shop
     assert record.workload == "a1"
     far = kb.nearest(characterize(Shop("b")), k=2)
     assert far[0][1].workload == "b" and far[0][0] < far[1][0]
