@@ -20,6 +20,19 @@ def l_init(prev, nxt, s):
 
 
 @njit(cache=True, inline="always")
+def sieve_victim(prev, nxt, visited, hand, s):
+    """SIEVE's eviction: from the hand (the oldest entry when it is at the sentinel) towards the front,
+    clearing visited bits, to the first unvisited entry; returns (victim, the hand's next position)."""
+    o = hand if hand != s else prev[s]
+    while visited[o]:
+        visited[o] = False
+        o = prev[o]
+        if o == s:
+            o = prev[s]
+    return o, prev[o]
+
+
+@njit(cache=True, inline="always")
 def l_push_front(prev, nxt, s, x):
     first = nxt[s]
     nxt[x] = first

@@ -21,6 +21,7 @@ from autosys_adapters.pagecache._lists import (
     l_init,
     l_push_front,
     l_remove,
+    sieve_victim,
 )
 
 
@@ -407,13 +408,7 @@ def sieve(ids, n_obj, cap):
             continue
         miss[t] = 1
         if size >= cap:
-            o = hand if hand != s else prev[s]
-            while visited[o]:
-                visited[o] = False
-                o = prev[o]
-                if o == s:
-                    o = prev[s]
-            hand = prev[o]
+            o, hand = sieve_victim(prev, nxt, visited, hand, s)
             l_remove(prev, nxt, o)
             inc[o] = False
             size -= 1

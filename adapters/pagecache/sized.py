@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from autosys_adapters.pagecache._lists import h_push, h_remove, h_update, l_back, l_init, l_push_front, l_remove
+from autosys_adapters.pagecache._lists import h_push, h_remove, h_update, l_back, l_init, l_push_front, l_remove, sieve_victim
 
 SIZED_POLICIES = ("lru", "fifo", "sieve", "s3fifo", "belady")
 NEVER = np.iinfo(np.int64).max // 4  # "no next request" for Belady
@@ -80,13 +80,7 @@ def _sieve_run(ids, sizes, cap, prev, nxt, inc, visited, osize, sc, out):
         if z > cap:
             continue
         while used + z > cap:
-            o = hand if hand != s else prev[s]
-            while visited[o]:
-                visited[o] = False
-                o = prev[o]
-                if o == s:
-                    o = prev[s]
-            hand = prev[o]
+            o, hand = sieve_victim(prev, nxt, visited, hand, s)
             l_remove(prev, nxt, o)
             inc[o] = False
             used -= osize[o]
