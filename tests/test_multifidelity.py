@@ -12,7 +12,7 @@ from autosys.core.fidelity import Fidelity, stamp
 from autosys.core.space import Float, Space
 from autosys.core.system import Measurement, Objective, System
 from autosys.core.trial import Result, TrialState
-from autosys.run.multifidelity import MultiFidelity, MultiFidelityError, calibrate
+from autosys.run.multifidelity import MultiFidelity, MultiFidelityError, calibrate, config_rung_values
 from autosys.run.study import Study, StudyError
 from autosys.run.specs import SpecError, validate_spec
 from autosys.tuners.random_search import RandomSearch
@@ -84,6 +84,24 @@ def test_promotion_keeps_the_best_one_in_eta_of_a_rung():
     peers = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
     assert [mf.promote(v, peers, "minimize") for v in peers] == [True, True, False, False, False, False]
     assert [mf.promote(v, peers, "maximize") for v in peers] == [False, False, False, False, True, True]
+
+
+def test_a_rung_ranks_configs_by_the_median_of_their_runs_not_by_one_noisy_run():
+    # throughput (maximize): config "fast" measured 2M twice, then one 0.3M run preempted on a loaded host
+    events = [{"trial": 1, "rung": 0, "value": 2.0e6, "key": "fast"}, {"trial": 2, "rung": 0, "value": 2.1e6, "key": "fast"},
+              {"trial": 3, "rung": 0, "value": 1.0e6, "key": "mid"}, {"trial": 4, "rung": 0, "value": 1.1e6, "key": "mid"},
+              {"trial": 5, "rung": 0, "value": 0.5e6, "key": "slow"}, {"trial": 6, "rung": 0, "value": 0.2e6, "key": "slower"},
+              {"trial": 7, "rung": 0, "value": 0.3e6, "key": "fast"}, {"trial": 8, "rung": 1, "value": 9.0, "key": "fast"}]
+    mf = MultiFidelity(eta=3)
+    standing, peers = config_rung_values(events, 0, "fast")
+    assert standing == 2.0e6 and sorted(peers) == [0.2e6, 0.5e6, 1.05e6, 2.0e6]  # one value per config, at rung 0 only
+    assert mf.promote(standing, peers, "maximize")
+    per_run = [e["value"] for e in events if e["rung"] == 0]
+    assert not mf.promote(0.3e6, per_run, "maximize")  # ranked by its latest run alone it was pruned
+    standing, peers = config_rung_values(events, 0, "slow")
+    assert not mf.promote(standing, peers, "maximize")
+    old = [{"trial": 1, "rung": 0, "value": 5.0}, {"trial": 2, "rung": 0, "value": 5.0}]  # records from before keys
+    assert config_rung_values(old, 0, "trial-2") == (5.0, [5.0, 5.0])
 
 
 def test_brackets_start_trials_at_successive_rungs():

@@ -4,7 +4,9 @@ A study given a `MultiFidelity` runs each tuner proposal in stages, from a
 low rung of the system's declared fidelity (autosys/core/fidelity.py: fewer
 operations, a sampled trace, fewer queries or repeats) up to full fidelity.
 After each stage the trial's value (an *intermediate value*) is compared with
-every value measured at that rung so far, by any trial of the study: it goes
+every value measured at that rung so far, by any trial of the study (per
+config: the median of each config's runs there, so a config proposed again is
+ranked by all its runs, not by its latest): it goes
 on to the next rung only when it is in the best `1/eta` of them
 (asynchronous successive halving, ASHA: Li et al., 2020; the rule Optuna's
 SuccessiveHalvingPruner and SMAC3's Hyperband apply). A trial that stops early
@@ -119,6 +121,24 @@ def rung_values(events: Iterable[Mapping[str, Any]], rung: int) -> list[float]:
     return [float(e["value"]) for e in events if e.get("rung") == rung and e.get("value") is not None]
 
 
+def config_rung_values(events: Iterable[Mapping[str, Any]], rung: int, key: str) -> tuple[float, list[float]]:
+    """(the median of config `key`'s values at `rung`, the median of every config's values there): its standing.
+
+    Ranked by config, not by run: a tuner that proposes one config again and
+    again (a small categorical space) would otherwise fill a rung with copies
+    of it, and one noisy short run of a good config (a 1 ms window preempted
+    on a loaded host) would prune it although its earlier runs there ranked
+    first. Records without a config key (studies from before) count as their
+    own config each.
+    """
+    by_config: dict[str, list[float]] = {}
+    for e in events:
+        if e.get("rung") == rung and e.get("value") is not None:
+            by_config.setdefault(str(e.get("key", f"trial-{e.get('trial')}")), []).append(float(e["value"]))
+    mine = median(by_config[key])
+    return mine, [median(values) for values in by_config.values()]
+
+
 def calibrate(value: float, rung: int, events: Sequence[Mapping[str, Any]], top: int) -> float:
     """`value` measured at `rung`, scaled to full fidelity by configs measured at both (median ratio; else unchanged).
 
@@ -141,4 +161,4 @@ def calibrate(value: float, rung: int, events: Sequence[Mapping[str, Any]], top:
     return value + median(full - low for low, full in both)
 
 
-__all__ = ["MultiFidelity", "MultiFidelityError", "calibrate", "rung_values"]
+__all__ = ["MultiFidelity", "MultiFidelityError", "calibrate", "config_rung_values", "rung_values"]

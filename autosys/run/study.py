@@ -47,12 +47,12 @@ from autosys.core.registry import make_system, rebuild_system
 from autosys.core.spec import redact_options
 from autosys.run.intensify import INTENSIFY, next_rerun
 from autosys.run.progress import log_trial
-from autosys.run.multifidelity import MultiFidelity, MultiFidelityError, calibrate, rung_values
+from autosys.run.multifidelity import MultiFidelity, MultiFidelityError, calibrate, config_rung_values
 from autosys.run.selection import (
     CONFIRM, ConfigRuns, best_trial, gain_over_default, next_to_confirm, root_choices, runs_of,
 )
 from autosys.run.specs import validate_spec
-from autosys.core.space import ALLOW_ALL, InvalidConfig
+from autosys.core.space import ALLOW_ALL, InvalidConfig, config_key
 from autosys.storage import SQLiteStorage, Storage, StorageError, open_storage, storage_exists
 from autosys.core.system import Objective, System
 from autosys.core.trial import Trial, TrialState
@@ -517,19 +517,20 @@ class Study:
             return outcome
         top = len(self.rungs) - 1
         fidelity = self.rungs[stage]
+        key = config_key(record.config)
         self.storage.add_event(INTERMEDIATE, {"trial": record.number, "rung": stage, "fidelity": fidelity,
-                                              "value": outcome.value})
+                                              "value": outcome.value, "key": key})
         record.info.setdefault("intermediate", []).append({"rung": stage, "fidelity": fidelity, "value": outcome.value})
         outcome.info["intermediate"] = record.info["intermediate"]
         if stage == top:
             return outcome
         events = [body for _, _, body in self.storage.events(INTERMEDIATE)]
-        peers = rung_values(events, stage)
-        if self.multifidelity.promote(outcome.value, peers, self.objective.direction):
+        standing, peers = config_rung_values(events, stage, key)
+        if self.multifidelity.promote(standing, peers, self.objective.direction):
             return None
         outcome.state = TrialState.PRUNED
         outcome.info["pruned"] = (f"stopped at rung {stage + 1} of {top + 1} (fidelity {fidelity:g} of {self.rungs[-1]:g}): "
-                                  f"not in the best 1/{self.multifidelity.eta:g} of the {len(peers)} values there")
+                                  f"not in the best 1/{self.multifidelity.eta:g} of the {len(peers)} configs measured there")
         outcome.info["told_value"] = calibrate(outcome.value, stage, events, top)
         return outcome
 
