@@ -182,9 +182,10 @@ def test_kv_honours_operations_and_rebuilding_knobs_say_so():
     assert space["engine"].apply_cost == "rebuild" and space["sqlite_page_size"].apply_cost == "rebuild"
     assert space["sqlite_synchronous"].apply_cost == "none"
     with system:
-        low = system.evaluate({"engine": "dict"}, fidelity=50)
+        assert system.fidelity().min == 640 // 9
+        low = system.evaluate({"engine": "dict"}, fidelity=100)
         full = system.evaluate({"engine": "dict"})
-    assert _work(low) == 50 == low.metrics["operations_done"] and _work(full) == 640
+    assert _work(low) == 100 == low.metrics["operations_done"] and _work(full) == 640
 
 
 def test_page_policy_sampled_and_prefix_fidelities_simulate_fewer_requests():
