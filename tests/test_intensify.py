@@ -392,3 +392,25 @@ def test_an_incumbent_running_near_a_limit_gives_way_to_a_config_with_room():
     # with nothing safer to fall back on, it stays the incumbent
     state = race_state([trials[0], trials[3]], objective, budget=30)
     assert state.configs[state.incumbent] == base
+
+
+def test_a_race_between_configs_that_need_a_restart_to_switch_runs_in_abba_blocks():
+    """C I I C C I ...: every pair adjacent, half the switches; without a costly switch the turns alternate."""
+    objective = Objective("ms", "minimize")
+    base, fast = {"kind": "base"}, {"kind": "fast"}
+    restart = lambda a, b: a["kind"] != b["kind"]  # noqa: E731
+    trials = [run_of(0, base, 1.0, "default"), run_of(1, fast, 0.7, "random")]
+    sequence = []
+    for number in range(2, 8):
+        config = next_rerun(trials, objective, 40, restart)
+        sequence.append(config["kind"])
+        trials.append(run_of(number, config, (0.9 + 0.2 * (number % 2)) if config == base else (0.95 + 0.1 * (number % 3 == 0))))  # undecided
+        if race_state(trials, objective, 40).challenger is None:
+            break
+    assert sequence[:5] == ["base", "base", "fast", "fast", "base"], sequence
+    switches = sum(a != b for a, b in zip(["fast", *sequence], sequence))
+    assert switches <= (len(sequence) + 1) // 2
+    plain = [run_of(0, base, 1.0, "default"), run_of(1, fast, 0.7, "random"), run_of(2, base, 1.0)]
+    assert next_rerun(plain, objective, 40) == fast and next_rerun(plain, objective, 40, lambda a, b: False) == fast
+    assert next_rerun(plain, objective, 40, restart) == base  # even: the one that ran last runs again
+    assert next_rerun(plain + [run_of(3, base, 1.1)], objective, 40, restart) == fast  # uneven: the one behind

@@ -82,7 +82,7 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 from scipy import stats
@@ -393,12 +393,21 @@ def _fallback(state: RaceState, objective: Objective) -> str | None:
     return min(ranked)[1] if ranked else None
 
 
-def next_rerun(trials: Sequence[Trial], objective: Objective, budget: int | None) -> Config | None:
+def next_rerun(trials: Sequence[Trial], objective: Objective, budget: int | None,
+               costly_switch: Callable[[Config, Config], bool] | None = None) -> Config | None:
     """The config of the next re-run, or None: no race running, or the re-run share of the budget spent.
 
-    Incumbent and challenger take turns, incumbent first after the
+    Incumbent and challenger take turns, the incumbent first after the
     challenger's own run (a waiting challenger's re-run first: its own run is
-    not in the race); runs still in progress count as taken.
+    not in the race). When switching between the two is costly
+    (`costly_switch(incumbent, challenger)`: they differ in a knob that needs
+    a restart or a rebuild), the turns go in ABBA order instead: once the two
+    are even, the config that ran last runs again (C I I C C I I ...). Every
+    pair is still two adjacent runs and a linear drift still cancels, but the
+    config changes every second run: half the restarts (ABAB made a
+    cost-aware PostgreSQL study restart on every re-run). ABBA is not the
+    default because a race may be decided after any pair, and a run that
+    opens a block then goes unpaired. Runs still in progress count as taken.
     """
     state = race_state(trials, objective, budget)
     if state.challenger is None or state.incumbent is None:
@@ -411,9 +420,14 @@ def next_rerun(trials: Sequence[Trial], objective: Objective, budget: int | None
     race = {state.challenger, state.incumbent}
     if any(t.state == TrialState.RUNNING and config_key(t.config) in race for t in trials):
         return None  # decide on the run in progress before scheduling more (the tuner fills a free worker)
-    in_race = [config_key(t.config) for t in trials if t.number >= state.since]
-    if in_race.count(state.incumbent) < in_race.count(state.challenger):
-        return state.configs[state.incumbent]
+    in_race = [config_key(t.config) for t in sorted(trials, key=lambda t: t.number) if t.number >= state.since]
+    ran = {key: in_race.count(key) for key in race}
+    if ran[state.incumbent] != ran[state.challenger]:
+        behind = state.incumbent if ran[state.incumbent] < ran[state.challenger] else state.challenger
+        return state.configs[behind]
+    if costly_switch is not None and costly_switch(state.configs[state.incumbent], state.configs[state.challenger]):
+        last = next((key for key in reversed(in_race) if key in race), state.challenger)
+        return state.configs[last]
     return state.configs[state.challenger]
 
 

@@ -534,6 +534,14 @@ class Study:
         outcome.info["told_value"] = calibrate(outcome.value, stage, events, top)
         return outcome
 
+    def _costly_switch(self, a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+        """Whether going from config `a` to `b` changes a knob that needs a restart or a rebuild."""
+        if getattr(self, "_apply_costs", None) is None:
+            self._apply_costs = self.system.space().apply_costs()  # a server's space reads its catalogue: once
+        costs = self._apply_costs
+        return any(costs.get(name, "none") in ("restart", "rebuild") and a.get(name) != b.get(name)
+                   for name in set(a) | set(b))
+
     def _out_of_time(self, start: float) -> bool:
         return self.budget.seconds is not None and time.monotonic() - start >= self.budget.seconds
 
@@ -554,7 +562,7 @@ class Study:
                 if config is not None:  # nothing feasible yet: keep searching instead
                     return self.storage.claim_trial(Trial(number=-1, config=config, source=CONFIRM, seed=self.spec["seed"]))
             if self.spec.get("intensify", False):
-                config = next_rerun(self.storage.trials(), self.objective, self.budget.trials)
+                config = next_rerun(self.storage.trials(), self.objective, self.budget.trials, self._costly_switch)
                 if config is not None:  # a re-run of a race: told to the tuner like the default (_tell_baseline)
                     return self.storage.claim_trial(Trial(number=-1, config=config, source=INTENSIFY, seed=self.spec["seed"]))
             proposal = self.tuner.ask()
