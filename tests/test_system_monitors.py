@@ -48,6 +48,12 @@ def test_postgres_monitor_counts_commits_as_rates():
     assert reading["xact_commit_per_s"] > 0
     assert 0 <= reading["cache_hit_ratio"] <= 1 or reading["cache_hit_ratio"] != reading["cache_hit_ratio"]
     assert "buffers_alloc_per_s" in reading
+    # a trial's database that does not exist yet (copied from a template in its first second): no error,
+    # the server-wide counters only
+    early = PostgresMonitor(database="autosys_not_created_yet")
+    first = early.sample()
+    early.close()
+    assert "buffers_alloc_per_s" in first and "xact_commit_per_s" not in first and "cache_hit_ratio" not in first
 
 
 def test_rocksdb_monitor_reads_properties(tmp_path):

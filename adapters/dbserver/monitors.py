@@ -60,15 +60,17 @@ class PostgresMonitor(Monitor):
         with self._conn.cursor() as cur:
             cur.execute(f"SELECT {', '.join(_PG_DATABASE)} FROM pg_stat_database WHERE datname = %s", (self.database,))
             row = cur.fetchone()
-            if row is None:
-                raise SystemUnavailable(f"no database {self.database!r} in pg_stat_database")
             cur.execute(f"SELECT {', '.join(_PG_BGWRITER)} FROM pg_stat_bgwriter")
             bg = cur.fetchone()
+        # a trial's database may not exist yet (a benchmark database is copied from its template in the trial's
+        # first second): the server-wide counters are still read, the database's are left out of that sample
+        names = (_PG_DATABASE if row is not None else ()) + _PG_BGWRITER
         out: dict[str, float] = {}
-        for name, value in zip(_PG_DATABASE + _PG_BGWRITER, tuple(row) + tuple(bg)):
+        for name, value in zip(names, (tuple(row) if row is not None else ()) + tuple(bg)):
             out[f"{name}_per_s"] = self._rates(name, float(value or 0), now)
-        reads, hits = out["blks_read_per_s"], out["blks_hit_per_s"]
-        out["cache_hit_ratio"] = hits / (hits + reads) if hits + reads > 0 else float("nan")
+        if row is not None:
+            reads, hits = out["blks_read_per_s"], out["blks_hit_per_s"]
+            out["cache_hit_ratio"] = hits / (hits + reads) if hits + reads > 0 else float("nan")
         return out
 
     def close(self) -> None:
