@@ -46,16 +46,31 @@ class PostgresMonitor(Monitor):
 
     def __init__(self, url: str = "postgresql://postgres@127.0.0.1:5432/postgres", database: str | None = None,
                  connect_timeout: float = 3.0):
-        import psycopg
-
-        try:
-            self._conn = psycopg.connect(url, autocommit=True, connect_timeout=max(int(connect_timeout), 1))
-        except psycopg.OperationalError as exc:
-            raise SystemUnavailable(f"cannot reach PostgreSQL at {url}: {exc}".strip()) from None
+        self._url, self._timeout = url, max(int(connect_timeout), 1)
+        self._conn = self._connect()
         self.database = database or self._conn.info.dbname
         self._rates = Rates()
 
+    def _connect(self):
+        import psycopg
+
+        try:
+            return psycopg.connect(self._url, autocommit=True, connect_timeout=self._timeout)
+        except psycopg.OperationalError as exc:
+            raise SystemUnavailable(f"cannot reach PostgreSQL at {self._url}: {exc}".strip()) from None
+
     def sample(self) -> dict[str, float]:
+        import psycopg
+
+        try:
+            return self._sample()
+        except psycopg.OperationalError:  # the server restarted (a restart knob changed): one new connection
+            self._conn.close()
+            self._conn = self._connect()
+            self._rates = Rates()  # counters may have been reset: no rate across the restart
+            return self._sample()
+
+    def _sample(self) -> dict[str, float]:
         now = time.monotonic()
         with self._conn.cursor() as cur:
             cur.execute(f"SELECT {', '.join(_PG_DATABASE)} FROM pg_stat_database WHERE datname = %s", (self.database,))
