@@ -18,7 +18,9 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from autosys_adapters.kernels.features import feature_vector
+from autosys_adapters.kernels.shapes import parse_shape
 from autosys_adapters.kernels.worker import flops
+from autosys.learn.loop import Learner
 
 
 @dataclass(frozen=True)
@@ -38,24 +40,50 @@ class KernelRecord:
 
 def records_from_study(directory: str | Path) -> list[KernelRecord]:
     """Completed trials of a stored `kernel` study as records (shape and op from its options)."""
-    from autosys_adapters.kernels.system import parse_shape
     from autosys.run.study import open_study
     from autosys.core.trial import TrialState
 
     storage, spec = open_study(directory)
     try:
-        options = spec.get("system_options", {})
-        op = options.get("op", "matmul")
-        shape = parse_shape(op, options.get("shape", "256,256,256"))
-        threads = int(options.get("threads", 1))
-        out = []
-        for trial in storage.trials((TrialState.COMPLETE,)):
-            gflops = trial.metrics.get("gflops", trial.value)
-            if gflops and math.isfinite(gflops) and gflops > 0:
-                out.append(KernelRecord(op, shape, dict(trial.config), float(gflops), threads))
-        return out
+        return _records(spec.get("system_options", {}),
+                        [(t.config, t.metrics, t.value) for t in storage.trials((TrialState.COMPLETE,))])
     finally:
         storage.close()
+
+
+def records_from_knowledge(study: Any) -> list[KernelRecord]:
+    """The same records from one knowledge-base study (`autosys.learn.knowledge.StoredStudy`, trials filled)."""
+    return _records(study.signature.get("options", {}),
+                    [(t.config, t.metrics, t.value) for t in study.trials if t.state == "complete"])
+
+
+def _records(options: Mapping[str, Any], trials: Iterable[tuple[Mapping, Mapping, float | None]]) -> list[KernelRecord]:
+    op = options.get("op", "matmul")
+    shape = parse_shape(op, options.get("shape", "256,256,256"))
+    threads = int(options.get("threads", 1))
+    out = []
+    for config, metrics, value in trials:
+        gflops = metrics.get("gflops", value)
+        if gflops and math.isfinite(gflops) and gflops > 0:
+            out.append(KernelRecord(op, tuple(shape), dict(config), float(gflops), threads))
+    return out
+
+
+class KernelCostLearner(Learner):
+    """The kernel cost model as a model of the learning loop (autosys/learn/loop.py): trained on every
+    `kernel` study in the knowledge base (any op, shape and thread count), retrained when one lands."""
+
+    name = "kernel-cost-model"
+    systems = ("kernel", "autosys_adapters.kernels.system:KernelSchedule")
+
+    def __init__(self, **options: Any):
+        self.options = options
+
+    def rows(self, study: Any) -> list[KernelRecord]:
+        return records_from_knowledge(study)
+
+    def fit(self, rows: list[KernelRecord]) -> "KernelCostModel":
+        return KernelCostModel(**self.options).fit(rows)
 
 
 class KernelCostModel:

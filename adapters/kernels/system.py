@@ -26,30 +26,11 @@ from autosys_adapters.kernels import codegen
 from autosys_adapters.kernels.cpu import VECTOR_REGS, cpu_info
 from autosys_adapters.kernels.features import feature_vector, schedule_features
 from autosys_adapters.kernels.runner import KernelFailed, run_spec
+from autosys_adapters.kernels.shapes import OPS, parse_shape
 from autosys.core.fidelity import Fidelity, Predictor, stamp
 from autosys.core.space import Bool, Categorical, Config, Constraint, InvalidConfig, Int, Ordinal, Space
 from autosys.core.system import Measurement, Objective, System, SystemUnavailable
 from autosys.core.monitor import Monitor, host_monitors
-
-OPS = {"matmul": 3, "conv2d": 7}
-
-
-def parse_shape(op: str, shape: str | Sequence[int]) -> tuple[int, ...]:
-    """'M,N,K' for matmul, 'N,C,H,W,K,R,S' for conv2d; every dimension a positive integer."""
-    if op not in OPS:
-        raise ValueError(f"unknown op {op!r}; choose one of: {', '.join(OPS)}")
-    parts = shape.replace("x", ",").split(",") if isinstance(shape, str) else list(shape)
-    try:
-        dims = tuple(int(str(p).strip()) for p in parts)
-    except ValueError:
-        raise ValueError(f"shape {shape!r} is not a comma-separated list of integers") from None
-    names = "M,N,K" if op == "matmul" else "N,C,H,W,K,R,S"
-    if len(dims) != OPS[op] or min(dims) < 1:
-        raise ValueError(f"{op} shape must be {OPS[op]} positive integers {names}, got {shape!r}")
-    if op == "conv2d" and (dims[5] > dims[2] or dims[6] > dims[3]):
-        raise ValueError(f"conv2d filter {dims[5]}x{dims[6]} is larger than the {dims[2]}x{dims[3]} input")
-    return dims
-
 
 def _fits_registers(rows: str, vecs: str):
     def check(config: Config) -> bool:
@@ -269,6 +250,13 @@ class KernelSchedule(System):
             return float(model.predict_gflops(self.op, self.shape, [clean], self.threads)[0])
 
         return predict
+
+    @classmethod
+    def learners(cls) -> list:
+        """The kernel cost model, trained by the learning loop on every stored kernel study (autosys/learn/loop.py)."""
+        from autosys_adapters.kernels.cost_model import KernelCostLearner
+
+        return [KernelCostLearner()]
 
     def monitors(self) -> list[Monitor]:
         """The host and this process: CPU (compiler and runner children included once they exit), context

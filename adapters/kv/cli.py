@@ -26,9 +26,12 @@ def _group() -> None:
 @recommend_app.command("kv")
 def kv(
     workload: str = typer.Option(..., "--workload", help="A workload preset name or a JSON/TOML workload file."),
-    training: List[Path] = typer.Option(
-        [], "--training", help=f"Training CSV or a directory of stored kv studies (repeatable) [default: {DEFAULT_TRAINING}]."
+    training: List[str] = typer.Option(
+        [], "--training", help="Training CSV, a directory of stored kv studies, or `kb`: the learning loop's model over "
+        f"the knowledge base's kv studies (repeatable) [default: kb when it holds kv studies, else {DEFAULT_TRAINING}]."
     ),
+    kb: Optional[str] = typer.Option(None, "--kb", help="The knowledge base for `--training kb` [default: AUTOSYS_KB, "
+                                     "else ~/.local/share/autosys/knowledge.db]."),
     memory_cap_mb: float = typer.Option(0.0, "--memory-cap-mb", help="Memory cap in MB (0 = the workload's own or none)."),
     disk_cap_mb: float = typer.Option(0.0, "--disk-cap-mb", help="Disk cap in MB (0 = the workload's own or none)."),
     top: int = typer.Option(3, "--top", help="How many configs to list."),
@@ -39,16 +42,24 @@ def kv(
     from autosys_adapters.kv.recommender import fit_from
     from autosys_adapters.kv.system import KVSelect
 
-    sources = list(training) or [DEFAULT_TRAINING]
     try:
         system = KVSelect(workload=workload, memory_cap_mb=memory_cap_mb, disk_cap_mb=disk_cap_mb, seed=seed)
-        for path in sources:
-            if not path.exists():
-                raise ValueError(
-                    f"no training data at {path}: run experiments/kv_training_data.py (or experiments/kv_select.py) first,"
-                    " or pass --training"
-                )
-        model = fit_from(sources, random_state=seed)
+        if list(training) in ([], ["kb"]):
+            model = _from_knowledge_base(kb, required=bool(training))
+            if model is None:
+                training = [str(DEFAULT_TRAINING)]
+        if training and list(training) != ["kb"]:
+            if "kb" in training:
+                raise ValueError("--training kb cannot be combined with files or directories")
+            sources = [Path(t) for t in training]
+            for path in sources:
+                if not path.exists():
+                    raise ValueError(
+                        f"no training data at {path}: run experiments/kv_training_data.py (or experiments/kv_select.py) first,"
+                        " or pass --training"
+                    )
+            model = fit_from(sources, random_state=seed)
+            typer.echo(f"trained on {', '.join(map(str, sources))}")
         recs = model.recommend(system.kv_workload, system.space(), k=top, seed=seed)
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -69,6 +80,29 @@ def kv(
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps({"workload": w.to_json(), "recommendations": recs}, indent=2))
+
+
+def _from_knowledge_base(location: Optional[str], required: bool):
+    """The learning loop's KV recommender over the knowledge base, or None (not `required`: none there, fall back)."""
+    from autosys.learn.knowledge import KnowledgeBaseError, default_location, is_off, open_knowledge_base
+    from autosys.learn.loop import LearningLoop, NoTrainingData
+    from autosys_adapters.kv.recommender import KVRecommenderLearner
+
+    where = location or default_location()
+    if is_off(where) or ("://" not in where and not Path(where).expanduser().exists()):
+        if required:
+            raise ValueError(f"no knowledge base at {where}: kv studies add themselves there when `autosys tune kv` finishes")
+        return None
+    try:
+        with open_knowledge_base(where, create=False) as base:
+            served = LearningLoop(base, [KVRecommenderLearner()]).model("kv-recommender")
+    except (KnowledgeBaseError, NoTrainingData) as exc:
+        if required:
+            raise ValueError(str(exc)) from None
+        return None
+    typer.echo(f"model kv-recommender version {served.version}: learned from {served.studies} kv studies "
+               f"({served.rows} trials) in the knowledge base {where}")
+    return served.model
 
 
 __all__ = ["recommend_app"]

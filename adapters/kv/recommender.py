@@ -25,9 +25,13 @@ import pandas as pd
 from autosys_adapters.kv.features import config_features, workload_features
 from autosys_adapters.kv.workloads import KVWorkload, load_kv_workload
 from autosys.core.space import Config, InvalidConfig, Space
+from autosys.learn.loop import Learner
 
 MB = 1 << 20
 CONFIG_PREFIX = "config."
+#: names a KV study's system is stored under (the registry name, the class path, and older paths)
+KV_SYSTEM_NAMES = ("kv", "autosys_adapters.kv.system:KVSelect", "adapters.kv.system:KVSelect",
+                   "adapters.kv_select:KVSelect", "KVSelect")
 
 
 # ----------------------------------------------------------------------------- training data
@@ -47,26 +51,35 @@ def rows_from_studies(root: str | Path, system_name: str = "kv") -> pd.DataFrame
     for file in sorted(Path(root).rglob(SQLiteStorage.FILENAME)):
         storage, spec = open_study(file.parent)
         try:
-            if spec.get("system") not in (system_name, "autosys_adapters.kv.system:KVSelect", "adapters.kv.system:KVSelect", "adapters.kv_select:KVSelect", "KVSelect"):
+            if spec.get("system") not in (system_name, *KV_SYSTEM_NAMES):
                 continue
-            workload = workload_from_options(spec.get("system_options", {}))
-            feats = workload_features(workload, int(spec.get("system_options", {}).get("seed", 0)))
-            for trial in storage.trials((TrialState.COMPLETE,)):
-                m = trial.metrics
-                if not all(k in m for k in ("throughput", "memory_bytes", "disk_bytes")):
-                    continue
-                row: dict[str, Any] = {"study": str(file.parent), "workload": workload.name, **feats}
-                row.update({CONFIG_PREFIX + k: v for k, v in trial.config.items()})
-                row.update(
-                    throughput=m["throughput"],
-                    memory_bytes=m["memory_bytes"],
-                    disk_bytes=m["disk_bytes"],
-                    feasible=trial.feasible,
-                )
-                rows.append(row)
+            trials = [(t.config, t.metrics, t.feasible) for t in storage.trials((TrialState.COMPLETE,))]
+            rows += _rows(str(file.parent), spec.get("system_options", {}), trials)
         finally:
             storage.close()
     return pd.DataFrame(rows)
+
+
+def rows_from_knowledge(study: Any) -> list[dict[str, Any]]:
+    """The same rows from one knowledge-base study (`autosys.learn.knowledge.StoredStudy`, trials filled)."""
+    trials = [(t.config, t.metrics, t.feasible) for t in study.trials if t.state == "complete"]
+    return _rows(f"kb:{study.uid}", study.signature.get("options", {}), trials)
+
+
+def _rows(study: str, options: Mapping[str, Any], trials: Iterable[tuple[Mapping, Mapping, bool]]) -> list[dict[str, Any]]:
+    """Training rows of one study: its workload's features beside each measured config."""
+    workload = workload_from_options(options)
+    feats = workload_features(workload, int(options.get("seed", 0)))
+    rows = []
+    for config, metrics, feasible in trials:
+        if not all(k in metrics for k in ("throughput", "memory_bytes", "disk_bytes")):
+            continue
+        row: dict[str, Any] = {"study": study, "workload": workload.name, **feats}
+        row.update({CONFIG_PREFIX + k: v for k, v in config.items()})
+        row.update(throughput=metrics["throughput"], memory_bytes=metrics["memory_bytes"],
+                   disk_bytes=metrics["disk_bytes"], feasible=bool(feasible))
+        rows.append(row)
+    return rows
 
 
 def workload_from_options(options: Mapping[str, Any]) -> KVWorkload:
@@ -260,6 +273,23 @@ class KVRecommender:
         return configs
 
 
+class KVRecommenderLearner(Learner):
+    """The KV recommender as a model of the learning loop (autosys/learn/loop.py): trained on every
+    `kv` study in the knowledge base, retrained when one lands."""
+
+    name = "kv-recommender"
+    systems = KV_SYSTEM_NAMES
+
+    def __init__(self, **options: Any):
+        self.options = options
+
+    def rows(self, study: Any) -> list[dict[str, Any]]:
+        return rows_from_knowledge(study)
+
+    def fit(self, rows: list[dict[str, Any]]) -> KVRecommender:
+        return KVRecommender(**self.options).fit(pd.DataFrame(rows))
+
+
 def fit_from(training: str | Path | pd.DataFrame | Iterable[str | Path], **kwargs: Any) -> KVRecommender:
     """A recommender fitted on a CSV file, a DataFrame, or study directories."""
     if isinstance(training, pd.DataFrame):
@@ -278,4 +308,5 @@ def fit_from(training: str | Path | pd.DataFrame | Iterable[str | Path], **kwarg
     return KVRecommender(**kwargs).fit(rows)
 
 
-__all__ = ["KVRecommender", "configs_of", "fit_from", "rows_from_studies", "workload_from_options"]
+__all__ = ["KV_SYSTEM_NAMES", "KVRecommender", "KVRecommenderLearner", "configs_of", "fit_from", "rows_from_knowledge",
+           "rows_from_studies", "workload_from_options"]

@@ -164,6 +164,13 @@ class KVSelect(System):
         full = len(self.prepared())
         return Fidelity("operations", "operations", min(full, max(50, full // 9)), full, unit="operations")
 
+    @classmethod
+    def learners(cls) -> list:
+        """The KV recommender, trained by the learning loop on every stored kv study (autosys/learn/loop.py)."""
+        from autosys_adapters.kv.recommender import KVRecommenderLearner
+
+        return [KVRecommenderLearner()]
+
     def monitors(self) -> list[Monitor]:
         """The host and this process, and the running trial's stores (LMDB meta, RocksDB files and events)."""
         return [*host_monitors(), KVStoreMonitor(lambda: self.attempt_dir or self.workdir)]

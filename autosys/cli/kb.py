@@ -4,6 +4,7 @@
     autosys kb show ID [--kb LOCATION]
     autosys kb add DIR... [--storage URL] [--kb LOCATION]
     autosys kb forget ID... [--kb LOCATION]
+    autosys kb models [--train] [--kb LOCATION]
 
 LOCATION is a file, a postgresql://USER@HOST/DB[?schema=NAME] URL, or "off";
 the default is AUTOSYS_KB, else ~/.local/share/autosys/knowledge.db
@@ -144,6 +145,49 @@ def show(
     for t in study.ranked()[:top]:
         table.add_row(str(t.number), t.source, _value(t.value), escape(str(t.config)))
     out(table)
+
+
+@app.command()
+def models(
+    train: bool = typer.Option(False, "--train", help="Fit each model now and say how long it took [default: only list]."),
+    kb: Optional[str] = typer.Option(None, "--kb", help=KB_HELP),
+) -> None:
+    """The learning loop's models (autosys/learn/loop.py): which system's studies each learns from, its data version."""
+    from autosys.core.registry import UnknownSystem
+    from autosys.learn.loop import LearningLoop, NoTrainingData
+
+    base = _open(kb, create=False)
+    if base is None:
+        console.print(f"the knowledge base {kb or default_location()} is empty: no model has data to learn from", highlight=False)
+        return
+    with base:
+        loop = LearningLoop(base)
+        try:
+            systems = sorted({s.system for s in base.studies()})
+        except KnowledgeBaseError as exc:
+            _fail(str(exc))
+            return
+        for system in systems:
+            try:
+                loop.register_system(system)
+            except (UnknownSystem, ValueError):
+                continue  # a study of a system not installed here (or stored under a path): nothing to train
+        if not loop.names:
+            console.print("no study in the knowledge base is of a system with a learned model (kv, kernel)", highlight=False)
+            return
+        table = Table(title=f"learning loop over {base.where}")
+        for column in ("model", "learns from", "data version", "studies", "rows", "fit"):
+            table.add_column(column, overflow="fold")
+        for name in loop.names:
+            version, studies, rows, fit = loop.version(name), "-", "-", "not fitted (--train)"
+            if train:
+                try:
+                    served = loop.model(name)
+                    studies, rows, fit = str(served.studies), str(served.rows), f"{served.fit_seconds:.2f} s"
+                except NoTrainingData as exc:
+                    fit = str(exc)
+            table.add_row(name, ", ".join(loop.systems_of(name)), version, studies, rows, fit)
+        console.print(table)
 
 
 @app.command()

@@ -225,6 +225,14 @@ class System(ABC):
         """Monitors that observe this system (see autosys.online.monitor)."""
         return []
 
+    @classmethod
+    def learners(cls) -> Sequence[Any]:
+        """Models the learning loop trains from this system's stored studies (`autosys.learn.loop.Learner`s).
+
+        A class method: the loop asks without building the system (which may connect to a server).
+        """
+        return ()
+
     # --- lifecycle: idempotent, so `with system:` is always safe
     def setup(self) -> None:
         """Prepare resources (databases, data sets). Called once before trials."""

@@ -222,8 +222,10 @@ def entry_from_study(
     return entry
 
 
-def add_study(study: Any, location: str | Path | None = None, *, origin: str | None = None) -> tuple[int, bool, str]:
-    """Add a finished study (a `Study`: spec, trials(), directory) to the knowledge base at `location`.
+def add_study(study: Any, location: "str | Path | KnowledgeBase | None" = None, *,
+              origin: str | None = None) -> tuple[int, bool, str]:
+    """Add a finished study (a `Study`: spec, trials(), directory) to the knowledge base at `location`
+    (or to an open `KnowledgeBase`, which stays open).
 
     Returns (its id, whether it replaced an earlier entry of the same study, where the base is).
     The host recorded is this one (the fsync latency of the study directory's file system).
@@ -236,6 +238,11 @@ def add_study(study: Any, location: str | Path | None = None, *, origin: str | N
         name=directory.name if directory is not None else str(study.spec.get("system", "")),
         origin=origin if origin is not None else (str(directory.resolve()) if directory is not None else ""),
     )
+    if isinstance(location, KnowledgeBase):
+        study_id, replaced = location.add(entry)
+        return study_id, replaced, location.where
+    if location is not None and not isinstance(location, (str, Path)):
+        raise TypeError(f"a knowledge base location is a path, a URL or a KnowledgeBase, not {type(location).__name__}")
     with open_knowledge_base(location) as base:
         study_id, replaced = base.add(entry)
         return study_id, replaced, base.where
