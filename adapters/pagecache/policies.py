@@ -6,6 +6,11 @@ with 1 where the request missed. Capacity counts objects (pages), which is the
 page-cache model; byte miss ratios weight the misses by request size.
 Every policy inserts the requested page on a miss (demand paging), so Belady's
 MIN without bypass is the optimum they are measured against.
+
+Where a policy has a libCacheSim counterpart the kernel follows it to the miss
+(tests/test_libcachesim_equality.py): ARC, 2Q and S3-FIFO size their queues in
+bytes there, so their kernels take the page size in bytes and reproduce
+libCacheSim's byte arithmetic (`queue_bytes` truncates as its C code does).
 """
 
 from __future__ import annotations
@@ -23,6 +28,22 @@ from autosys_adapters.pagecache._lists import (
     l_remove,
     sieve_victim,
 )
+
+DEFAULT_PAGE_BYTES = 4096
+
+
+def page_bytes(sizes: np.ndarray) -> int:
+    """The page size libCacheSim would see for a page trace: the request size if all are equal, else 4096."""
+    if len(sizes) and int(sizes.min()) == int(sizes.max()) and int(sizes[0]) > 0:
+        return int(sizes[0])
+    return DEFAULT_PAGE_BYTES
+
+
+def queue_bytes(cap: int, page: int, ratio: float) -> int:
+    """A queue's share of a cache of `cap` pages, in bytes, as libCacheSim computes it: (int64)(bytes * ratio)."""
+    if not ratio >= 0:
+        raise ValueError(f"a queue ratio must be non-negative, got {ratio}")
+    return int(float(int(cap) * int(page)) * float(ratio))
 
 
 @njit(cache=True)
@@ -176,8 +197,13 @@ def belady(ids, nxt_access, n_obj, cap):
 
 
 @njit(cache=True)
-def arc(ids, n_obj, cap):
-    """ARC (Megiddo & Modha 2003): T1/T2 resident, B1/B2 ghosts, adaptive target p."""
+def arc(ids, n_obj, cap, page):
+    """ARC (Megiddo & Modha 2003) as libCacheSim's ARC.c: T1/T2 resident, B1/B2 ghosts, adaptive target p.
+
+    libCacheSim keeps sizes and the target p in bytes and moves p by
+    max(|B2|/|B1|, 1) *bytes* per ghost hit, so with `page`-byte pages p moves
+    delta/page pages; `page=1` gives the published ARC (p moves delta pages).
+    """
     n = len(ids)
     miss = np.zeros(n, np.uint8)
     prev = np.empty(n_obj + 4, np.int32)
@@ -186,9 +212,9 @@ def arc(ids, n_obj, cap):
     for s in range(n_obj, n_obj + 4):
         l_init(prev, nxt, s)
     where = np.zeros(n_obj, np.int8)  # 0 none, 1 T1, 2 T2, 3 B1, 4 B2
-    cnt = np.zeros(4, np.int64)  # sizes of T1, T2, B1, B2
-    p = 0.0
-    c = cap
+    cnt = np.zeros(4, np.int64)  # pages in T1, T2, B1, B2
+    p = 0.0  # target size of T1, in bytes
+    c_bytes = float(cap) * page
     for t in range(n):
         x = ids[t]
         w = where[x]
@@ -200,53 +226,52 @@ def arc(ids, n_obj, cap):
             where[x] = 2
             continue
         miss[t] = 1
-        if w == 3 or w == 4:
-            if w == 3:
-                p = min(float(c), p + max(cnt[3] / cnt[2], 1.0))
-            else:
-                p = max(0.0, p - max(cnt[2] / cnt[3], 1.0))
+        ghost_hit = w == 3 or w == 4
+        if w == 3:
+            p = min(p + max(cnt[3] / cnt[2], 1.0), c_bytes)
+        elif w == 4:
+            p = max(p - max(cnt[2] / cnt[3], 1.0), 0.0)
+        if ghost_hit:
             l_remove(prev, nxt, x)
             cnt[w - 1] -= 1
             where[x] = 0
-            if cnt[0] + cnt[1] >= c:
-                _arc_replace(prev, nxt, where, cnt, T1, T2, B1, B2, p, w == 4)
-            l_push_front(prev, nxt, T2, x)
-            cnt[1] += 1
-            where[x] = 2
-            continue
-        # a page in no list
-        if cnt[0] + cnt[2] >= c:
-            if cnt[0] < c:
-                v = l_back(prev, B1)
-                l_remove(prev, nxt, v)
-                where[v] = 0
-                cnt[2] -= 1
-                if cnt[0] + cnt[1] >= c:
-                    _arc_replace(prev, nxt, where, cnt, T1, T2, B1, B2, p, False)
+        if cnt[0] + cnt[1] >= cap:  # full: one eviction makes room for one page
+            if ghost_hit:
+                _arc_replace(prev, nxt, where, cnt, T1, T2, B1, B2, p, page, w == 4)
+            elif cnt[0] + cnt[2] >= cap:  # |T1| + |B1| = c
+                if cnt[2] > 0:
+                    v = l_back(prev, B1)
+                    l_remove(prev, nxt, v)
+                    where[v] = 0
+                    cnt[2] -= 1
+                    _arc_replace(prev, nxt, where, cnt, T1, T2, B1, B2, p, page, False)
+                else:
+                    v = l_back(prev, T1)
+                    l_remove(prev, nxt, v)
+                    where[v] = 0
+                    cnt[0] -= 1
             else:
-                v = l_back(prev, T1)
-                l_remove(prev, nxt, v)
-                where[v] = 0
-                cnt[0] -= 1
-        else:
-            total = cnt[0] + cnt[1] + cnt[2] + cnt[3]
-            if total >= c:
-                if total >= 2 * c:
+                if cnt[0] + cnt[1] + cnt[2] + cnt[3] >= 2 * cap and cnt[3] > 0:
                     v = l_back(prev, B2)
                     l_remove(prev, nxt, v)
                     where[v] = 0
                     cnt[3] -= 1
-                if cnt[0] + cnt[1] >= c:
-                    _arc_replace(prev, nxt, where, cnt, T1, T2, B1, B2, p, False)
-        l_push_front(prev, nxt, T1, x)
-        cnt[0] += 1
-        where[x] = 1
+                _arc_replace(prev, nxt, where, cnt, T1, T2, B1, B2, p, page, False)
+        if ghost_hit:
+            l_push_front(prev, nxt, T2, x)
+            cnt[1] += 1
+            where[x] = 2
+        else:
+            l_push_front(prev, nxt, T1, x)
+            cnt[0] += 1
+            where[x] = 1
     return miss
 
 
 @njit(cache=True)
-def _arc_replace(prev, nxt, where, cnt, T1, T2, B1, B2, p, in_b2):
-    if cnt[0] > 0 and (cnt[0] > p or (in_b2 and cnt[0] == p) or cnt[1] == 0):
+def _arc_replace(prev, nxt, where, cnt, T1, T2, B1, B2, p, page, in_b2):
+    t1 = float(cnt[0] * page)
+    if (cnt[0] > 0 and (t1 > p or (t1 == p and in_b2))) or cnt[1] == 0:
         v = l_back(prev, T1)
         l_remove(prev, nxt, v)
         cnt[0] -= 1
@@ -263,8 +288,16 @@ def _arc_replace(prev, nxt, where, cnt, T1, T2, B1, B2, p, in_b2):
 
 
 @njit(cache=True)
-def two_q(ids, n_obj, cap, kin, kout):
-    """Full 2Q (Johnson & Shasha 1994): A1in FIFO of `kin` pages, A1out ghost FIFO of `kout` ids, Am LRU."""
+def two_q(ids, n_obj, cap, page, ain_bytes, aout_bytes):
+    """2Q (Johnson & Shasha 1994) as libCacheSim's TwoQ.c: A1in FIFO, A1out ghost FIFO, Am LRU.
+
+    Sizes are in bytes of `page`-byte pages, as libCacheSim sizes them: the
+    cache holds cap * page bytes; A1in may exceed `ain_bytes` (it is the
+    eviction victim only while it does); a page back from A1out enters Am,
+    which then evicts its own LRU page if it would exceed cap * page -
+    ain_bytes; A1out keeps `aout_bytes` of ids. A page larger than A1in
+    (ain_bytes < page) is never cached.
+    """
     n = len(ids)
     miss = np.zeros(n, np.uint8)
     prev = np.empty(n_obj + 3, np.int32)
@@ -273,40 +306,56 @@ def two_q(ids, n_obj, cap, kin, kout):
     for s in range(n_obj, n_obj + 3):
         l_init(prev, nxt, s)
     where = np.zeros(n_obj, np.int8)  # 0 none, 1 A1in, 2 A1out, 3 Am
+    cap_bytes = np.int64(cap) * page
+    am_bytes = cap_bytes - ain_bytes
     n_in = 0
     n_out = 0
     n_m = 0
     for t in range(n):
         x = ids[t]
         w = where[x]
+        if w == 1:
+            continue
         if w == 3:
             l_remove(prev, nxt, x)
             l_push_front(prev, nxt, AM, x)
             continue
-        if w == 1:
-            continue
         miss[t] = 1
-        if n_in + n_m >= cap:
-            if n_in > kin or (n_m == 0):
+        ghost_hit = w == 2
+        if ghost_hit:
+            l_remove(prev, nxt, x)
+            where[x] = 0
+            n_out -= 1
+        if page > ain_bytes or page > cap_bytes:
+            continue
+        while (n_in + n_m + 1) * page > cap_bytes:
+            if n_in * page > ain_bytes or n_m == 0:
                 v = l_back(prev, AIN)
                 l_remove(prev, nxt, v)
                 n_in -= 1
-                l_push_front(prev, nxt, AOUT, v)
-                where[v] = 2
-                n_out += 1
-                if n_out > kout:
-                    g = l_back(prev, AOUT)
-                    l_remove(prev, nxt, g)
-                    where[g] = 0
-                    n_out -= 1
+                where[v] = 0
+                if page <= aout_bytes:
+                    while (n_out + 1) * page > aout_bytes:
+                        g = l_back(prev, AOUT)
+                        l_remove(prev, nxt, g)
+                        where[g] = 0
+                        n_out -= 1
+                    l_push_front(prev, nxt, AOUT, v)
+                    where[v] = 2
+                    n_out += 1
             else:
                 v = l_back(prev, AM)
                 l_remove(prev, nxt, v)
                 where[v] = 0
                 n_m -= 1
-        if where[x] == 2:
-            l_remove(prev, nxt, x)
-            n_out -= 1
+        if ghost_hit:
+            if page > am_bytes:
+                continue
+            while (n_m + 1) * page > am_bytes:
+                v = l_back(prev, AM)
+                l_remove(prev, nxt, v)
+                where[v] = 0
+                n_m -= 1
             l_push_front(prev, nxt, AM, x)
             where[x] = 3
             n_m += 1
@@ -318,8 +367,19 @@ def two_q(ids, n_obj, cap, kin, kout):
 
 
 @njit(cache=True)
-def s3fifo(ids, n_obj, cap, small_size, ghost_size, move_threshold, max_freq):
-    """S3-FIFO (Yang et al. 2023): small FIFO S, main FIFO M with reinsertion, ghost FIFO G."""
+def s3fifo(ids, n_obj, cap, page, small_bytes, ghost_bytes, move_threshold, max_freq):
+    """S3-FIFO (Yang et al. 2023) as libCacheSim's S3FIFO.c: small FIFO S, main FIFO M with reinsertion, ghost FIFO G.
+
+    Sizes are in bytes of `page`-byte pages, as libCacheSim sizes them: S's
+    share is `small_bytes` of the cap * page bytes, G keeps `ghost_bytes` of ids.
+    A new page enters S (M if it is in G, or if S is full before the first
+    eviction); a hit adds one to its count. An eviction takes from M while M
+    is over its share (or S is empty), else from S: S's oldest page moves to
+    M if counted at least `move_threshold` times, else its id goes to G. M
+    reinserts a counted page with min(count, max_freq) - 1 (a 2-bit clock at
+    max_freq=3). A page as large as S (small_bytes <= page) is never cached
+    unless it comes back from G, which only S feeds: such a cache stays empty.
+    """
     n = len(ids)
     miss = np.zeros(n, np.uint8)
     prev = np.empty(n_obj + 3, np.int32)
@@ -329,62 +389,73 @@ def s3fifo(ids, n_obj, cap, small_size, ghost_size, move_threshold, max_freq):
         l_init(prev, nxt, s)
     where = np.zeros(n_obj, np.int8)  # 0 none, 1 S, 2 M, 3 G
     freq = np.zeros(n_obj, np.int32)
-    cnt = np.zeros(3, np.int64)
+    cap_bytes = np.int64(cap) * page
+    main_bytes = cap_bytes - small_bytes
+    n_s = 0
+    n_m = 0
+    n_g = 0
+    has_evicted = False
     for t in range(n):
         x = ids[t]
         w = where[x]
         if w == 1 or w == 2:
-            if freq[x] < max_freq:
+            if freq[x] < 1 << 30:
                 freq[x] += 1
             continue
         miss[t] = 1
-        while cnt[0] + cnt[1] >= cap:
-            if cnt[0] >= small_size or cnt[1] == 0:
-                # evict from S: promote pages seen often enough, ghost the rest
-                done = False
-                while not done and cnt[0] > 0:
+        ghost_hit = w == 3
+        if ghost_hit:  # a ghost hit forgets the ghost entry, then the page enters M
+            l_remove(prev, nxt, x)
+            where[x] = 0
+            n_g -= 1
+        if page > small_bytes or page > cap_bytes:
+            continue
+        while (n_s + n_m + 1) * page > cap_bytes:
+            has_evicted = True
+            if n_m * page > main_bytes or n_s == 0:
+                while n_m > 0:
+                    v = l_back(prev, M)
+                    l_remove(prev, nxt, v)
+                    if freq[v] >= 1:
+                        freq[v] = min(freq[v], max_freq) - 1
+                        l_push_front(prev, nxt, M, v)
+                    else:
+                        where[v] = 0
+                        n_m -= 1
+                        break
+            else:
+                while n_s > 0:
                     v = l_back(prev, S)
                     l_remove(prev, nxt, v)
-                    cnt[0] -= 1
+                    n_s -= 1
                     if freq[v] >= move_threshold:
                         l_push_front(prev, nxt, M, v)
                         where[v] = 2
                         freq[v] = 0
-                        cnt[1] += 1
+                        n_m += 1
                     else:
-                        l_push_front(prev, nxt, G, v)
-                        where[v] = 3
-                        cnt[2] += 1
-                        if cnt[2] > ghost_size:
-                            g = l_back(prev, G)
-                            l_remove(prev, nxt, g)
-                            where[g] = 0
-                            cnt[2] -= 1
-                        done = True
-                if done:
-                    continue
-            # evict from M: reinsert pages with frequency left, decrementing it
-            while cnt[1] > 0:
-                v = l_back(prev, M)
-                l_remove(prev, nxt, v)
-                if freq[v] > 0:
-                    freq[v] -= 1
-                    l_push_front(prev, nxt, M, v)
-                else:
-                    where[v] = 0
-                    cnt[1] -= 1
-                    break
+                        where[v] = 0
+                        if page <= ghost_bytes:
+                            while (n_g + 1) * page > ghost_bytes:
+                                g = l_back(prev, G)
+                                l_remove(prev, nxt, g)
+                                where[g] = 0
+                                n_g -= 1
+                            l_push_front(prev, nxt, G, v)
+                            where[v] = 3
+                            n_g += 1
+                        break
+        if not ghost_hit and page >= small_bytes:
+            continue  # libCacheSim admits no page as large as S (after evicting for it)
         freq[x] = 0
-        if w == 3:
-            l_remove(prev, nxt, x)
-            cnt[2] -= 1
+        if ghost_hit or (not has_evicted and n_s * page >= small_bytes):
             l_push_front(prev, nxt, M, x)
             where[x] = 2
-            cnt[1] += 1
+            n_m += 1
         else:
             l_push_front(prev, nxt, S, x)
             where[x] = 1
-            cnt[0] += 1
+            n_s += 1
     return miss
 
 

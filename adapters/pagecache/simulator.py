@@ -57,18 +57,20 @@ def _lfu(tr, cap, aging: bool = True, history: bool = False, **_):
     return P.lfu(tr.ids, tr.n_obj, cap, bool(aging), bool(history))
 
 
-def _arc(tr, cap, **_):
-    return P.arc(tr.ids, tr.n_obj, cap)
+def _arc(tr, cap, p_unit: int | None = None, **_):
+    # p_unit: bytes per unit of ARC's target p; libCacheSim's is the page size, 1 is the published ARC
+    return P.arc(tr.ids, tr.n_obj, cap, int(p_unit) if p_unit else P.page_bytes(tr.sizes))
 
 
 def _two_q(tr, cap, kin: float = 0.25, kout: float = 0.5, **_):
-    return P.two_q(tr.ids, tr.n_obj, cap, max(1, int(round(kin * cap))), max(1, int(round(kout * cap))))
+    page = P.page_bytes(tr.sizes)
+    return P.two_q(tr.ids, tr.n_obj, cap, page, P.queue_bytes(cap, page, kin), P.queue_bytes(cap, page, kout))
 
 
 def _s3fifo(tr, cap, small_ratio: float = 0.1, ghost_ratio: float = 0.9, move_threshold: int = 2, max_freq: int = 3, **_):
-    small = max(1, int(round(small_ratio * cap)))
-    ghost = max(1, int(round(ghost_ratio * cap)))
-    return P.s3fifo(tr.ids, tr.n_obj, cap, small, ghost, int(move_threshold), int(max_freq))
+    page = P.page_bytes(tr.sizes)
+    return P.s3fifo(tr.ids, tr.n_obj, cap, page, P.queue_bytes(cap, page, small_ratio), P.queue_bytes(cap, page, ghost_ratio),
+                    int(move_threshold), int(max_freq))
 
 
 def _sieve(tr, cap, **_):
