@@ -8,7 +8,9 @@ fresh random order each round), timing CPU seconds of this process
 (`time.process_time`: the machine is shared, so waiting for a core is not
 counted, but contention for caches and hyperthreads is). For the learned
 policies the CPU seconds of training (labelling, fitting, exporting the model)
-are reported apart from simulation (evictions and hits). libCacheSim's
+are reported apart from simulation (evictions and hits), with the number of
+model fits; `lrb_refit_always` is the LRB-style policy refitting at every
+check (`stale=0`, the first version's schedule). libCacheSim's
 numbers include reading its oracleGeneral trace file. The first LRB-style
 version (`learned.run_lrb_reference`) runs on a prefix only: it is slow.
 
@@ -47,20 +49,20 @@ LEARNED = {"lrb", "glcache"}
 
 
 def run_ours(tr, cap, name):
-    """(miss ratio, total CPU s, training CPU s or nan)."""
+    """(miss ratio, total CPU s, training CPU s or nan, model fits or nan)."""
     from autosys_adapters.pagecache.glcache import run_glcache_detailed
     from autosys_adapters.pagecache.lrb import run_lrb_detailed
     from autosys_adapters.pagecache.simulator import simulate
 
     t0 = time.process_time()
-    if name == "lrb":
-        r = run_lrb_detailed(tr, cap)
-        return float(r.miss.mean()), time.process_time() - t0, r.train_seconds
+    if name in ("lrb", "lrb_refit_always"):
+        r = run_lrb_detailed(tr, cap, **({"stale": 0.0} if name == "lrb_refit_always" else {}))
+        return float(r.miss.mean()), time.process_time() - t0, r.train_seconds, float(r.retrains)
     if name == "glcache":
         r = run_glcache_detailed(tr, cap)
-        return float(r.miss.mean()), time.process_time() - t0, r.train_seconds
+        return float(r.miss.mean()), time.process_time() - t0, r.train_seconds, float("nan")
     res = simulate(tr, cap, name)
-    return res.miss_ratio, time.process_time() - t0, float("nan")
+    return res.miss_ratio, time.process_time() - t0, float("nan"), float("nan")
 
 
 def run_lcs(lcs, path, cap, name):
@@ -130,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             print("libcachesim is not installed: its policies are left out", flush=True)
     tmp = Path(tempfile.mkdtemp())
     path = T.write_oracle_general(trace, tmp / "speed.oracleGeneral")
-    jobs = [("autosys", p) for p in OURS] + [("autosys", "lrb_reference")]
+    jobs = [("autosys", p) for p in OURS] + [("autosys", "lrb_refit_always"), ("autosys", "lrb_reference")]
     if lcs is not None:
         jobs += [("libcachesim", p) for p in LCS if hasattr(lcs, p)]
 
@@ -149,16 +151,18 @@ def main(argv: list[str] | None = None) -> int:
             if source == "autosys" and name == "lrb_reference":
                 t0 = time.process_time()
                 miss = run_lrb_reference(small, capacity_of(args.cache, small.n_obj))
-                mr, cpu, train, n = float(miss.mean()), time.process_time() - t0, float("nan"), len(small)
+                mr, cpu, n = float(miss.mean()), time.process_time() - t0, len(small)
+                train = fits = float("nan")
             elif source == "autosys":
-                (mr, cpu, train), n = run_ours(tr, cap, name), len(tr)
+                (mr, cpu, train, fits), n = run_ours(tr, cap, name), len(tr)
             else:
                 (mr, cpu, train), n = run_lcs(lcs, path, cap, name), len(tr)
+                fits = float("nan")
             rows.append(dict(round=rnd, source=source, policy=name, requests=n, cache_pages=cap, miss_ratio=mr,
-                             cpu_seconds=cpu, train_cpu_seconds=train,
+                             cpu_seconds=cpu, train_cpu_seconds=train, model_fits=fits,
                              simulate_cpu_seconds=cpu - train if train == train else cpu,
                              requests_per_cpu_second=n / cpu if cpu > 0 else float("inf")))
-            print(f"round {rnd} {source:>11} {name:>14}: {n / max(cpu, 1e-9) / 1e6:8.3f} M req/CPU-s  miss {mr:.4f}",
+            print(f"round {rnd} {source:>11} {name:>16}: {n / max(cpu, 1e-9) / 1e6:8.3f} M req/CPU-s  miss {mr:.4f}",
                   flush=True)
         gc.collect()
     df = pd.DataFrame(rows)
@@ -170,15 +174,15 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"\n{len(tr):,}-request zipf(0.8) trace, {tr.n_obj:,} pages, cache {cap:,} pages; {args.rounds} interleaved "
           f"rounds; CPU time of this process on this machine (load average: {os.getloadavg()[0]:.1f} at the end)")
-    print(f"{'source':>11} {'policy':>14} {'M req/CPU-s':>11} {'sim only':>9} {'train s':>8} {'vs LRU (95% CI)':>24} "
-          f"{'miss':>7}")
+    print(f"{'source':>11} {'policy':>16} {'M req/CPU-s':>11} {'sim only':>9} {'train s':>8} {'fits':>5} "
+          f"{'vs LRU (95% CI)':>24} {'miss':>7}")
     for (source, name), g in df.groupby(["source", "policy"], sort=False):
         sim_rps = g.requests / g.simulate_cpu_seconds
         gm, lo, hi = ci_ratio(g.vs_lru.to_numpy())
-        train = g.train_cpu_seconds.median()
-        print(f"{source:>11} {name:>14} {g.requests_per_cpu_second.median() / 1e6:11.3f} {sim_rps.median() / 1e6:9.3f} "
-              f"{'' if train != train else f'{train:8.2f}':>8} {f'{gm:.4f} [{lo:.4f}, {hi:.4f}]':>24} "
-              f"{g.miss_ratio.median():7.4f}")
+        train, fits = g.train_cpu_seconds.median(), g.model_fits.median()
+        print(f"{source:>11} {name:>16} {g.requests_per_cpu_second.median() / 1e6:11.3f} {sim_rps.median() / 1e6:9.3f} "
+              f"{'' if train != train else f'{train:8.2f}':>8} {'' if fits != fits else f'{fits:5.0f}':>5} "
+              f"{f'{gm:.4f} [{lo:.4f}, {hi:.4f}]':>24} {g.miss_ratio.median():7.4f}")
     return 0
 
 

@@ -8,9 +8,20 @@ import pytest
 pytest.importorskip("numba", reason="the page-cache simulator compiles its kernels with numba (pip install autosys-toolkit[compiled])")
 pytest.importorskip("sklearn", reason="the learned policies fit scikit-learn gradient boosting")
 
+from numba import njit  # noqa: E402
+
 from autosys_adapters.pagecache import traces as T  # noqa: E402
-from autosys_adapters.pagecache._lrb_kernels import node_age_limits, predict_until  # noqa: E402
+from autosys_adapters.pagecache._lrb_kernels import (  # noqa: E402
+    MISSING_CODE,
+    code_age_ends,
+    log_code,
+    log_codes,
+    predict_code_rows,
+    predict_coded,
+)
 from autosys_adapters.pagecache.gbdt_export import (  # noqa: E402
+    bit_predict_many,
+    bitvector,
     complete,
     complete_predict_many,
     flatten_hgb,
@@ -18,7 +29,7 @@ from autosys_adapters.pagecache.gbdt_export import (  # noqa: E402
 )
 from autosys_adapters.pagecache.gbdt_train import fit_complete_forest  # noqa: E402
 from autosys_adapters.pagecache.learned import run_lrb_reference  # noqa: E402
-from autosys_adapters.pagecache.lrb import run_lrb_detailed  # noqa: E402
+from autosys_adapters.pagecache.lrb import kernel_model, run_lrb_detailed  # noqa: E402
 from autosys_adapters.pagecache.simulator import PreparedTrace, capacity_of, simulate  # noqa: E402
 from autosys_adapters.pagecache.system import CHOICES, policy_space, simulator_args  # noqa: E402
 
@@ -85,22 +96,56 @@ def test_compiled_trainer_fits_as_well_as_sklearn(model):
         fit_complete_forest(X, y, depth=0)
 
 
-def test_cached_prediction_holds_for_every_age_up_to_its_limit(model):
-    full = complete(flatten_hgb(model))
-    node_lim = node_age_limits(full.feature, full.threshold)
-    idx = np.empty(full.feature.shape[0], np.int64)
+@njit(cache=False)
+def coded_prediction(age, fx, i, rows, masks, value, base, leaf_lim):
+    return predict_coded(log_code(age), fx, i, rows, masks, value, base, leaf_lim, np.empty(masks.shape[1], np.uint64))
+
+
+def test_bitvector_layout_predicts_exactly_what_the_trees_predict(model):
+    rng = np.random.default_rng(4)
+    X = rng.normal(scale=2.0, size=(5_000, 6))
+    for forest in (complete(flatten_hgb(model)), fit_complete_forest(X, X[:, 0] * X[:, 1], trees=7, depth=6, bins=32)):
+        probe = np.vstack([X, np.unique(forest.threshold[np.isfinite(forest.threshold)])[:, None].repeat(6, 1)])
+        ref = complete_predict_many(probe, *forest.arrays)  # includes inputs exactly at every threshold
+        np.testing.assert_array_equal(bit_predict_many(probe, *bitvector(forest, 6).arrays), ref)
+    with pytest.raises(ValueError, match="depth"):
+        bitvector(fit_complete_forest(X, X[:, 0], trees=1, depth=7), 6)
+
+
+def test_log_codes_are_monotone_bytes_and_exact_for_small_values():
+    v = np.arange(300_000, dtype=np.int64)
+    c = log_codes(v)
+    assert c.dtype == np.uint8 and np.all(np.diff(c.astype(int)) >= 0)
+    assert len(np.unique(c[:15])) == 15  # exact below 15
+    assert log_codes(np.array([2 ** 40]))[0] < MISSING_CODE  # a gap never seen stays above every real gap
+    ends = code_age_ends()
+    for code in np.unique(c)[:-1]:
+        assert c[ends[code]] <= code < c[ends[code] + 1]  # the last value of each code
+
+
+def test_coded_model_matches_the_trees_and_its_cached_predictions_hold_to_their_limit():
     rng = np.random.default_rng(2)
-    for _ in range(300):
-        f = rng.normal(size=6)
-        age = int(rng.integers(0, 50))
-        f[0] = np.log1p(age)
-        s, lim = predict_until(f, idx, *full.arrays, node_lim)
-        assert s == pytest.approx(model.predict(f[None])[0], abs=1e-12)
+    X = rng.integers(0, 240, size=(4_000, 6)).astype(np.float64)
+    y = np.log1p(X[:, 0]) + np.sin(X[:, 1] / 30) + 0.1 * rng.normal(size=4_000)
+    forest = fit_complete_forest(X, y, trees=12, depth=5, bins=16)
+    rows, masks, value, base, leaf_lim = kernel_model(forest, 6)
+    codes = rng.integers(0, 256, size=(3_000, 6)).astype(np.uint8)
+    np.testing.assert_array_equal(predict_code_rows(codes, rows, masks, value, base),
+                                  complete_predict_many(codes.astype(np.float64), *forest.arrays))
+    # the age limit: with the other codes fixed, the prediction is the same for every age up to it
+
+    def at_age(age, fx, i):
+        return coded_prediction(age, fx, i, rows, masks, value, base, leaf_lim)
+
+    fx = codes
+    for i in range(200):
+        age = int(rng.integers(0, 5_000))
+        s, lim = at_age(age, fx, i)
         assert lim >= age
-        for later in {age, min(lim, age + 1), min(lim, 10 ** 6), (age + min(lim, 10 ** 6)) // 2}:
-            g = f.copy()
-            g[0] = np.log1p(later)
-            assert predict_until(g, idx, *full.arrays, node_lim)[0] == s, (age, later, lim)
+        later = [a for a in (age + 1, (age + min(lim, 10 ** 7)) // 2, min(lim, 10 ** 7)) if a <= lim]
+        assert all(at_age(a, fx, i)[0] == s for a in later), (age, lim)
+        if lim < 10 ** 7:  # the limit is tight for at least one tree: one more and something may change
+            assert at_age(lim + 1, fx, i)[1] > lim
 
 
 # --------------------------------------------------------------------------- LRB
@@ -109,11 +154,55 @@ def test_cached_prediction_holds_for_every_age_up_to_its_limit(model):
 @pytest.mark.parametrize("trainer", ["numba", "sklearn"])
 def test_lrb_prediction_cache_changes_nothing(mixed, trainer):
     cap = capacity_of(0.1, mixed.n_obj)
-    cached = run_lrb_detailed(mixed, cap, retrain=5_000, trees=8, trainer=trainer)
-    full = run_lrb_detailed(mixed, cap, retrain=5_000, trees=8, trainer=trainer, cache_predictions=False)
-    assert cached.retrains >= 5
-    np.testing.assert_array_equal(cached.miss, full.miss)
-    assert cached.model_evaluations < full.model_evaluations / 3  # the cache is why it is fast
+    for knobs in ({"stale": 0.0}, {"train_rows": 1_000}):
+        cached = run_lrb_detailed(mixed, cap, retrain=5_000, trees=8, trainer=trainer, **knobs)
+        full = run_lrb_detailed(mixed, cap, retrain=5_000, trees=8, trainer=trainer, cache_predictions=False, **knobs)
+        assert cached.retrains >= (5 if knobs.get("stale") == 0.0 else 2)
+        np.testing.assert_array_equal(cached.miss, full.miss)
+        assert cached.model_evaluations < full.model_evaluations / 3  # the cache is why it is fast
+
+
+def test_lrb_refits_only_when_the_model_goes_stale():
+    tr = PreparedTrace.of(T.zipf(200_000, 20_000, 0.8, seed=4))  # stationary: one good model keeps working
+    cap = capacity_of(0.1, tr.n_obj)
+    every = run_lrb_detailed(tr, cap, retrain=5_000, stale=0.0)
+    adaptive = run_lrb_detailed(tr, cap, retrain=5_000)
+    capped = run_lrb_detailed(tr, cap, retrain=5_000, stale=1e9, max_skip=3)
+    first = every.checks - every.retrains + 1  # the first check with enough labelled samples fits
+    assert every.checks == adaptive.checks == 39 and first <= 3
+    assert adaptive.retrains <= every.retrains / 3
+    assert abs(adaptive.miss.mean() - every.miss.mean()) < 0.005
+    assert adaptive.train_seconds < every.train_seconds
+    assert capped.retrains == 1 + (every.checks - first) // 4  # the first fit, then one after every 3 skipped checks
+    # a phase change (a loop, then a zipf over other pages) makes the model stale: it refits and keeps up
+    shift = PreparedTrace.of(T.Trace(np.concatenate([np.tile(np.arange(3_000), 20),
+                                                     10_000 + T.zipf(60_000, 20_000, 0.8, seed=5).ids])))
+    frozen = run_lrb_detailed(shift, 2_000, retrain=5_000, stale=1e9, max_skip=100)
+    every = run_lrb_detailed(shift, 2_000, retrain=5_000, stale=0.0)
+    adaptive = run_lrb_detailed(shift, 2_000, retrain=5_000, max_skip=100)
+    assert frozen.retrains <= 2 < adaptive.retrains
+    assert adaptive.miss.mean() <= every.miss.mean() + 0.005 < frozen.miss.mean()
+
+
+def test_lrb_label_horizon_follows_the_cache_size():
+    # checks far more often than a page lives in the cache: with labels censored at the check interval every page
+    # looks never requested again and the model does worse than LRU; the default horizon (half the cache) fixes it
+    tr = PreparedTrace.of(T.zipf(150_000, 60_000, 0.8, seed=3))
+    cap = capacity_of(0.3, tr.n_obj)
+    lru = simulate(tr, cap, "lru").miss_ratio
+    short = run_lrb_detailed(tr, cap, retrain=1_000, horizon=1).miss.mean()  # horizon = the check interval
+    auto = run_lrb_detailed(tr, cap, retrain=1_000).miss.mean()
+    assert auto < lru - 0.02 and auto < short - 0.02
+
+
+def test_lrb_trains_on_a_row_sample():
+    tr = PreparedTrace.of(T.zipf(100_000, 10_000, 0.8, seed=6))
+    cap = capacity_of(0.1, tr.n_obj)
+    few = run_lrb_detailed(tr, cap, retrain=5_000, stale=0.0, train_rows=500)
+    allrows = run_lrb_detailed(tr, cap, retrain=5_000, stale=0.0)
+    np.testing.assert_array_equal(few.miss, run_lrb_detailed(tr, cap, retrain=5_000, stale=0.0, train_rows=500).miss)
+    assert few.train_seconds < allrows.train_seconds
+    assert few.miss.mean() < simulate(tr, cap, "lru").miss_ratio  # still learns
 
 
 def test_lrb_trains_and_beats_sampled_lru(mixed):
@@ -188,6 +277,9 @@ def test_glcache_learns_to_beat_group_fifo():
 def test_bad_knobs_are_refused(mixed):
     with pytest.raises(ValueError, match="sample"):
         simulate(mixed, 100, "lrb", sample=0)
+    for bad in ({"stale": -0.1}, {"train_rows": 50}, {"max_skip": -1}, {"depth": 7}, {"horizon": -5}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            simulate(mixed, 100, "lrb", **bad)
     with pytest.raises(ValueError, match="trainer"):
         simulate(mixed, 100, "lrb", retrain=5_000, trainer="xgboost")
     with pytest.raises(ValueError, match="groups"):

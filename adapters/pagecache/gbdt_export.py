@@ -7,6 +7,10 @@ eviction code can walk the trees without calling back into Python. Numeric
 splits only: a split sends x left when x[feature] <= threshold, as sklearn's
 predictor does for non-missing values (the simulator never feeds NaN).
 `forest_predict` equals `model.predict` up to the order of a float sum.
+Two layouts for evaluation: `CompleteForest` (every tree padded to full depth,
+walked level by level) and `BitForest` (QuickScorer: leaf bitmasks ANDed per
+feature, no data-dependent branch; several times faster inside the LRB-style
+policy, whose inputs are unpredictable).
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
 
 
 @dataclass(frozen=True)
@@ -196,4 +202,132 @@ def complete_predict_many(X, feature, threshold, value, base):
     idx = np.empty(feature.shape[0], np.int64)
     for r in range(X.shape[0]):
         out[r] = complete_predict(X[r], idx, feature, threshold, value, base)
+    return out
+
+
+# --------------------------------------------------------------------------- bitvector (QuickScorer) layout
+
+
+@intrinsic
+def trailing_zeros(typingctx, x):
+    """Index of the lowest set bit of a uint64 (64 for 0): one instruction (LLVM cttz)."""
+    sig = types.uint64(types.uint64)
+
+    def codegen(context, builder, signature, args):
+        return builder.cttz(args[0], ir.Constant(ir.IntType(1), 0))
+
+    return sig, codegen
+
+
+@dataclass(frozen=True)
+class BitForest:
+    """A CompleteForest of depth <= 6 in the QuickScorer layout (Lucchese et al., SIGIR 2015).
+
+    Each tree's leaves are the bits of a uint64 (bit b = b-th leaf from the
+    left). A split that sends x right ("false" node) rules out its left
+    subtree's leaves; the exit leaf is the lowest bit left standing after
+    clearing those of every false node. Per feature j the distinct split
+    thresholds are sorted, and row `offsets[j] + j + c` of `masks` is, per
+    tree, the AND of the masks of the nodes on j whose threshold is among the
+    c smallest: with c = #thresholds below x[j] (a branch-free binary search),
+    one row ANDed per feature gives every tree's exit leaf. No data-dependent
+    branches, so no mispredictions: several times faster than walking the
+    trees when inputs are unpredictable (evictions).
+    """
+
+    thresholds: np.ndarray  # float64: feature j's sorted distinct thresholds are thresholds[offsets[j]:offsets[j+1]]
+    offsets: np.ndarray  # int64 (n_features + 1,)
+    masks: np.ndarray  # uint64 (len(thresholds) + n_features, n_trees)
+    value: np.ndarray  # float64 (n_trees, n_leaves)
+    base: float
+
+    @property
+    def arrays(self) -> tuple:
+        """The positional arguments of `bit_predict` after the feature vector (and the scratch array)."""
+        return self.thresholds, self.offsets, self.masks, self.value, self.base
+
+
+def left_leaf_ranges(depth: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per internal node of a complete tree (heap order): its level and the first leaf and leaf count of its
+    left subtree."""
+    n_int = 2 ** depth - 1
+    node = np.arange(n_int)
+    level = np.floor(np.log2(node + 1)).astype(np.int64)
+    width = 2 ** (depth - level)  # leaves under the node
+    first = (node - (2 ** level - 1)) * width
+    return level, first, width // 2
+
+
+def bitvector(forest: CompleteForest, n_features: int) -> BitForest:
+    """The QuickScorer layout of `forest` (features 0..n_features-1); padding splits (+inf) never go right."""
+    if forest.depth > 6:
+        raise ValueError(f"bitvector(): depth {forest.depth} has more than 64 leaves a tree; keep depth <= 6")
+    n_trees = forest.feature.shape[0]
+    _, first, count = left_leaf_ranges(forest.depth)
+    ones = np.uint64(2 ** 64 - 1)
+    left = ((np.uint64(1) << count.astype(np.uint64)) - np.uint64(1)) << first.astype(np.uint64)
+    clear = ~left  # AND this when the node sends x right
+    real = np.isfinite(forest.threshold)
+    thresholds, offsets, rows = [], [0], []
+    for j in range(n_features):
+        on_j = real & (forest.feature == j)
+        u = np.unique(forest.threshold[on_j])
+        acc = np.full(n_trees, ones, np.uint64)
+        rows.append(acc.copy())
+        trees, nodes = np.nonzero(on_j)
+        rank = np.searchsorted(u, forest.threshold[trees, nodes])
+        for c in range(len(u)):
+            sel = rank == c
+            np.bitwise_and.at(acc, trees[sel], clear[nodes[sel]])
+            rows.append(acc.copy())
+        thresholds.append(u)
+        offsets.append(offsets[-1] + len(u))
+    masks = np.ascontiguousarray(np.array(rows, np.uint64).reshape(-1, n_trees))
+    return BitForest(np.concatenate(thresholds).astype(np.float64), np.array(offsets, np.int64), masks,
+                     np.ascontiguousarray(forest.value, np.float64), float(forest.base))
+
+
+@njit(cache=True, inline="always")
+def count_below(a, lo, hi, x):
+    """#{t in a[lo:hi] : t < x} for sorted a, without data-dependent branches."""
+    n = hi - lo
+    if n == 0:
+        return 0
+    base = lo
+    while n > 1:
+        half = n >> 1
+        base += half * np.int64(a[base + half - 1] < x)
+        n -= half
+    return base - lo + np.int64(a[base] < x)
+
+
+@njit(cache=True, inline="always")
+def bit_exit_masks(f, thresholds, offsets, masks, acc):
+    """Fill `acc` (uint64, n_trees) with each tree's surviving-leaf mask for feature vector f (exit = lowest bit)."""
+    n_trees = masks.shape[1]
+    for k in range(n_trees):
+        acc[k] = np.uint64(0xFFFFFFFFFFFFFFFF)
+    for j in range(len(offsets) - 1):
+        row = offsets[j] + j + count_below(thresholds, offsets[j], offsets[j + 1], f[j])
+        for k in range(n_trees):
+            acc[k] &= masks[row, k]
+
+
+@njit(cache=True)
+def bit_predict(f, acc, thresholds, offsets, masks, value, base):
+    """Prediction of a BitForest for feature vector f; `acc` is uint64 scratch of length n_trees."""
+    bit_exit_masks(f, thresholds, offsets, masks, acc)
+    s = base
+    for k in range(masks.shape[1]):
+        s += value[k, np.int64(trailing_zeros(acc[k]))]
+    return s
+
+
+@njit(cache=True)
+def bit_predict_many(X, thresholds, offsets, masks, value, base):
+    """`bit_predict` for every row of X."""
+    out = np.empty(X.shape[0])
+    acc = np.empty(masks.shape[1], np.uint64)
+    for r in range(X.shape[0]):
+        out[r] = bit_predict(X[r], acc, thresholds, offsets, masks, value, base)
     return out
