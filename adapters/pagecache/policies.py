@@ -46,6 +46,22 @@ def queue_bytes(cap: int, page: int, ratio: float) -> int:
     return int(float(int(cap) * int(page)) * float(ratio))
 
 
+@njit(cache=True, inline="always")
+def _ghost_push(prev, nxt, where, ghost, tag, v, n_ghost, page, ghost_bytes):
+    """Put evicted page `v` at the front of a ghost list bounded in bytes (its oldest ghosts dropped first), as
+    libCacheSim sizes 2Q's A1out and S3-FIFO's ghost queue; a page larger than the list is not kept. Returns
+    the list's new length."""
+    if page > ghost_bytes:
+        return n_ghost
+    while (n_ghost + 1) * page > ghost_bytes:
+        g = l_back(prev, ghost)
+        l_remove(prev, nxt, g)
+        where[g] = 0
+        n_ghost -= 1
+    l_push_front(prev, nxt, ghost, v)
+    where[v] = tag
+    return n_ghost + 1
+
 @njit(cache=True)
 def lru(ids, n_obj, cap):
     n = len(ids)
@@ -334,15 +350,7 @@ def two_q(ids, n_obj, cap, page, ain_bytes, aout_bytes):
                 l_remove(prev, nxt, v)
                 n_in -= 1
                 where[v] = 0
-                if page <= aout_bytes:
-                    while (n_out + 1) * page > aout_bytes:
-                        g = l_back(prev, AOUT)
-                        l_remove(prev, nxt, g)
-                        where[g] = 0
-                        n_out -= 1
-                    l_push_front(prev, nxt, AOUT, v)
-                    where[v] = 2
-                    n_out += 1
+                n_out = _ghost_push(prev, nxt, where, AOUT, 2, v, n_out, page, aout_bytes)
             else:
                 v = l_back(prev, AM)
                 l_remove(prev, nxt, v)
@@ -435,15 +443,7 @@ def s3fifo(ids, n_obj, cap, page, small_bytes, ghost_bytes, move_threshold, max_
                         n_m += 1
                     else:
                         where[v] = 0
-                        if page <= ghost_bytes:
-                            while (n_g + 1) * page > ghost_bytes:
-                                g = l_back(prev, G)
-                                l_remove(prev, nxt, g)
-                                where[g] = 0
-                                n_g -= 1
-                            l_push_front(prev, nxt, G, v)
-                            where[v] = 3
-                            n_g += 1
+                        n_g = _ghost_push(prev, nxt, where, G, 3, v, n_g, page, ghost_bytes)
                         break
         if not ghost_hit and page >= small_bytes:
             continue  # libCacheSim admits no page as large as S (after evicting for it)
