@@ -7,13 +7,14 @@ monitors saw). The top configs of every study are then measured on every
 phase (a cross-evaluation matrix, the confirmation runs), which gives each
 phase's best static config and the best single static config for the whole
 run ("static offline"). The agent's prior is the knowledge base's studies
-plus these confirmation runs (one source per phase mix). Then four runs go side by side on fresh copies of one database, one
-client thread each, the same seeded operations, so load from elsewhere hits
-all four alike:
-  static default   - SQLite's defaults all along
-  static offline   - the config tuned offline for the whole run
-  agent (tuner)    - the old agent: random TunerPolicy, explores blind
-  agent (safe+kb)  - SafePolicy with the knowledge base's studies as its prior
+plus these confirmation runs (one source per phase mix). Then five runs go side by side on fresh copies of one
+database, one client thread each, the same seeded operations, so load from elsewhere hits all five alike:
+  static default            - SQLite's defaults all along
+  static offline            - the config tuned offline for the whole run
+  static offline (replica)  - the same config again: how far two identical arms drift apart in one run (the noise floor)
+  agent (tuner)             - the old agent: random TunerPolicy, explores blind
+  agent (safe+kb)           - SafePolicy with the knowledge base's studies as its prior
+The host's load average is printed before and after the side-by-side run.
 
 Demo 2, an application page cache whose phases need different eviction
 policies (a hot set under a one-time stream: LFU; a drifting hot set: LRU;
@@ -22,16 +23,25 @@ policy on traces of each phase (other seeds than the live run), which shows
 each phase's best static policy; the live run replays the phases through every
 static policy, the old agent and the agent with the prior. The agent
 minimizes the miss ratio (a ratio of miss ratios is scale-free; a hit ratio
-of 0, which a loop gives LRU, is not); the table counts hits.
+of 0, which a loop gives LRU, is not); the table counts hits. `--cache-sequence`
+reorders the phases (hot, drift, loop, hot2), `--cache-window` sets the agent's window,
+and `--cache-sweep` runs the cache demo over several phase orders and seeds.
+
+Both demos print each arm's operations (hits) per phase as a ratio to the
+default's in the same phase ("per phase vs default"), so a phase where an
+arm falls below the default shows; the CSV has these as `phaseN_vs_default`.
 
     nice -n 10 python experiments/agent_safe.py            # 30 s phases, 150k-request cache phases
     nice -n 10 python experiments/agent_safe.py --quick    # 8 s phases, 60k-request cache phases
+    nice -n 10 python experiments/agent_safe.py --demo cache --seed 1 --tag _seed1   # results with a suffix
+    nice -n 10 python experiments/agent_safe.py --cache-sweep                        # 5 phase orders x 2 seeds
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import shutil
 import sys
 import tempfile
@@ -133,22 +143,27 @@ def demo_kv(args, work: Path) -> dict:
         prior.append(PriorSource(f"confirmation runs {phase}", [(c, float(matrix.loc[i, phase])) for i, c in enumerate(candidates)],
                                  context, reference=float(matrix.loc[0, phase])))
 
-    names = ("static default", "static offline", "agent (tuner)", "agent (safe+kb)")
+    names = ("static default", "static offline", "static offline (replica)", "agent (tuner)", "agent (safe+kb)")
     services = {name: fresh_service(base, work, name.replace(" ", "-").replace("(", "").replace(")", "").replace("+", "")) for name in names}
     services["static offline"].apply(offline)
+    services["static offline (replica)"].apply(offline)
     guard = dict(change_budget=60, noise_sigmas=2.0, settle_windows=1)  # a new journal mode or cache warms up for a window
     old = Agent(services["agent (tuner)"], TunerPolicy(services["agent (tuner)"].space().safe(), "maximize", tuner="random",
                                                        seed=args.seed, tries_per_regime=6),
                 guardrails=Guardrails(**guard), window=args.window, explore_every=None)
     safe_policy = SafePolicy(services["agent (safe+kb)"].space().safe(), "maximize", prior, seed=args.seed, tries_per_regime=4)
-    safe = Agent(services["agent (safe+kb)"], safe_policy, guardrails=Guardrails(**guard), window=args.window, explore_every=None)
+    # operation fractions over a window of hundreds of operations or more are precise (binomial sd <= 0.03): one window
+    # beyond the 0.15 threshold is a change, not noise, so it need not wait for a second to confirm it
+    safe = Agent(services["agent (safe+kb)"], safe_policy, guardrails=Guardrails(**guard), window=args.window, explore_every=None,
+                 detector=ChangeDetector(confirm=1))
     runs: dict[str, pd.DataFrame] = {}
 
     def client(name: str) -> None:
         runs[name] = drive(services[name], phase_seconds, args.seed)
 
+    load_before = os.getloadavg()
     print(f"[kv] running {', '.join(names)} side by side, {len(SEQUENCE)} phases of {phase_seconds:g} s "
-          f"(a shared, loaded 2-core host: load hits all four alike) ...", flush=True)
+          f"(a shared 2-core host: load hits all five alike); load average {_load(load_before)} ...", flush=True)
     threads = [threading.Thread(target=client, args=(name,), name=name) for name in names]
     old.start()
     safe.start()
@@ -158,6 +173,8 @@ def demo_kv(args, work: Path) -> dict:
         thread.join()
     old.stop()
     safe.stop()
+    load_after = os.getloadavg()
+    print(f"[kv] load average after the run: {_load(load_after)}", flush=True)
     for service in services.values():
         service.teardown()
 
@@ -173,12 +190,33 @@ def demo_kv(args, work: Path) -> dict:
     table["vs_default"] = (table["total_ops"] / table.loc["static default", "total_ops"]).round(3)
     table["vs_offline"] = (table["total_ops"] / table.loc["static offline", "total_ops"]).round(3)
     phase_cols = [c for c in table.columns if c.startswith("phase")]
+    ratios = per_phase_vs_default(table, phase_cols, "static default")
+    table = table.join(ratios.add_suffix("_vs_default"))
     below = [c for c in phase_cols if table.loc["agent (safe+kb)", c] < table.loc["static default", c]]
     decisions = pd.DataFrame([{"agent": name, "window": d.window, "time": d.time, "action": d.action, "value": d.value,
                                "incumbent_value": d.incumbent_value, "reason": d.reason, "config": d.config}
                               for name, a in agents.items() for d in a.decisions])
     return {"table": table, "runs": runs, "phase_seconds": phase_seconds, "below_default": below, "decisions": decisions,
-            "matrix": matrix.assign(config=[str(c) for c in candidates], whole_run=whole_run)}
+            "matrix": matrix.assign(config=[str(c) for c in candidates], whole_run=whole_run), "ratios": ratios,
+            "load": (load_before, load_after)}
+
+
+def _load(load: tuple[float, float, float]) -> str:
+    return " / ".join(f"{x:.2f}" for x in load) + " (1 / 5 / 15 min)"
+
+
+def per_phase_vs_default(table: pd.DataFrame, phase_cols: list[str], default: str) -> pd.DataFrame:
+    """Each arm's operations (hits) in each phase over the default arm's in that phase, and the lowest of them."""
+    values = table[phase_cols].astype(float)
+    base = table.loc[default, phase_cols].astype(float)
+    ratios = values.div(base.replace(0, np.nan), axis=1)
+    # a phase where the default scores 0 (a loop larger than an LRU cache): inf above it, 1 level with it
+    for column in phase_cols:
+        if base[column] == 0:
+            ratios[column] = np.where(values[column] > 0, np.inf, 1.0)
+    ratios = ratios.round(3)
+    ratios["min_phase"] = ratios.min(axis=1)
+    return ratios
 
 
 # ============================================================================ demo 2: the page cache
@@ -215,14 +253,25 @@ def drifting_hot_set(n: int, hot: int, drift_every: int, seed: int, base: int) -
     return base + np.arange(n) // drift_every + rng.integers(0, hot, size=n)
 
 
-def cache_phases(per_phase: int, seed: int) -> list[tuple[str, np.ndarray]]:
-    offset = 10**8 * (seed % 7 + 1)  # other page ids per seed: no phase reuses another's pages
-    return [
-        ("hot set + stream", hot_stream(per_phase, 700, 0.5, seed, offset)),
-        ("drifting hot set", drifting_hot_set(per_phase, 700, 40, seed, offset + 5 * 10**7)),
-        ("loop > cache", traces.loop(per_phase, loop_pages=1_500).ids + offset + 3 * 10**7),
-        ("hot set + stream again", hot_stream(per_phase, 900, 0.6, seed + 1, offset + 7 * 10**7)),
-    ]
+#: the phase kinds a cache demo's sequence is made of (the prior holds offline runs of the first three)
+CACHE_KINDS = ("hot", "drift", "loop", "hot2")
+CACHE_SEQUENCE = "hot,drift,loop,hot2"
+
+
+def cache_phases(per_phase: int, seed: int, sequence: str = CACHE_SEQUENCE) -> list[tuple[str, np.ndarray]]:
+    """The phases named in `sequence` (comma-separated `CACHE_KINDS`), each on page ids of its own."""
+    offset = 10**9 * (seed % 7 + 1)  # other page ids per seed; each phase 10**8 ids of its own: none reuses another's pages
+    make = {
+        "hot": lambda base: ("hot set + stream", hot_stream(per_phase, 700, 0.5, seed, base)),
+        "drift": lambda base: ("drifting hot set", drifting_hot_set(per_phase, 700, 40, seed, base)),
+        "loop": lambda base: ("loop > cache", traces.loop(per_phase, loop_pages=1_500).ids + base),
+        "hot2": lambda base: ("hot set + stream again", hot_stream(per_phase, 900, 0.6, seed + 1, base)),
+    }
+    kinds = [k.strip() for k in sequence.split(",") if k.strip()]
+    unknown = [k for k in kinds if k not in make]
+    if unknown:
+        raise SystemExit(f"--cache-sequence: unknown phase kinds {unknown}; choose from {', '.join(CACHE_KINDS)}")
+    return [make[kind](offset + index * 10**8) for index, kind in enumerate(kinds)]
 
 
 FEATURES = ["new_page_fraction", "top1pct_fraction"]
@@ -231,7 +280,7 @@ FEATURES = ["new_page_fraction", "top1pct_fraction"]
 def cache_prior(capacity: int, window: int, per_phase: int, seed: int) -> tuple[list[PriorSource], pd.DataFrame]:
     """Offline: every policy on each phase kind's own trace (another seed), and the phase's workload signature."""
     sources, rows = [], []
-    for name, pages in cache_phases(per_phase, seed + 100)[:3]:
+    for name, pages in cache_phases(per_phase, seed + 100, "hot,drift,loop"):
         app = PageCacheApp(capacity, pages=pages.tolist())
         miss = {p: 1.0 - app.evaluate({"policy": p}).metrics["hit_ratio"] for p in POLICIES}
         cache, feats = AdaptiveCache(capacity, "lru"), []
@@ -281,11 +330,11 @@ def run_cache_agent(policy_factory, phases, capacity: int, window: int) -> tuple
 
 def demo_cache(args) -> dict:
     per_phase = 60_000 if args.quick else 150_000
-    capacity, window = 1_000, 2_000
+    capacity, window = 1_000, args.cache_window
     prior, offline = cache_prior(capacity, window, per_phase, args.seed)
     print("[cache] offline: each phase kind's hit ratio per policy (its best static policy differs by phase):")
     print(offline.to_string(index=False))
-    phases = cache_phases(per_phase, args.seed)
+    phases = cache_phases(per_phase, args.seed, args.cache_sequence)
     timelines = {f"static {p}": pd.DataFrame(run_static(p, phases, capacity, window)) for p in POLICIES}
     old_rows, old = run_cache_agent(lambda app: TunerPolicy(app.space(), "minimize", tuner="random", seed=args.seed,
                                                             tries_per_regime=3), phases, capacity, window)
@@ -312,9 +361,42 @@ def demo_cache(args) -> dict:
     table.loc["per-phase best static", "demo"] = "page-cache"
     table["vs_best_single_static"] = (table["total_hits"] / table.loc[best_single, "total_hits"]).round(3)
     table["vs_default"] = (table["total_hits"] / table.loc["static lru", "total_hits"]).round(3)
+    ratios = per_phase_vs_default(table, phase_cols, "static lru")
+    table = table.join(ratios.add_suffix("_vs_default"))
     below = [c for c in phase_cols if table.loc["agent (safe+kb)", c] < table.loc["static lru", c]]
     return {"table": table, "timelines": timelines, "phases": phases, "best_single": best_single, "below_default": below,
-            "window": window, "offline": offline}
+            "window": window, "offline": offline, "ratios": ratios}
+
+
+#: phase orders the sweep runs: each kind first and last, LRU-best phases after LFU-, random- and LRU-best ones
+SWEEP_SEQUENCES = ("hot,drift,loop,hot2", "drift,hot,loop,drift", "loop,hot,drift,hot2", "hot,loop,drift,hot2",
+                   "drift,loop,hot,drift")
+
+
+def cache_sweep(args) -> pd.DataFrame:
+    """The cache demo over phase orders and seeds: the agent's ratios (a robustness check, not one lucky order)."""
+    import contextlib
+    import io
+
+    rows = []
+    for sequence in args.sweep_sequences.split(";"):
+        for seed in [int(x) for x in args.sweep_seeds.split(",")]:
+            run = argparse.Namespace(**{**vars(args), "cache_sequence": sequence, "seed": seed})
+            with contextlib.redirect_stdout(io.StringIO()):
+                result = demo_cache(run)
+            t, ratios = result["table"], result["ratios"]
+            phases = [c for c in ratios.columns if c != "min_phase"]
+            rows.append({"sequence": sequence, "seed": seed, "best single static": result["best_single"],
+                         "agent vs best single": t.loc["agent (safe+kb)", "vs_best_single_static"],
+                         "per-phase oracle vs best single": t.loc["per-phase best static", "vs_best_single_static"],
+                         "agent per phase vs default": " ".join(f"{ratios.loc['agent (safe+kb)', c]:.3f}" for c in phases),
+                         "agent min phase vs default": ratios.loc["agent (safe+kb)", "min_phase"],
+                         "blind agent min phase vs default": ratios.loc["agent (tuner)", "min_phase"],
+                         "explorations": int(t.loc["agent (safe+kb)", "explorations"]),
+                         "rollbacks": int(t.loc["agent (safe+kb)", "rollbacks"])})
+            print(f"  {sequence} seed {seed}: {rows[-1]['agent vs best single']:.3f}x best single static, per phase vs default "
+                  f"{rows[-1]['agent per phase vs default']}", flush=True)
+    return pd.DataFrame(rows)
 
 
 # ============================================================================ output
@@ -370,21 +452,40 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=1.0, help="the agents' window in seconds (kv demo)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--demo", choices=("both", "kv", "cache"), default="both")
+    parser.add_argument("--cache-sequence", default=CACHE_SEQUENCE,
+                        help=f"the cache demo's phases, comma-separated from {', '.join(CACHE_KINDS)} (default %(default)s)")
+    parser.add_argument("--cache-window", type=int, default=2_000, help="the cache agents' window in requests")
+    parser.add_argument("--tag", default="", help="a suffix for the result files (e.g. _seed1)")
+    parser.add_argument("--cache-sweep", action="store_true",
+                        help="only the cache demo, over --sweep-sequences x --sweep-seeds (writes agent_safe_cache_sweep.csv)")
+    parser.add_argument("--sweep-sequences", default=";".join(SWEEP_SEQUENCES), help="semicolon-separated phase orders")
+    parser.add_argument("--sweep-seeds", default="0,1")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    suffix = "_quick" if args.quick else ""
+    suffix = ("_quick" if args.quick else "") + args.tag
+    if args.cache_sweep:
+        print(f"[cache sweep] window {args.cache_window} requests, {'60k' if args.quick else '150k'} requests a phase", flush=True)
+        sweep = cache_sweep(args)
+        print(sweep.to_string(index=False))
+        sweep.to_csv(RESULTS / f"agent_safe_cache_sweep{suffix}.csv", index=False)
+        print(f"wrote {RESULTS / f'agent_safe_cache_sweep{suffix}.csv'}")
+        return
     kv = cache = None
     tables = []
     if args.demo in ("both", "cache"):
         cache = demo_cache(args)
-        print("\n[cache] hits per run and phase:")
-        print(cache["table"].drop(columns="demo").to_string())
         t = cache["table"]
+        ratio_cols = [c for c in t.columns if c.endswith("_vs_default") and c.startswith("phase")]
+        print(f"\n[cache] hits per run and phase (sequence {args.cache_sequence}, window {args.cache_window} requests, seed {args.seed}):")
+        print(t.drop(columns=["demo", *ratio_cols, "min_phase_vs_default"]).to_string())
+        print("\n[cache] per phase vs default (static lru; a ratio below 1 is a phase below the default):")
+        print(cache["ratios"].to_string())
         print(f"[cache] agent (safe+kb) vs best single static ({cache['best_single']}): {t.loc['agent (safe+kb)', 'vs_best_single_static']:.3f}x "
               f"(target >= 1.15); blind agent {t.loc['agent (tuner)', 'vs_best_single_static']:.3f}x; "
               f"phases below the default (lru): {cache['below_default'] or 'none'}\n", flush=True)
         tables.append(t.rename(columns={"total_hits": "total"}))
         cache["offline"].to_csv(RESULTS / f"agent_safe_cache_offline{suffix}.csv", index=False)
+        cache["timelines"]["agent (safe+kb)"].to_csv(RESULTS / f"agent_safe_cache_decisions{suffix}.csv", index_label="window")
     if args.demo in ("both", "kv"):
         work = Path(tempfile.mkdtemp(prefix="autosys-agent-safe-", dir=str(RESULTS.parent)))
         try:
@@ -392,10 +493,16 @@ def main() -> None:
         finally:
             shutil.rmtree(work, ignore_errors=True)
         t = kv["table"]
-        print("\n[kv] operations per run and phase:")
-        print(t.drop(columns="demo").to_string())
-        print(f"[kv] agent (safe+kb): {t.loc['agent (safe+kb)', 'vs_offline']:.3f}x the offline config (target >= 0.95), "
-              f"{t.loc['agent (safe+kb)', 'vs_default']:.3f}x the default (target >= 3); blind agent "
+        ratio_cols = [c for c in t.columns if c.endswith("_vs_default") and c.startswith("phase")]
+        print(f"\n[kv] operations per run and phase (seed {args.seed}; load average before {_load(kv['load'][0])}, "
+              f"after {_load(kv['load'][1])}):")
+        print(t.drop(columns=["demo", *ratio_cols, "min_phase_vs_default"]).to_string())
+        print("\n[kv] per phase vs default (a ratio below 1 is a phase below the default):")
+        print(kv["ratios"].to_string())
+        replica = t.loc["static offline (replica)", "vs_offline"]
+        print(f"[kv] agent (safe+kb): {t.loc['agent (safe+kb)', 'vs_offline']:.3f}x the offline config (target >= 0.95; "
+              f"its identical replica: {replica:.3f}x), {t.loc['agent (safe+kb)', 'vs_default']:.3f}x the default (target >= 3; "
+              f"the offline config: {t.loc['static offline', 'vs_default']:.3f}x); blind agent "
               f"{t.loc['agent (tuner)', 'vs_offline']:.3f}x / {t.loc['agent (tuner)', 'vs_default']:.3f}x; "
               f"phases below the default: {kv['below_default'] or 'none'}")
         tables.append(t.rename(columns={"total_ops": "total"}))

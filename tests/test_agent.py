@@ -225,3 +225,114 @@ def test_agent_on_the_real_sqlite_service_changes_pragmas_live(tmp_path):
     assert live == service.current()["journal_mode"] == agent.incumbent["journal_mode"]
     assert all(service.space().is_valid(d.config) for d in agent.decisions)
     service.teardown()
+
+
+class _Stub(TunerPolicy):
+    """Proposes one fixed config, with a fixed predicted gain and readiness (a test double of a policy with a prior)."""
+
+    def __init__(self, space, config, expected=None, ready=False):
+        super().__init__(space, "maximize", tuner="random", tries_per_regime=1)
+        self.config, self.expected, self.is_ready = config, expected, ready
+
+    def propose(self, context, incumbent):
+        if self._tries >= self.tries_per_regime or incumbent == self.config:
+            return None
+        self._tries += 1
+        return dict(self.config)
+
+    def ready(self, context, incumbent):
+        return self.is_ready and self._tries < self.tries_per_regime and incumbent != self.config
+
+    def expected_gain(self, config):
+        return self.expected
+
+
+class Fixed(Monitor):
+    """Reads a scripted sequence of (throughput, read fraction) windows."""
+
+    name = "fixed"
+
+    def __init__(self, windows):
+        self.windows = list(windows)
+
+    def sample(self):
+        value, reads = self.windows.pop(0)
+        return {"throughput": value, "read_fraction": reads}
+
+
+def test_a_candidate_within_noise_is_kept_only_when_the_policy_predicted_a_clear_gain():
+    fast = {"mode": "fast", "level": 1}
+    for expected, kept in ((None, False), (0.01, False), (0.5, True)):
+        system = Scripted()
+        # baseline 100 and 104 (noise margin 4 = 2 sd); the candidate's window is 103: above the mean, within noise
+        monitor = Fixed([(100.0, 0.9), (104.0, 0.9), (103.0, 0.9), (103.0, 0.9)])
+        agent = Agent(system, _Stub(system.space(), fast, expected), [monitor], explore_every=None)
+        actions = [agent.step().action for _ in range(3)]
+        assert actions == ["measure", "explore", "keep" if kept else "rollback"], (expected, actions)
+        assert (agent.incumbent == fast) == kept
+    # a window below the incumbent's mean is rolled back whatever the prediction
+    system = Scripted()
+    agent = Agent(system, _Stub(system.space(), fast, 0.5), [Fixed([(100.0, 0.9), (104.0, 0.9), (101.0, 0.9)])],
+                  explore_every=None)
+    assert [agent.step().action for _ in range(3)] == ["measure", "explore", "rollback"]
+
+
+def test_the_windows_that_show_a_change_are_the_new_baseline_and_a_ready_policy_acts_at_once():
+    system = Scripted()
+    writes = {"mode": "fast", "level": 5}
+    steady = [(100.0, 0.9)] * 6
+    monitor = Fixed(steady + [(60.0, 0.1), (61.0, 0.1), (200.0, 0.1), (200.0, 0.1)])
+    policy = _Stub(system.space(), writes, expected=None, ready=True)
+    policy._tries = 1  # nothing to try before the change
+    agent = Agent(system, policy, [monitor], explore_every=None, detector=ChangeDetector(threshold=0.15, confirm=2),
+                  baseline_windows=5)
+    for _ in range(6):
+        assert agent.step().action == "measure"
+    held = agent.step()  # the first window of the new mix: held, not added to the old band, no trial started
+    assert held.action == "measure" and "possible workload change" in held.reason
+    assert 60.0 not in agent.incumbent_values
+    agent.step()
+    assert [d.action for d in agent.decisions[-2:]] == ["workload-change", "explore"]  # one step, no new baseline
+    assert agent.incumbent_values == [60.0, 61.0]  # the windows that showed the change
+    agent.step()
+    assert agent.decisions[-1].action == "keep" and agent.incumbent == writes
+
+
+def test_a_single_odd_window_rejoins_the_band_once_the_next_is_normal():
+    system = Scripted()
+    monitor = Fixed([(100.0, 0.9)] * 4 + [(100.0, 0.2), (100.0, 0.9), (100.0, 0.9)])
+    agent = Agent(system, _Stub(system.space(), {"mode": "fast", "level": 2}), [monitor], explore_every=None,
+                  detector=ChangeDetector(threshold=0.15, confirm=2), baseline_windows=50)
+    for _ in range(7):
+        agent.step()
+    assert "workload-change" not in [d.action for d in agent.decisions]
+    assert len(agent.incumbent_values) == 7
+
+
+def test_a_window_that_straddled_the_change_leaves_the_baseline():
+    system = Scripted()
+    writes = {"mode": "fast", "level": 5}
+    # the change shows in a window half reads, half writes (fast: 150), then writes run at 60; the candidate makes 66
+    monitor = Fixed([(100.0, 0.9)] * 4 + [(150.0, 0.5), (60.0, 0.1), (66.0, 0.1)])
+    policy = _Stub(system.space(), writes, expected=0.5, ready=False)
+    policy._tries = 1
+    agent = Agent(system, policy, [monitor], explore_every=None, detector=ChangeDetector(threshold=0.15, confirm=1))
+    for _ in range(4):
+        agent.step()
+    assert agent.step().action == "workload-change" and agent.incumbent_values == [150.0]
+    policy.is_ready = True  # the writes' best becomes due once the workload is clear
+    assert agent.step().action == "explore"
+    assert agent.incumbent_values == [60.0]  # the straddling window is gone: 66 is judged against 60, not 105
+    assert agent.step().action == "keep"
+
+
+def test_a_policy_without_a_known_good_config_gets_a_baseline_of_the_new_workload_first():
+    system = Scripted()
+    monitor = Fixed([(100.0, 0.9)] * 4 + [(60.0, 0.1)] * 4)
+    policy = _Stub(system.space(), {"mode": "fast", "level": 5}, ready=False)
+    policy._tries = 1
+    agent = Agent(system, policy, [monitor], explore_every=None, detector=ChangeDetector(threshold=0.15, confirm=1),
+                  baseline_windows=2)
+    actions = [agent.step().action for _ in range(8)]
+    # change at window 5 (its policy's tries refilled), then two windows of the new workload before the proposal
+    assert actions[4:] == ["workload-change", "measure", "explore", "rollback"], actions  # (no gain: a scripted 60)

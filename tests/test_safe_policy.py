@@ -12,7 +12,7 @@ import pytest
 
 from autosys.core.space import Float, Space
 from autosys.core.system import Measurement, Objective, System
-from autosys.online.agent import Agent, TunerPolicy
+from autosys.online.agent import Agent, ChangeDetector, TunerPolicy
 from autosys.online.monitor import Monitor
 from autosys.online.safe_policy import PriorSource, SafePolicy, normalized_values, prior_from_knowledge_base
 
@@ -219,3 +219,131 @@ def test_a_rolled_back_jump_is_rechecked_once_then_left_alone():
     policy.reset(context)
     policy.observe(context, incumbent, f(incumbent))
     assert policy.propose(context, incumbent) != jump
+
+
+def _two_workloads():
+    """Two past workloads whose bests are each bad on the other; the default is fair on both."""
+    reads = PriorSource("reads", [({"x": 0.9, "y": 0.1}, 300.0), ({"x": 0.1, "y": 0.9}, 10.0), (SPACE.default(), 100.0)],
+                        context={"app.read_fraction": 0.9}, reference=100.0)
+    writes = PriorSource("writes", [({"x": 0.9, "y": 0.1}, 10.0), ({"x": 0.1, "y": 0.9}, 300.0), (SPACE.default(), 100.0)],
+                         context={"app.read_fraction": 0.1}, reference=100.0)
+    return reads, writes
+
+
+def test_a_window_between_two_workloads_is_not_taken_for_either():
+    reads, writes = _two_workloads()
+    policy = SafePolicy(SPACE, "maximize", [reads, writes], seed=0)
+    groups, recognized = policy.workloads_near({"read_fraction": 0.85})
+    assert recognized and [s.name for s in groups[0]] == ["reads"]
+    groups, recognized = policy.workloads_near({"read_fraction": 0.5})  # a window straddling a change
+    assert not recognized and sorted(s.name for g in groups for s in g) == ["reads", "writes"]
+    # between them, the best across both is the default (each workload's best is 30x worse on the other)
+    assert policy._best_of(groups) == SPACE.default()
+    assert policy._best_of(groups[:1]) == {"x": 0.9, "y": 0.1}
+
+
+def test_between_two_workloads_the_policy_waits_then_jumps_to_the_recognized_ones_best():
+    reads, writes = _two_workloads()
+    policy = SafePolicy(SPACE, "maximize", [reads, writes], seed=0)
+    incumbent = SPACE.default()
+    policy.observe({"read_fraction": 0.5}, incumbent, 100.0)
+    # the best across both is the incumbent: nothing to jump to yet, so wait (a bounded number of windows)
+    assert not policy.ready({"read_fraction": 0.5}, incumbent)
+    assert [policy.wait({"read_fraction": 0.5}, incumbent) for _ in range(policy.max_wait + 1)] == [True] * policy.max_wait + [False]
+    policy.reset({"read_fraction": 0.12})
+    policy.observe({"read_fraction": 0.12}, incumbent, 100.0)
+    assert not policy.wait({"read_fraction": 0.12}, incumbent)
+    assert policy.ready({"read_fraction": 0.12}, incumbent)  # recognized: its best is due after one window
+    jump = policy.propose({"read_fraction": 0.12}, incumbent)
+    assert jump == {"x": 0.1, "y": 0.9}
+    assert policy.expected_gain(jump) > 0.5  # the model, fit on the prior, predicts a clear gain for it
+    assert not policy.ready({"read_fraction": 0.12}, jump)  # once tried, the jump is not due again
+
+
+def test_a_config_confirmed_in_several_runs_beats_one_lucky_trial():
+    lucky, steady = {"x": 0.2, "y": 0.2}, {"x": 0.8, "y": 0.8}
+    runs = PriorSource("runs", [(lucky, 330.0), (steady, 300.0), (steady, 310.0), (steady, 290.0), (SPACE.default(), 100.0)],
+                       context={"app.read_fraction": 0.9}, reference=100.0)
+    policy = SafePolicy(SPACE, "maximize", [runs], seed=0)
+    assert policy._best_of([[runs]]) == steady
+
+
+def test_the_agent_jumps_after_one_window_and_in_the_window_that_shows_a_change():
+    system = Peak()
+    reads = source("reads", 40, 7, optimum=OPTIMUM, context={"peak.read_fraction": 0.9})
+    writes = source("writes", 40, 8, optimum=(0.15, 0.85), context={"peak.read_fraction": 0.1})
+    policy = SafePolicy(SPACE, "maximize", [reads, writes], seed=0)
+    agent = Agent(system, policy, [PeakMonitor(system)], explore_every=None, baseline_windows=3)
+    first = agent.step()
+    assert first.action == "explore" and first.window == 1  # no 3-window baseline on a config tuned for nothing
+    for _ in range(10):
+        agent.step()
+    system.optimum, system.read_fraction = (0.15, 0.85), 0.1  # the workload changes
+    steps = [agent.step() for _ in range(4)]
+    changed = [d for d in agent.decisions if d.action == "workload-change"]
+    assert changed, [d.action for d in agent.decisions]
+    after = [d for d in agent.decisions if d.window == changed[0].window]
+    assert [d.action for d in after] == ["workload-change", "explore"]  # the known-good config at once
+    assert steps[-1].action in ("keep", "measure") and abs(agent.incumbent["y"] - 0.85) < 0.15
+
+
+def test_a_regime_whose_first_windows_looked_like_another_workload_gets_its_own_best():
+    reads, writes = _two_workloads()
+    policy = SafePolicy(SPACE, "maximize", [reads, writes], seed=0, tries_per_regime=3)
+    incumbent = SPACE.default()
+    policy.observe({"read_fraction": 0.9}, incumbent, 100.0)  # a cold first window that looks like reads
+    first = policy.propose({"read_fraction": 0.9}, incumbent)
+    assert first == {"x": 0.9, "y": 0.1}
+    policy.observe({"read_fraction": 0.9}, first, 300.0)
+    assert not policy.ready({"read_fraction": 0.88}, first)  # still reads: nothing due
+    # the workload settles and is recognized as writes, with no change detected: the writes' best is due now
+    policy.observe({"read_fraction": 0.1}, first, 10.0)
+    assert policy.ready({"read_fraction": 0.1}, first)
+    assert policy.propose({"read_fraction": 0.1}, first) == {"x": 0.1, "y": 0.9}
+
+
+def test_the_agent_acts_on_a_workload_recognized_late_even_when_done_exploring():
+    system = Peak()
+    reads = source("reads", 40, 7, optimum=OPTIMUM, context={"peak.read_fraction": 0.9})
+    writes = source("writes", 40, 8, optimum=(0.15, 0.85), context={"peak.read_fraction": 0.1})
+    policy = SafePolicy(SPACE, "maximize", [reads, writes], seed=0)
+    never = ChangeDetector(threshold=10.0)  # neither change test fires: only the policy's recognition acts
+    agent = Agent(system, policy, [PeakMonitor(system)], explore_every=None, detector=never, objective_shift=100.0)
+    for _ in range(8):
+        agent.step()
+    assert not agent._exploring and abs(agent.incumbent["x"] - OPTIMUM[0]) < 0.15
+    system.optimum, system.read_fraction = (0.15, 0.85), 0.1
+    for _ in range(4):
+        agent.step()
+    assert "workload-change" not in [d.action for d in agent.decisions]
+    assert abs(agent.incumbent["x"] - 0.15) < 0.15 and abs(agent.incumbent["y"] - 0.85) < 0.15
+
+
+def test_no_jump_when_the_past_workload_shows_the_incumbent_about_as_good():
+    incumbent, slightly = {"x": 0.9, "y": 0.1}, {"x": 0.2, "y": 0.7}
+    runs = PriorSource("runs", [(incumbent, 300.0), (slightly, 303.0), (SPACE.default(), 100.0)],
+                       context={"app.read_fraction": 0.9}, reference=100.0)
+    policy = SafePolicy(SPACE, "maximize", [runs], seed=0, min_gain=0.03)
+    policy.observe({"read_fraction": 0.9}, incumbent, 300.0)
+    assert not policy.ready({"read_fraction": 0.9}, incumbent)  # +1% as measured there: not worth a live window
+    assert policy.propose({"read_fraction": 0.9}, incumbent) != slightly
+    # the same evidence against a worse incumbent makes it due
+    fresh = SafePolicy(SPACE, "maximize", [runs], seed=0, min_gain=0.03)
+    fresh.observe({"read_fraction": 0.9}, SPACE.default(), 100.0)
+    assert fresh.ready({"read_fraction": 0.9}, SPACE.default())
+
+
+def test_a_share_of_operations_missing_from_the_window_counts_as_zero():
+    def rows():
+        return [(SPACE.default(), 100.0)]
+    reads = PriorSource("reads", rows(), context={"app.get_fraction": 0.95, "app.put_fraction": 0.05}, reference=100.0)
+    writes = PriorSource("writes", rows(), context={"app.get_fraction": 0.1, "app.put_fraction": 0.9}, reference=100.0)
+    scans = PriorSource("scans", rows(), context={"app.get_fraction": 0.22, "app.put_fraction": 0.1,
+                                                  "app.scan_fraction": 0.68}, reference=100.0)
+    policy = SafePolicy(SPACE, "maximize", [reads, writes, scans], seed=0)
+    # a window straddling reads -> writes has no scans, so no scan_fraction: it lies between reads and writes (left
+    # out, the key would make scans, (0.22, 0.1) on the other two keys, the nearest)
+    groups, recognized = policy.workloads_near({"get_fraction": 0.5, "put_fraction": 0.5})
+    assert not recognized and sorted(s.name for g in groups for s in g) == ["reads", "writes"]
+    groups, recognized = policy.workloads_near({"get_fraction": 0.72, "put_fraction": 0.28})
+    assert recognized and [s.name for s in groups[0]] == ["reads"]

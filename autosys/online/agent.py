@@ -3,8 +3,16 @@
 Each window the agent reads its monitors, and then either keeps measuring the
 incumbent config, or tries one candidate for one window and keeps it only if
 it beats the incumbent by more than the measured noise — otherwise it rolls
-back at once. A statistical change test on workload features (operation
-mix, ...) starts a new round of exploration when the workload shifts.
+back at once. A candidate the policy predicts, with confidence, to gain
+clearly (a config known good for this workload) needs only to beat the
+incumbent's mean: the prediction and the window agree. A statistical change
+test on workload features (operation mix, ...) starts a new round of
+exploration when the workload shifts; the windows that showed the change ran
+the incumbent under the new workload, so they are its new baseline (less
+any that straddled the change), and a policy with a known-good config for
+that workload (`Policy.ready`) applies it in the same step: no window is spent
+re-measuring a config tuned for the old workload. A policy without one still
+gets `baseline_windows` windows of the new workload before it proposes.
 Guardrails bound what it may do: a change budget, the space's constraints, a
 health check. Every decision is logged to storage with its reason, and a
 restarted agent puts the system back on the last config it trusted.
@@ -80,6 +88,16 @@ class ChangeDetector:
     def reset(self) -> None:
         self.reference, self._suspect = [], 0
 
+    def differs(self, a: Mapping[str, float], b: Mapping[str, float]) -> bool:
+        """Two windows' contexts are apart by more than `threshold` in some feature (two workloads, or a window
+        straddling a change and one after it)."""
+        return any(abs(float(a.get(k, 0.0)) - float(b.get(k, 0.0))) > self.threshold for k in set(a) | set(b))
+
+    @property
+    def suspect(self) -> bool:
+        """The last window left the reference band, but the change is not confirmed yet."""
+        return self._suspect > 0
+
     def update(self, context: Mapping[str, float]) -> bool:
         if len(self.reference) < self.reference_windows:
             self.reference.append(dict(context))
@@ -113,6 +131,25 @@ class Policy(ABC):
 
     def reset(self, context: Mapping[str, float]) -> None:
         """The workload changed: start a new search (keeping what was learned)."""
+
+    def ready(self, context: Mapping[str, float], incumbent: Config) -> bool:
+        """True when the next proposal is worth trying after one window of the incumbent instead of a full
+        baseline (a config known good for this workload: waiting only costs windows on a worse config)."""
+        return False
+
+    def wait(self, context: Mapping[str, float], incumbent: Config) -> bool:
+        """True to skip proposing this window: the policy needs another window to tell which workload runs (it must
+        bound how long it waits)."""
+        return False
+
+    def expected_gain(self, config: Config) -> float | None:
+        """The relative gain over the incumbent the policy predicted, with confidence, for `config`, its
+        last proposal (0.2 = 20% better); None when it has no such prediction (blind exploration)."""
+        return None
+
+    def explain(self) -> str:
+        """Why the last proposal (or none) was made, for the decision log."""
+        return ""
 
 
 class TunerPolicy(Policy):
@@ -237,6 +274,12 @@ class Agent:
         self.windows = 0
         self._steady_windows = 0
         self._exploring = True  # explore after the first baseline, as after any change
+        #: windows that may start a workload change: (context, value, joins the incumbent's band if it was not one)
+        self._held: list[tuple[dict[str, float], float, bool]] = []
+        #: the windows that showed the last change, until the next steady window says whether they straddled it
+        self._showed_change: list[tuple[dict[str, float], float]] = []
+        #: steady windows since the last workload change (a policy that is not `ready` waits `baseline_windows`)
+        self._since_change = baseline_windows
         self._changes: list[float] = []
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -291,13 +334,19 @@ class Agent:
         self._changes = [t for t in self._changes if now - t < self.guardrails.budget_seconds]
         return len(self._changes) < self.guardrails.change_budget
 
-    def _wins(self, value: float) -> tuple[bool, str]:
+    def _wins(self, value: float, expected: float | None = None) -> tuple[bool, str]:
+        """Whether a candidate's window beats the incumbent: by more than the noise margin, or, when the policy
+        predicted a clear gain (`expected`, at least twice `min_relative_gain`), by anything at all."""
         mean = float(np.mean(self.incumbent_values))
         sd = float(np.std(self.incumbent_values)) if len(self.incumbent_values) > 1 else 0.0
         margin = max(self.guardrails.noise_sigmas * sd, self.guardrails.min_relative_gain * abs(mean))
         gain = (value - mean) if self.objective.direction == "maximize" else (mean - value)
         text = f"{self.objective.metric} {value:.4g} vs incumbent {mean:.4g} (noise margin {margin:.3g})"
-        return gain > margin, text
+        if gain > margin:
+            return True, text
+        if expected is not None and expected >= 2 * self.guardrails.min_relative_gain and gain > 0:
+            return True, f"{text}; within noise, but agrees with the predicted gain of {expected:+.0%}"
+        return False, text
 
     def _apply(self, config: Config) -> str | None:
         try:
@@ -326,11 +375,12 @@ class Agent:
             if not math.isfinite(value):
                 return self._rollback(candidate, value, f"unhealthy: {self.objective.metric} is {value}", context)
             self.policy.observe(context, candidate, value)
-            wins, text = self._wins(value)
+            wins, text = self._wins(value, self.policy.expected_gain(candidate))
             if wins:
                 decision = self._log("keep", candidate, value, f"wins: {text}", context)
                 self.incumbent = candidate
                 self.incumbent_values = [value]
+                self._showed_change = []
                 return decision
             return self._rollback(candidate, value, f"no gain beyond noise: {text}", context)
 
@@ -338,33 +388,81 @@ class Agent:
             return self._log("measure", self.incumbent, None, f"no {self.objective.metric} reading", context)
         context_moved = self.detector.update(context)
         if context_moved or self._objective_shifted(value):
-            if context_moved:
-                why = f"context moved to {_short(context)}"
-            else:
-                why = f"{self.objective.metric} moved to {value:.4g} from {np.mean(self.incumbent_values):.4g} with no config change"
-                self.detector.reset()
-                self.detector.update(context)
-            self.incumbent_values = []
-            self._exploring = True
-            self.policy.reset(context)
-            return self._log("workload-change", self.incumbent, value, why, context)
-        if not self._shift_suspect:  # a window that may start a shift must not widen the band it is judged by
-            self.incumbent_values = (self.incumbent_values + [value])[-10:]
+            return self._workload_changed(context, value, context_moved)
+        if self.detector.suspect or self._shift_suspect:
+            # a window that may start a shift: held apart until the next one says which workload it belongs to
+            # (it must not widen the band it is judged by, nor start a trial that a change would confound)
+            self._held.append((dict(context), value, not self._shift_suspect))
+            return self._log("measure", self.incumbent, value, "a possible workload change: waiting for the next window",
+                             context)
+        for held_context, held_value, in_band in self._held:  # the suspicion cleared: they were the incumbent's
+            if in_band:
+                self.incumbent_values.append(held_value)
+            self.policy.observe(held_context, self.incumbent, held_value)
+        self._held = []
+        if self._showed_change:  # they lead the band (a keep would have cleared them); one that differs from this
+            kept = [v for c, v in self._showed_change if not self.detector.differs(c, context)]  # window straddled
+            self.incumbent_values = kept + self.incumbent_values[len(self._showed_change):]  # the change: dropped
+            self._showed_change = []
+        self.incumbent_values = (self.incumbent_values + [value])[-10:]
         self.policy.observe(context, self.incumbent, value)
         self._steady_windows += 1
+        self._since_change += 1
         if self.explore_every and self._steady_windows >= self.explore_every and not self._exploring:
             self._exploring = True  # periodic re-exploration: some winners only show after a while
             self._steady_windows = 0
             self.policy.reset(context)
-        if not self._exploring or len(self.incumbent_values) < self.baseline_windows:
-            return self._log("measure", self.incumbent, value, "measuring the incumbent", context)
+        if not self._exploring and self.policy.ready(context, self.incumbent):
+            # the policy has a known-good config due: it recognizes a workload the change tests did not flag, so the
+            # incumbent's older windows may be another workload's; this one is its baseline
+            self._exploring = True
+            self.incumbent_values = [value]
+        return self._explore(context, value) or self._log("measure", self.incumbent, value, "measuring the incumbent", context)
+
+    def _workload_changed(self, context: dict[str, float], value: float, context_moved: bool) -> Decision:
+        """A new workload: the windows that showed it ran the incumbent under it, so they are its new baseline,
+        and the policy may act on them at once (a known-good config for that workload is applied this step)."""
+        if context_moved:
+            why = f"context moved to {_short(context)}"
+        else:
+            why = f"{self.objective.metric} moved to {value:.4g} from {np.mean(self.incumbent_values):.4g} with no config change"
+            self.detector.reset()
+            self.detector.update(context)
+        held = [(c, v) for c, v, _ in self._held] + [(dict(context), value)]
+        self._held, self._shift_suspect = [], 0
+        self.incumbent_values = [v for _, v in held]
+        self._showed_change = list(held)
+        self._exploring = True
+        self._steady_windows = 0
+        self._since_change = 0
+        self.policy.reset(context)
+        for held_context, held_value in held:
+            self.policy.observe(held_context, self.incumbent, held_value)
+        changed = self._log("workload-change", self.incumbent, value, why, context)
+        return self._explore(context, value) or changed
+
+    def _explore(self, context: dict[str, float], value: float) -> Decision | None:
+        """Try the policy's next candidate when exploring and the incumbent's baseline is long enough (one window
+        when the policy is `ready` with a known-good config); None when it is not time to."""
+        measured = len(self.incumbent_values)
+        if not self._exploring or measured == 0:
+            return None
+        if self.policy.wait(context, self.incumbent):
+            return None
+        # a policy without a known-good config gets `baseline_windows` windows of the new workload first (what it
+        # learned before the change, a shadow replay's history say, still describes the old one)
+        short = measured < self.baseline_windows or self._since_change < self.baseline_windows
+        if short and not self.policy.ready(context, self.incumbent):
+            return None
         if not self._budget_left():
             return self._log("budget-exhausted", self.incumbent, value, "change budget used up", context)
         proposal = self.policy.propose(context, self.incumbent)
+        why = self.policy.explain()
         if proposal is None:
             self._exploring = False
             self._steady_windows = 0
-            return self._log("measure", self.incumbent, value, "done exploring this workload", context)
+            return self._log("measure", self.incumbent, value, "done exploring this workload" + (f": {why}" if why else ""),
+                             context)
         try:
             proposal = self.space.validate(proposal)
         except InvalidConfig as exc:
@@ -378,7 +476,8 @@ class Agent:
             return self._log("apply-failed", proposal, None, f"apply failed ({failure}); rolled back{extra}", context)
         self.candidate = proposal
         self._settling = self.guardrails.settle_windows
-        return self._log("explore", proposal, value, "trying a candidate for one window", context)
+        return self._log("explore", proposal, value, "trying a candidate for one window" + (f": {why}" if why else ""),
+                         context)
 
     def _objective_shifted(self, value: float) -> bool:
         """The incumbent's own objective moved far outside its band for two windows: the workload changed."""

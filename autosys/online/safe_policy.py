@@ -16,12 +16,23 @@ prior and live configs) in the style of SafeOpt / OnlineTune:
 - among those, the best optimistic bound is proposed.
 
 No safe candidate, no proposal: exploration in production is rare. The first
-proposal after a workload change is the best config of the prior source(s)
-nearest to the live context (when the prior's signatures share keys with it),
-by its mean over every measurement of it; if the agent rolls it back and the
-model, with that window included, still predicts a clear gain, it is
-re-checked once (one window on a loaded host can mislead). The agent still
-verifies every proposal live and rolls back a loser.
+proposal after a workload change (the jump) is the best config of the past
+workload the live context is recognized as (sources grouped by signature, a
+ratio test on the distances), by its mean over every measurement of it
+(shrunk toward the reference, so a config confirmed in several runs beats one
+lucky trial). The policy is `ready` to try it after a single window of the
+incumbent, since every window spent waiting runs a config tuned for another
+workload. A window between two workloads (the first after a change often
+straddles it, or is a cold cache's) is recognized as neither: the jump is
+then the best across both, or, when that is the incumbent, the policy waits
+a window or two; and a regime later recognized as another workload than its
+jump was for gets that workload's best in turn. If the agent rolls a jump
+back and the model, with that window included, still predicts a clear gain,
+it is re-checked once (one window on a loaded host can mislead). The agent
+still verifies every proposal live and rolls back a loser; the gain expected
+of a proposal (for a jump, as measured in the past workloads; for a model
+candidate, the pessimistic bound) is `expected_gain`, which lets the agent
+keep a confident proposal whose window agrees with it, within the noise.
 
 Live values are put on the prior's scale by an offset per regime (the median
 residual of the live windows against the prior model), which is how a model
@@ -106,9 +117,10 @@ class SafePolicy(Policy):
     """Proposes only candidates predicted, with their uncertainty, to stay within `margin` of the incumbent.
 
     The first proposal after each `reset` (workload change) is the best config
-    of the prior source nearest the live context, tried without the model's
-    veto (it is known good for a near workload) unless it is the incumbent,
-    was measured in this regime already, or was rolled back under a near context.
+    of the past workload the live context is recognized as (between two: the
+    best across both), tried without the model's veto (it is known good for a
+    near workload) unless it is the incumbent, was measured in this regime
+    under a near context, or was rolled back under one; `ready` says it is due.
 
     Args:
         space, direction: the system's (safe) space and objective direction.
@@ -124,6 +136,10 @@ class SafePolicy(Policy):
 
     #: live windows remembered (the oldest are dropped)
     MAX_LIVE = 5000
+    #: windows a regime waits for its workload to be recognized before the model proposes without it
+    max_wait = 2
+    #: a context is recognized as its nearest past workload when at most this fraction as far from it as from the next
+    recognize_ratio = 2 / 3
 
     def __init__(
         self,
@@ -163,12 +179,15 @@ class SafePolicy(Policy):
         self._tries = 0
         self._tried: set[str] = set()
         self._jump_pending = True
+        self._waited = 0
+        self._workload: tuple[str, ...] | None = None  # the past workload this regime's last jump was for
         self._jump: tuple[Config, bool] | None = None  # this regime's jump and whether it was re-checked
         self._failed: set[str] = set()
         self._rejected: list[tuple[dict[str, float], str]] = []  # (context, config key) of candidates rolled back
         self._last_seen: tuple[str, dict[str, float]] | None = None
         self._prior_model: Model | None = None
         self._prior_keys: tuple[str, ...] | None = None
+        self._expected: dict[str, float] = {}  # config key -> the relative gain predicted when it was proposed
         #: what the last `propose` saw: candidates scored, how many were safe, and why it chose what it did
         self.last: dict[str, Any] = {}
 
@@ -335,7 +354,7 @@ class SafePolicy(Policy):
             except InvalidConfig:
                 break
         good = sorted(self._prior_rows, key=lambda r: r[2])[:8]
-        pool += [c for _, c, _ in good]
+        pool += [self.space.default()] + [c for _, c, _ in good]  # the default: every source's reference
         anchors = [c for _, c, _ in good[:4]] + [incumbent]
         live_best: dict[str, tuple[float, Config]] = {}
         scales = self._live_scales()
@@ -357,17 +376,38 @@ class SafePolicy(Policy):
         return unique
 
     # ------------------------------------------------------------------ the policy
-    def nearest_sources(self, context: Mapping[str, float]) -> list[PriorSource]:
-        """The prior sources whose signature is nearest to `context` (all of them on a tie: studies of one
-        workload); empty without shared keys."""
+    def _distances(self, context: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray] | None:
+        """Each source's distance to `context` and the sources' distances to each other (0: one workload), over
+        the keys they share, in units of each key's spread across the sources (None without shared keys).
+
+        A share of operations (`*_fraction`) that a source has and the live window lacks counts as 0 there, when the
+        window has shares at all: a window with no scans reports no scan_fraction, and leaving the key out would
+        make a scan-heavy source look as near as a scan-free one."""
+        context = dict(context)
+        if any(k.endswith("_fraction") for k in context):
+            for source in self.sources:
+                for name in source.context:
+                    short = name.rsplit(".", 1)[-1]
+                    if short.endswith("_fraction") and _match_key(short, context) is None:
+                        context[short] = 0.0
         keys = [k for k in context if any(_match_key(k, s.context) is not None for s in self.sources)]
         if not keys or not self.sources:
-            return []
+            return None
         live = np.array([float(context[k]) for k in keys])
         table = np.array([self._source_context(s, keys) for s in self.sources])
         scale = table.std(axis=0)
         scale[scale == 0] = 1.0
-        distance = np.linalg.norm((table - live) / scale, axis=1)
+        table = table / scale
+        between = np.linalg.norm(table[:, None, :] - table[None, :, :], axis=2)
+        return np.linalg.norm(table - live / scale, axis=1), between
+
+    def nearest_sources(self, context: Mapping[str, float]) -> list[PriorSource]:
+        """The prior sources whose signature is nearest to `context` (all of them on a tie: studies of one
+        workload); empty without shared keys."""
+        found = self._distances(context)
+        if found is None:
+            return []
+        distance = found[0]
         closest = float(distance.min())
         return [s for s, d in zip(self.sources, distance) if d <= closest + 1e-9 * max(1.0, closest)]
 
@@ -376,19 +416,119 @@ class SafePolicy(Policy):
         sources = self.nearest_sources(context)
         return sources[0] if sources else None
 
-    def _best_of(self, sources: Sequence[PriorSource]) -> Config:
-        """The best config by its mean normalized value over every measurement the sources hold of it (one lucky
-        trial does not win; a config confirmed in several runs of the same workload counts them all)."""
-        by_key: dict[str, list[float]] = {}
-        configs: dict[str, Config] = {}
-        for source in sources:
-            losses = normalized_values([v for _, v in source.rows], source.reference, source.direction, log=self._log)
-            for (config, _), loss in zip(source.rows, losses):
-                key = config_key(config)
-                by_key.setdefault(key, []).append(float(loss))
-                configs[key] = config
-        best = min(by_key, key=lambda k: (float(np.mean(by_key[k])), -len(by_key[k])))
-        return configs[best]
+    def workloads_near(self, context: Mapping[str, float]) -> tuple[list[list[PriorSource]], bool]:
+        """The past workloads `context` may be (sources grouped by signature) and whether it is recognized as one.
+
+        Recognized: at most `recognize_ratio` as far from the nearest workload as from the next nearest (a ratio
+        test: 2/3 recognizes the 40% of the way nearest each workload); then that workload alone. Otherwise (a
+        window between two workloads, or away from all, as the first after a change often is) the two nearest.
+        Empty without shared keys.
+        """
+        found = self._distances(context)
+        if found is None:
+            return [], False
+        distance, between = found
+        tie = 1e-9
+        groups: list[list[int]] = []  # sources with one signature are one workload
+        for i in np.argsort(distance, kind="stable"):
+            for group in groups:
+                if between[group[0], i] <= tie:
+                    group.append(int(i))
+                    break
+            else:
+                groups.append([int(i)])
+        recognized = len(groups) == 1 or distance[groups[0][0]] <= self.recognize_ratio * distance[groups[1][0]]
+        chosen = groups[:1] if recognized else groups[:2]
+        return [[self.sources[i] for i in g] for g in chosen], recognized
+
+    def _scores(self, workloads: Sequence[Sequence[PriorSource]]) -> tuple[dict[str, float], dict[str, Config]]:
+        """Each config's score across `workloads` (groups of sources of one workload each; lower is better): per
+        workload, the sum of its normalized values over (count + 1), the mean shrunk toward the reference by one
+        pseudo-measurement so one lucky trial does not beat a config confirmed in several runs; then the mean over
+        the workloads, for the configs measured in all of them (the default, every source's reference, always is)."""
+        default = self.space.default()
+        scores: dict[str, list[float]] = {}
+        configs: dict[str, Config] = {config_key(default): default}
+        for group in workloads:
+            by_key: dict[str, list[float]] = {config_key(default): []}
+            for source in group:
+                losses = normalized_values([v for _, v in source.rows], source.reference, source.direction, log=self._log)
+                for (config, _), loss in zip(source.rows, losses):
+                    key = config_key(config)
+                    by_key.setdefault(key, []).append(float(loss))
+                    configs[key] = config
+            for key, losses in by_key.items():
+                scores.setdefault(key, []).append(float(np.sum(losses)) / (len(losses) + 1))
+        everywhere = {k: float(np.mean(v)) for k, v in scores.items() if len(v) == len(workloads)}
+        return everywhere, configs
+
+    def _best_of(self, workloads: Sequence[Sequence[PriorSource]]) -> Config:
+        """The best config across `workloads` by `_scores` (between two workloads: the best on average)."""
+        scores, configs = self._scores(workloads)
+        return configs[min(scores, key=scores.get)]
+
+    def _pending_jump(
+        self, context: Mapping[str, float], incumbent: Config
+    ) -> tuple[Config, list[list[PriorSource]], bool] | None:
+        """This regime's jump when it is still to be tried (not the incumbent, not measured in this regime, not
+        rolled back under a near context, and, where the past workloads measured the incumbent too, better than it
+        there by at least `min_gain`: a jump skips the model's veto only on evidence of a gain): the best config of
+        the past workload the context is recognized as, or, between two, the best across both; and whether it was
+        recognized."""
+        if not self._jump_pending or self._tries >= self.tries_per_regime:
+            return None
+        workloads, recognized = self.workloads_near(context)
+        if not workloads:
+            return None
+        scores, configs = self._scores(workloads)
+        jump = configs[min(scores, key=scores.get)]
+        if config_key(incumbent) in scores and self._relative(scores[config_key(incumbent)] - scores[config_key(jump)]) < self.min_gain:
+            return None
+        done = {config_key(incumbent)} | self._tried | self._failed
+        done |= {config_key(c) for r, ctx, c, _ in self.live if r == self.regime and _near(ctx, context)}
+        done |= {key for ctx, key in self._rejected if _near(ctx, context)}
+        return None if config_key(jump) in done else (jump, workloads, recognized)
+
+    def ready(self, context: Mapping[str, float], incumbent: Config) -> bool:
+        """A jump to the nearest past workload's best is due: worth trying after one window of the incumbent.
+
+        Also when the regime turns out to be another workload than its first windows looked like (the first window
+        after a change, or a cold cache's, can look like a different workload): once the context is recognized as a
+        workload other than the one the regime's last jump was for, that workload's best is due in turn."""
+        self._rearm(context)
+        return self._pending_jump(context, incumbent) is not None
+
+    def _rearm(self, context: Mapping[str, float]) -> None:
+        """Make a jump due again when `context` is recognized as another workload than the last jump was for."""
+        if not self._jump_pending and self._workload is not None and self._tries < self.tries_per_regime:
+            workloads, recognized = self.workloads_near(context)
+            if recognized and _names(workloads[0]) != self._workload:
+                self._jump_pending, self._waited = True, 0
+
+    def wait(self, context: Mapping[str, float], incumbent: Config) -> bool:
+        """The window lies between two past workloads whose best across both is the incumbent: the next window
+        (at most `max_wait` of them per regime) says which workload runs, and so which config to jump to."""
+        if not self._jump_pending or self._tries >= self.tries_per_regime or self._waited >= self.max_wait:
+            return False
+        workloads, recognized = self.workloads_near(context)
+        if not workloads or recognized or self._pending_jump(context, incumbent) is not None:
+            return False
+        self._waited += 1
+        self.last = {"why": "the window lies between two past workloads and the best across both is the incumbent: "
+                            "waiting for the next window to tell which runs"}
+        return True
+
+    def expected_gain(self, config: Config) -> float | None:
+        """The relative gain expected of `config` when it was proposed in this regime (None if it was not)."""
+        return self._expected.get(config_key(config))
+
+    def explain(self) -> str:
+        """Why the last proposal (or none) was made."""
+        return str(self.last.get("why", ""))
+
+    def _relative(self, loss_gain: float) -> float:
+        """A gain on the loss axis as a relative gain (log-ratios: exp - 1; linear: units of the reference)."""
+        return math.expm1(loss_gain) if self._log else loss_gain
 
     def propose(self, context: Mapping[str, float], incumbent: Config) -> Config | None:
         if self._tries >= self.tries_per_regime:
@@ -411,22 +551,27 @@ class SafePolicy(Policy):
         margin = -math.log(1.0 - self.margin) if self._log else self.margin
         gain = math.log(1.0 + self.min_gain) if self._log else self.min_gain
 
-        jump = None
+        self._rearm(context)
         if self._jump_pending:
-            self._jump_pending = False
-            sources = self.nearest_sources(context)
-            if sources:  # known good for a near workload: tried without the model's veto, unless it is
-                jump = self._best_of(sources)  # the incumbent, measured in this regime, or rolled back under this context
-                measured = {config_key(c) for r, _, c, _ in self.live if r == self.regime}
-                measured |= {key for ctx, key in self._rejected if _near(ctx, context)}
-                if config_key(jump) in ({incumbent_key} | self._tried | measured):
-                    jump = None
-            if jump is not None:
+            pending = self._pending_jump(context, incumbent)
+            # a jump for a context between two workloads leaves a jump pending for when one is recognized
+            self._jump_pending = pending is not None and not pending[2]
+            if pending is not None:  # known good for a near workload: tried without the model's veto
+                jump, workloads, recognized = pending
+                self._workload = _names(workloads[0]) if recognized else None
                 self._tries += 1
                 self._tried.add(config_key(jump))
                 self._jump = (dict(jump), False)
-                names = ", ".join(s.name for s in sources)
-                self.last = {"why": f"the best config of the nearest past workload ({names})", "safe": None}
+                # the gain expected: as measured in those workloads when the incumbent was measured there too, else the model's
+                scores, _ = self._scores(workloads)
+                if incumbent_key in scores:
+                    expected = self._relative(scores[incumbent_key] - scores[config_key(jump)])
+                else:
+                    expected = self._relative(mu_inc - float(model.predict(self._features(jump, vec)[None, :])[0][0]))
+                self._expected[config_key(jump)] = expected
+                names = " / ".join(", ".join(s.name for s in group) for group in workloads)
+                what = "the nearest past workload" if recognized else "the two past workloads this window lies between"
+                self.last = {"why": f"the best config of {what} ({names}), expected {expected:+.0%}", "safe": None}
                 return dict(jump)
         elif self._jump is not None and not self._jump[1] and config_key(self._jump[0]) not in ({incumbent_key} | self._failed):
             # the jump was rolled back: one window under a noisy host can mislead, so a strong prediction gets one re-check
@@ -435,7 +580,9 @@ class SafePolicy(Policy):
             mu_again = float(model.predict(self._features(again, vec)[None, :])[0][0])
             if mu_again <= mu_inc - 3 * gain:
                 self._tries += 1
-                self.last = {"why": "re-checking the nearest past workload's best: still predicted a clear gain", "safe": None}
+                self._expected[config_key(again)] = self._relative(mu_inc - mu_again)
+                self.last = {"why": "re-checking the nearest past workload's best: still predicted "
+                                    f"{self._relative(mu_inc - mu_again):+.0%}", "safe": None}
                 return dict(again)
 
         pool = [c for c in self._candidates(incumbent) if config_key(c) != incumbent_key and config_key(c) not in self._tried]
@@ -453,10 +600,13 @@ class SafePolicy(Policy):
             self.last["why"] = "no candidate is both safe and predicted to gain"
             return None
         optimistic = mu[eligible] - self.beta * sd[eligible]
-        choice = pool[int(eligible[int(np.argmin(optimistic))])]
+        index = int(eligible[int(np.argmin(optimistic))])
+        choice = pool[index]
         self._tries += 1
         self._tried.add(config_key(choice))
-        self.last["why"] = "safe and predicted to gain"
+        pessimistic = self._relative(mu_inc - (mu[index] + self.beta * sd[index]))  # confident only if even the
+        self._expected[config_key(choice)] = pessimistic  # pessimistic bound gains
+        self.last["why"] = f"safe and predicted to gain ({self._relative(mu_inc - mu[index]):+.0%}, at worst {pessimistic:+.0%})"
         return dict(choice)
 
     def observe(self, context: Mapping[str, float], config: Config, value: float) -> None:
@@ -481,7 +631,14 @@ class SafePolicy(Policy):
         self._tried = set()
         self._failed = set()
         self._jump_pending = True
+        self._waited = 0
+        self._workload = None
         self._jump = None
+        self._expected = {}
+
+
+def _names(sources: Sequence[PriorSource]) -> tuple[str, ...]:
+    return tuple(sorted(s.name for s in sources))
 
 
 def _near(a: Mapping[str, float], b: Mapping[str, float]) -> bool:
