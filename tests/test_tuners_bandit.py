@@ -155,13 +155,27 @@ def test_meta_tuner_tells_every_member_and_credits_the_improver():
 def test_meta_tuner_default_members_and_warmup_go_to_bo():
     space = Space([Float("x", 0.0, 1.0)])
     meta = MetaTuner(space, seed=0)
-    assert meta.member_names == ["bo", "local", "random"]
+    assert meta.member_names == ["bo", "local", "tpe"] and meta.policy_name == "thompson"
     for _ in range(meta.warmup):
         trial = meta.ask()
         meta.tell(trial, Result.complete(trial.config["x"]))
     assert meta.usage()["bo"] == meta.warmup
     assert meta.policy.pulls.tolist() == [1, 0, 0]  # the prior's pseudo-pull; warm-up asks are not bandit pulls
     assert len(meta.members[0].history) == meta.warmup
+
+
+def test_default_meta_tuner_keeps_every_member_in_play_on_a_bowl():
+    # Thompson sampling, unlike the near-greedy AUC bandit, does not hand the whole study to
+    # whichever member found the first improvements; BO still does most of the work on a bowl
+    space = Space([Float(f"x{i}", 0.0, 1.0) for i in range(4)])
+    for seed in range(3):
+        meta = MetaTuner(space, seed=seed)
+        for _ in range(40):
+            trial = meta.ask()
+            meta.tell(trial, Result.complete(sum((v - 0.3) ** 2 for v in trial.config.values())))
+        usage = meta.usage()
+        assert min(usage.values()) >= 3 and usage["bo"] >= 16, usage
+        assert min(r.value for _, r in meta.history) < 0.01
 
 
 def test_meta_tuner_rejects_unknown_and_nested_members():

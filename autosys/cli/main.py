@@ -253,7 +253,7 @@ def tune(
     system: Optional[str] = typer.Argument(
         None, help="System name (see `autosys list`) or module:Class; with --resume, a stored module:Class named again."
     ),
-    tuner: str = typer.Option("meta", "--tuner", help="Search strategy (see `autosys list`); meta is a bandit over BO, local and random search."),
+    tuner: str = typer.Option("meta", "--tuner", help="Search strategy (see `autosys list`); meta is a bandit over BO, local steps and TPE."),
     budget: Optional[int] = typer.Option(None, "--budget", help="Trials to run, the default's included [default: 12]."),
     time_budget: Optional[float] = typer.Option(None, "--time-budget", help="Stop after this many seconds [default: no time limit]."),
     confirm: int = typer.Option(

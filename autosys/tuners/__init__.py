@@ -38,6 +38,7 @@ TUNERS: dict[str, str] = {
     "cash": "autosys.tuners.conditional:ConditionalBandit",
     "bo-cost": "autosys.tuners.cost_aware:CostAwareBO",
     "turbo": "autosys.tuners.trust_region:TrustRegionBO",
+    "tpe": "autosys.tuners.tpe:ParzenTuner",
     "projected": "autosys.tuners.projection:ProjectedTuner",  # LlamaTune: option inner=... over a dim-D projection
     "optuna": "autosys.tuners.optuna_sampler:OptunaSampler",  # option sampler=...; or the name optuna:<Sampler>
 }
