@@ -321,19 +321,29 @@ def test_tune_warm_starts_from_the_nearest_past_study_and_says_so(tmp_path, monk
     a1 = _study(tmp_path / "past-a1", "a1", budget=15)
     assert _kb(["add", str(b), str(a1)], base)[0].exit_code == 0  # b is 1, a1 is 2
     with open_knowledge_base(base) as store:
-        near = store.get(2)
+        near, second = store.get(2), store.get(1)
+
+    def best_configs(study):  # its best configs, the default left out (measured already), no repeats
+        configs = []
+        for t in study.ranked():
+            if t.config != Shop().default() and t.config not in configs:
+                configs.append(t.config)
+        return configs
+
+    # tune draws on the two nearest past studies (TuneKnowledge.WARM_STUDIES), taking turns, nearest first
     expected = []
-    for t in near.ranked():  # its best configs, the default left out (measured already), no repeats
-        if t.config != Shop().default() and t.config not in expected:
-            expected.append(t.config)
+    for pair in zip(best_configs(near), best_configs(second)):
+        expected += [c for c in pair if c not in expected]
 
     text, trials, summary = _tune(tmp_path, "warm")
-    assert "warm start: from kb study 2 past-a1" in text and "same host" in text
+    assert "warm start: from kb study 2 past-a1" in text and "same host" in text and "+ kb study 1 past-b" in text
     assert "3 configs seeded" in text
     seeded = [t for t in trials if t.source == "warm_start"]
     assert [t.config for t in seeded] == expected[:3]
     assert trials[0].source == "default" and trials[1].source == "warm_start"
     assert summary["warm_start"]["seeded"] == 3 and "past-a1" in summary["warm_start"]["from"]
+    # the past results were told once the seeds were measured here, each study corrected by its own pairs
+    assert summary["warm_start"]["told"] > 0 and len(summary["warm_start"]["corrections"]) == 2
     # the new study added itself; a later tune of the same workload maps to it (distance 0 on the options)
     assert "knowledge base: added study 3" in text
     again, _, summary = _tune(tmp_path, "again")

@@ -266,6 +266,10 @@ class TuneKnowledge:
     Knowledge-base trouble never fails a tune: it is one warning line.
     """
 
+    #: past studies a warm start draws on (experiments/transfer.py: two reached 95% of cold search's
+    #: best within 3 trials on more systems than one: learned-index and PostgreSQL too)
+    WARM_STUDIES = 2
+
     def __init__(self, mode: str = "auto", location: str | None = None, *, resumed: bool = False,
                  console: Console | None = None):
         self.location = location or default_location()
@@ -291,30 +295,56 @@ class TuneKnowledge:
         if self.mode == "auto" and is_off(self.location):
             self.mode = "none"
         self.pending = not resumed and self.mode != "none"
+        self.warm: Any = None  # the auto mode's KnowledgeWarmStart, once the default is measured
 
     # --- warm start
     def on_trial(self, study: Any, trial: Trial) -> None:
-        """The study's callback: when the default has been measured, seed the tuner (once)."""
+        """The study's callback, told every finished trial: seed the tuner once the default is measured.
+
+        In auto mode every trial goes on to a `KnowledgeWarmStart`, which tells the past
+        studies' results once the seeded configs are measured here too (corrected by all
+        those pairs, as `experiments/transfer.py` measured it), drawing on the
+        `WARM_STUDIES` nearest past studies.
+        """
+        if self.mode == "auto":
+            self._forward(study, trial)
+            return
         if not self.pending or trial.source != "default":
             return
         self.pending = False
-        from autosys.analysis.kb_warm_start import seed_from_record, warm_start_from_knowledge_base
+        from autosys.analysis.kb_warm_start import seed_from_record
 
-        try:
-            if self.mode == "dir":
-                result = seed_from_record(study, self.record, trial, f"study {self.record.directory}")
-            else:
-                result = warm_start_from_knowledge_base(study, trial, self.location)
-        except KnowledgeBaseError as exc:
-            self._warn(f"no warm start: {exc}")
-            return
+        result = seed_from_record(study, self.record, trial, f"study {self.record.directory}")
         if result.done:
             self.report = result.to_json()
         self._say(result.line())
 
+    def _forward(self, study: Any, trial: Trial) -> None:
+        if self.warm is None:
+            if not self.pending or trial.source != "default":
+                return
+            from autosys.analysis.kb_warm_start import KnowledgeWarmStart
+
+            self.pending = False
+            self.warm = KnowledgeWarmStart(self.location, studies=self.WARM_STUDIES, done=self._started)
+        try:
+            self.warm(study, trial)
+        except KnowledgeBaseError as exc:
+            self._warn(f"no warm start: {exc}")
+            self.warm = None
+
+    def _started(self, result: Any) -> None:
+        self._say(result.line())
+
+    def _final_report(self) -> None:
+        result = self.warm.result if self.warm is not None else None
+        if result is not None and result.done:
+            self.report = result.to_json()
+
     # --- adding the finished study
     def finish(self, study: Any, storage: str | None = None) -> None:
-        """Add the finished study to the knowledge base (unless it is turned off)."""
+        """Record what the warm start did, and add the finished study to the knowledge base (unless it is off)."""
+        self._final_report()
         if is_off(self.location):
             return
         directory = Path(study.directory) if study.directory is not None else None
