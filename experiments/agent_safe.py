@@ -21,7 +21,15 @@ policies (a hot set under a one-time stream: LFU; a drifting hot set: LRU;
 a loop larger than the cache: random). Offline "studies" measure every
 policy on traces of each phase (other seeds than the live run), which shows
 each phase's best static policy; the live run replays the phases through every
-static policy, the old agent and the agent with the prior. The agent
+static policy, the old agent and the agent with the prior. The cache calls
+the agents every `--cache-window` requests (windows run on across phases:
+nothing tells the cache or the agents where a phase starts), and at once when
+its per-request change tests (a CUSUM on its miss rate and one on requests
+for pages not seen recently, `autosys.online.change`) alarm; the agent then
+runs its policy's safe fallback (the default here: LFU or random are known to
+fall far below it on some past workload) until the new workload settles, so
+a policy tuned for the last phase never serves a full window of the next
+(`--no-alarms`: window-level change tests only). The agent
 minimizes the miss ratio (a ratio of miss ratios is scale-free; a hit ratio
 of 0, which a loop gives LRU, is not); the table counts hits. `--cache-sequence`
 reorders the phases (hot, drift, loop, hot2), `--cache-window` sets the agent's window,
@@ -61,6 +69,7 @@ from autosys.core.system import Objective  # noqa: E402
 from autosys.learn.host import host_fingerprint  # noqa: E402
 from autosys.learn.knowledge import entry_from_study, open_knowledge_base  # noqa: E402
 from autosys.online.agent import Agent, ChangeDetector, Guardrails, TunerPolicy  # noqa: E402
+from autosys.online.change import RateJumpTest  # noqa: E402
 from autosys.online.safe_policy import PriorSource, SafePolicy, prior_from_knowledge_base  # noqa: E402
 from autosys.run.study import Study  # noqa: E402
 from agent_kv_service import SEQUENCE, drive, fresh_service  # noqa: E402  (the demo next door: same phases, same driver)
@@ -296,36 +305,66 @@ def cache_prior(capacity: int, window: int, per_phase: int, seed: int) -> tuple[
     return sources, pd.DataFrame(rows)
 
 
-def run_static(policy: str, phases, capacity: int, window: int) -> list[dict]:
-    cache = AdaptiveCache(capacity, policy)
-    rows = []
+def _stream(phases):
+    """Every request of the run in order, with its phase's index (the cache and the agent do not see the index)."""
     for index, (_, pages) in enumerate(phases):
-        for start in range(0, len(pages), window):
-            chunk = pages[start:start + window].tolist()
-            for page in chunk:
-                cache.access(page)
-            rows.append({"phase": index, "hits": cache.window_reading()["hit_ratio"] * len(chunk), "policy": policy})
+        for page in pages.tolist():
+            yield index, page
+
+
+def run_static(policy: str, phases, capacity: int, window: int) -> list[dict]:
+    """One policy all along; hits counted per request, in windows of `window` requests (rows: window, phase of its
+    last request, hits, hits per phase)."""
+    cache = AdaptiveCache(capacity, policy)
+    rows, hits, per, n = [], 0, {}, 0
+    for index, page in _stream(phases):
+        hit = cache.access(page)
+        hits += hit
+        per[index] = per.get(index, 0) + hit
+        n += 1
+        if n == window:
+            rows.append({"phase": index, "hits": hits, "requests": n, "policy": policy, "per_phase": per})
+            hits, per, n = 0, {}, 0
+    if n:
+        rows.append({"phase": index, "hits": hits, "requests": n, "policy": policy, "per_phase": per})
     return rows
 
 
-def run_cache_agent(policy_factory, phases, capacity: int, window: int) -> tuple[list[dict], Agent]:
+def run_cache_agent(policy_factory, phases, capacity: int, window: int, alarms: bool = True) -> tuple[list[dict], Agent]:
+    """The cache calls the agent at the end of each window of `window` requests (windows run on across phases: the
+    cache knows no phase), and, with `alarms`, at once when its per-request change test sees the miss rate jump
+    (the window then ends early)."""
     app = MissRatioCache(capacity)
+    if alarms:  # the cache tests each request: its miss rate (this policy's) and its novelty (the workload's)
+        app.cache.change_test, app.cache.novelty_test = RateJumpTest(), RateJumpTest()
     agent = Agent(app, policy_factory(app), guardrails=Guardrails(change_budget=1000, noise_sigmas=2.0, min_relative_gain=0.02,
                                                                    settle_windows=1),
                   # a finer change test than the default: a loop and a drifting hot set differ by 0.025 in new-page fraction
                   detector=ChangeDetector(threshold=0.01, z=6.0, confirm=1), context_features=FEATURES, baseline_windows=1,
                   explore_every=None)
-    rows = []
-    for index, (_, pages) in enumerate(phases):
-        for start in range(0, len(pages), window):
-            chunk = pages[start:start + window].tolist()
-            for page in chunk:
-                app.cache.access(page)
-            decision = agent.step()  # the cache calls the agent at the end of each window
-            value = decision.value if decision.value is not None else math.nan
-            rows.append({"phase": index, "hits": (1.0 - value) * len(chunk) if math.isfinite(value) else 0.0,
-                         "policy": app.cache.policy, "action": decision.action})
+    rows, hits, per, n = [], 0, {}, 0
+    for index, page in _stream(phases):
+        hit = app.cache.access(page)
+        hits += hit
+        per[index] = per.get(index, 0) + hit
+        n += 1
+        if n == window or app.cache.alarm:
+            policy = app.cache.policy  # the policy that served this window
+            decision = agent.step()
+            rows.append({"phase": index, "hits": hits, "requests": n, "policy": policy, "action": decision.action,
+                         "per_phase": per})
+            hits, per, n = 0, {}, 0
+    if n:
+        rows.append({"phase": index, "hits": hits, "requests": n, "policy": app.cache.policy, "action": "end", "per_phase": per})
     return rows, agent
+
+
+def _per_phase(rows: list[dict]) -> dict[int, int]:
+    out: dict[int, int] = {}
+    for row in rows:
+        for index, hits in row["per_phase"].items():
+            out[index] = out.get(index, 0) + hits
+    return out
 
 
 def demo_cache(args) -> dict:
@@ -335,21 +374,25 @@ def demo_cache(args) -> dict:
     print("[cache] offline: each phase kind's hit ratio per policy (its best static policy differs by phase):")
     print(offline.to_string(index=False))
     phases = cache_phases(per_phase, args.seed, args.cache_sequence)
-    timelines = {f"static {p}": pd.DataFrame(run_static(p, phases, capacity, window)) for p in POLICIES}
-    old_rows, old = run_cache_agent(lambda app: TunerPolicy(app.space(), "minimize", tuner="random", seed=args.seed,
-                                                            tries_per_regime=3), phases, capacity, window)
-    safe_rows, safe = run_cache_agent(lambda app: SafePolicy(app.space(), "minimize", prior, seed=args.seed,
-                                                             tries_per_regime=2, min_gain=0.02), phases, capacity, window)
-    timelines["agent (tuner)"] = pd.DataFrame(old_rows)
-    timelines["agent (safe+kb)"] = pd.DataFrame(safe_rows)
+    raw = {f"static {p}": run_static(p, phases, capacity, window) for p in POLICIES}
+    alarms = not args.no_alarms
+    raw["agent (tuner)"], old = run_cache_agent(lambda app: TunerPolicy(app.space(), "minimize", tuner="random", seed=args.seed,
+                                                                        tries_per_regime=3), phases, capacity, window, alarms)
+    raw["agent (safe+kb)"], safe = run_cache_agent(lambda app: SafePolicy(app.space(), "minimize", prior, seed=args.seed,
+                                                                          tries_per_regime=2, min_gain=0.02),
+                                                   phases, capacity, window, alarms)
+    timelines = {name: pd.DataFrame(r).drop(columns="per_phase") for name, r in raw.items()}
     agents = {"agent (tuner)": old, "agent (safe+kb)": safe}
     rows = []
-    for name, tl in timelines.items():
-        per = tl.groupby("phase")["hits"].sum()
+    for name, r in raw.items():
+        per = _per_phase(r)
         counts = agents[name].counts() if name in agents else {}
-        rows.append({"demo": "page-cache", "run": name, "total_hits": int(tl["hits"].sum()),
+        rows.append({"demo": "page-cache", "run": name, "total_hits": int(sum(per.values())),
                      **{f"phase{i}_{phases[i][0]}": int(per.get(i, 0)) for i in range(len(phases))},
-                     "explorations": counts.get("explore", 0), "rollbacks": counts.get("rollback", 0)})
+                     "explorations": counts.get("explore", 0), "rollbacks": counts.get("rollback", 0),
+                     "fallbacks": counts.get("fallback", 0),
+                     "alarms": sum(1 for d in agents[name].decisions if d.reason.startswith("a monitor's change test"))
+                     if name in agents else 0})
     table = pd.DataFrame(rows).set_index("run")
     statics = [f"static {p}" for p in POLICIES]
     best_single = max(statics, key=lambda n: table.loc[n, "total_hits"])
@@ -391,9 +434,12 @@ def cache_sweep(args) -> pd.DataFrame:
                          "per-phase oracle vs best single": t.loc["per-phase best static", "vs_best_single_static"],
                          "agent per phase vs default": " ".join(f"{ratios.loc['agent (safe+kb)', c]:.3f}" for c in phases),
                          "agent min phase vs default": ratios.loc["agent (safe+kb)", "min_phase"],
+                         "agent phases below default (exact hits)": len(result["below_default"]),
                          "blind agent min phase vs default": ratios.loc["agent (tuner)", "min_phase"],
                          "explorations": int(t.loc["agent (safe+kb)", "explorations"]),
-                         "rollbacks": int(t.loc["agent (safe+kb)", "rollbacks"])})
+                         "rollbacks": int(t.loc["agent (safe+kb)", "rollbacks"]),
+                         "fallbacks": int(t.loc["agent (safe+kb)", "fallbacks"]),
+                         "alarms": int(t.loc["agent (safe+kb)", "alarms"])})
             print(f"  {sequence} seed {seed}: {rows[-1]['agent vs best single']:.3f}x best single static, per phase vs default "
                   f"{rows[-1]['agent per phase vs default']}", flush=True)
     return pd.DataFrame(rows)
@@ -427,10 +473,10 @@ def plot(kv: dict | None, cache: dict | None, path: Path) -> None:
         ax.legend(fontsize=8)
     if cache is not None:
         ax = axes[row, 0]
-        window = cache["window"]
         for name, tl in cache["timelines"].items():
             style = {"lw": 2.0, "color": "black"} if name == "agent (safe+kb)" else {"lw": 1, "alpha": 0.7}
-            ax.plot(np.arange(len(tl)) * window / 1000, tl["hits"].rolling(3, min_periods=1).mean() / window, label=name, **style)
+            ratio = tl["hits"].rolling(3, min_periods=1).sum() / tl["requests"].rolling(3, min_periods=1).sum()
+            ax.plot(tl["requests"].cumsum() / 1000, ratio, label=name, **style)
         position = 0
         for name, pages in cache["phases"]:
             ax.axvline(position / 1000, color="grey", lw=0.5)
@@ -455,6 +501,8 @@ def main() -> None:
     parser.add_argument("--cache-sequence", default=CACHE_SEQUENCE,
                         help=f"the cache demo's phases, comma-separated from {', '.join(CACHE_KINDS)} (default %(default)s)")
     parser.add_argument("--cache-window", type=int, default=2_000, help="the cache agents' window in requests")
+    parser.add_argument("--no-alarms", action="store_true",
+                        help="the cache agents without the cache's per-request change test (window-level change tests only)")
     parser.add_argument("--tag", default="", help="a suffix for the result files (e.g. _seed1)")
     parser.add_argument("--cache-sweep", action="store_true",
                         help="only the cache demo, over --sweep-sequences x --sweep-seeds (writes agent_safe_cache_sweep.csv)")

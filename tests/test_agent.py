@@ -336,3 +336,88 @@ def test_a_policy_without_a_known_good_config_gets_a_baseline_of_the_new_workloa
     actions = [agent.step().action for _ in range(8)]
     # change at window 5 (its policy's tries refilled), then two windows of the new workload before the proposal
     assert actions[4:] == ["workload-change", "measure", "explore", "rollback"], actions  # (no gain: a scripted 60)
+
+
+# ------------------------------------------------------------------ abrupt changes a monitor's own test reports
+
+
+class Alarmed(Monitor):
+    """Reads a scripted sequence of (throughput, read fraction, alarm) windows."""
+
+    name = "alarmed"
+
+    def __init__(self, windows):
+        self.windows = list(windows)
+
+    def sample(self):
+        value, reads, alarm = self.windows.pop(0)
+        return {"throughput": value, "read_fraction": reads, Agent.ALARM: alarm}
+
+
+class _Harbor(_Stub):
+    """A stub policy whose fallback is a fixed config (None: it has none)."""
+
+    def __init__(self, space, config, harbor, ready=False):
+        super().__init__(space, config, expected=0.5, ready=ready)
+        self.harbor, self.resets = harbor, 0
+
+    def fallback(self, context, incumbent):
+        return None if self.harbor is None or incumbent == self.harbor else dict(self.harbor)
+
+    def reset(self, context):
+        super().reset(context)
+        self.resets += 1
+
+
+def test_an_alarm_during_a_trial_rolls_it_back_falls_back_and_waits_one_window():
+    system = Scripted()
+    system.config = {"mode": "fast", "level": 3}
+    harbor, candidate = {"mode": "slow", "level": 1}, {"mode": "fast", "level": 5}
+    monitor = Alarmed([(100.0, 0.9, 0.0), (5.0, 0.5, 1.0), (20.0, 0.4, 0.0), (40.0, 0.1, 0.0), (41.0, 0.1, 0.0),
+                       (90.0, 0.1, 0.0)])
+    policy = _Harbor(system.space(), candidate, harbor, ready=True)
+    agent = Agent(system, policy, [monitor], explore_every=None, baseline_windows=1)
+    assert agent.step().action == "explore" and system.config == candidate
+    agent.step()  # the alarm comes in the candidate's window
+    assert [d.action for d in agent.decisions[-2:]] == ["rollback", "fallback"]
+    assert system.config == harbor == agent.incumbent and agent.candidate is None
+    assert agent.incumbent_values == [] and policy.resets == 1  # the straddling window is nobody's baseline
+    policy._tries = 0  # a new regime's tries (the stub's reset keeps its own count)
+    # the transient (a window that looks like neither workload) waits until two windows in a row agree
+    assert [agent.step().reason for _ in range(2)] == ["after a change alarm: waiting for the new workload to settle"] * 2
+    assert agent.step().action == "explore"  # 0.1 twice: the policy acts
+    assert agent.incumbent_values == [41.0]  # the transient left the baseline
+    assert agent.step().action == "keep" and agent.incumbent == candidate
+
+
+def test_an_alarm_without_a_fallback_starts_a_new_regime_and_keeps_the_incumbent():
+    system = Scripted()
+    monitor = Alarmed([(100.0, 0.9, 0.0)] * 3 + [(50.0, 0.9, 1.0), (100.0, 0.9, 0.0)])
+    policy = _Harbor(system.space(), {"mode": "fast", "level": 5}, None)
+    policy._tries = 1
+    agent = Agent(system, policy, [monitor], explore_every=None)
+    actions = [agent.step().action for _ in range(5)]
+    assert actions[3] == "workload-change" and "alarmed" in agent.decisions[3].reason
+    assert agent.incumbent == {"mode": "slow", "level": 1} and system.applied == []
+    assert agent.incumbent_values == [100.0]  # the alarm's window (50) left out
+
+
+def test_rate_jump_test_alarms_soon_after_a_jump_and_rarely_otherwise():
+    from autosys.online.change import RateJumpTest
+
+    rng = np.random.default_rng(0)
+    for rate in (0.03, 0.3, 0.5, 0.6):
+        test = RateJumpTest()
+        assert sum(test.update(bool(x)) for x in rng.random(100_000) < rate) == 0, rate  # no false alarm
+        delay = next(i for i in range(1, 200) if test.update(True))  # then every event happens
+        assert delay <= 60, (rate, delay)
+    test = RateJumpTest()
+    assert not any(test.update(True) for _ in range(20_000))  # a rate of 1 has no room to jump: the test rests
+    test = RateJumpTest(warmup=50)
+    for x in rng.random(1000) < 0.1:
+        test.update(bool(x))
+    test.reset()  # re-learns the rate: no alarm within the warm-up, whatever comes
+    assert not any(test.update(True) for _ in range(50))
+    for bad in ({"shift": 1.0}, {"threshold": 0}, {"min_jump": 0.9}, {"warmup": 0}):
+        with pytest.raises(ValueError):
+            RateJumpTest(**bad)

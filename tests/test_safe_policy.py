@@ -347,3 +347,28 @@ def test_a_share_of_operations_missing_from_the_window_counts_as_zero():
     assert not recognized and sorted(s.name for g in groups for s in g) == ["reads", "writes"]
     groups, recognized = policy.workloads_near({"get_fraction": 0.72, "put_fraction": 0.28})
     assert recognized and [s.name for s in groups[0]] == ["reads"]
+
+
+def test_fallback_is_the_best_worst_case_config_only_when_the_incumbent_is_known_to_lose_to_the_default():
+    from autosys.core.space import Categorical
+
+    space = Space([Categorical("policy", ("lru", "lfu", "random", "fifo"), default="lru")])
+    miss = {  # miss ratios (minimize) per past workload: lfu wins the first by far and loses the second by far
+        "hot": {"lru": 0.72, "lfu": 0.51, "random": 0.76, "fifo": 0.70},
+        "drift": {"lru": 0.03, "lfu": 0.59, "random": 0.07, "fifo": 0.029},
+    }
+    prior = [PriorSource(name, [({"policy": p}, v) for p, v in values.items()], {"new_page_fraction": ctx},
+                         reference=values["lru"], direction="minimize")
+             for (name, values), ctx in zip(miss.items(), (0.5, 0.03))]
+    policy = SafePolicy(space, "minimize", prior)
+    assert len(policy.workloads()) == 2
+    # fifo's worst case (0.70 vs 0.72 and 0.029 vs 0.03) beats the default's: it is the harbor
+    assert policy.fallback({}, {"policy": "lfu"}) == {"policy": "fifo"}
+    assert "default" in policy.explain()
+    assert policy.fallback({}, {"policy": "lru"}) is None  # never below the default in a known workload
+    assert policy.fallback({}, {"policy": "fifo"}) is None  # the harbor itself
+    assert SafePolicy(space, "minimize", []).fallback({}, {"policy": "lfu"}) is None  # no prior: nothing known
+    # the kv case: every past config beats the default everywhere, so the incumbent is never left for a harbor
+    good = [PriorSource(n, [({"policy": "lru"}, 1.0), ({"policy": "lfu"}, 0.5)], {"new_page_fraction": c},
+                        reference=1.0, direction="minimize") for n, c in (("a", 0.1), ("b", 0.9))]
+    assert SafePolicy(space, "minimize", good).fallback({}, {"policy": "lfu"}) is None

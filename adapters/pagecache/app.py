@@ -6,7 +6,11 @@ is LRU, LFU (with aging), FIFO or random eviction and can be switched live: the 
 pages stay, and the new policy rebuilds its order from them. The cache
 reports hit ratio and two workload features per window (how many requests go
 to pages not seen in the recent past, and how concentrated the requests are),
-which is what the agent's change test watches.
+which is what the agent's change test watches. With a `change_test` (a
+`RateJumpTest` on misses) and a `novelty_test` (one on requests for pages
+not seen recently) it also tests every request: when either rate jumps (a
+new working set), `alarm` is set and the window's reading says so, so the
+application can call the agent at once instead of at the window's end.
 
 The batch simulator in `autosys_adapters.pagecache` measures policies offline on whole
 traces; this one is the online counterpart, one request at a time.
@@ -19,7 +23,8 @@ import heapq
 import random
 from typing import Iterable, Mapping, Sequence
 
-from autosys.online.agent import Policy
+from autosys.online.agent import Agent, Policy
+from autosys.online.change import RateJumpTest
 from autosys.online.monitor import Monitor
 from autosys.core.fidelity import Fidelity, stamp
 from autosys.core.space import Categorical, Config, Space
@@ -31,7 +36,8 @@ POLICIES = ("lru", "lfu", "fifo", "random")
 class AdaptiveCache:
     """A fixed-capacity cache of page ids with a switchable eviction policy."""
 
-    def __init__(self, capacity: int, policy: str = "lru", recent: int = 50_000, seed: int = 0, aging_period: int = 10):
+    def __init__(self, capacity: int, policy: str = "lru", recent: int = 50_000, seed: int = 0, aging_period: int = 10,
+                 change_test: RateJumpTest | None = None, novelty_test: RateJumpTest | None = None):
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
         if policy not in POLICIES:
@@ -46,6 +52,7 @@ class AdaptiveCache:
         self.freq: dict[int, int] = {}
         self._heap: list[tuple[int, int, int]] = []  # LFU: (count, tick, page), stale entries skipped
         self._tick = 0
+        self._aging_clock = 0
         self.hits = self.misses = self.evictions = 0
         # workload features over the current window
         self._recent: collections.OrderedDict[int, None] = collections.OrderedDict()
@@ -53,6 +60,13 @@ class AdaptiveCache:
         self._window_new = 0
         self._window_counts: collections.Counter[int] = collections.Counter()
         self.history: collections.deque[int] = collections.deque(maxlen=max(40 * capacity, 20_000))
+        #: tests each request's miss against the recent miss rate (None: no per-request test)
+        self.change_test = change_test
+        #: tests each request's novelty (a page not in the recent past) against the recent rate: a workload-only
+        #: signal, which a switch of policy does not move (None: no such test)
+        self.novelty_test = novelty_test
+        #: the miss rate jumped during this window (set by `change_test`, cleared by `window_reading`)
+        self.alarm = False
 
     def __contains__(self, page: int) -> bool:
         return page in self.freq
@@ -61,9 +75,12 @@ class AdaptiveCache:
         return len(self.freq)
 
     def set_policy(self, policy: str) -> None:
-        """Switch policy; resident pages stay, ordered by their last access."""
+        """Switch policy; resident pages stay, ordered by their last access. The change test re-learns the miss
+        rate (a new policy has its own)."""
         if policy not in POLICIES:
             raise ValueError(f"policy {policy!r} is not one of {', '.join(POLICIES)}")
+        if self.change_test is not None and policy != self.policy:
+            self.change_test.reset()
         self.policy = policy
         if policy == "lfu":
             self._heap = [(count, i, page) for i, (page, count) in enumerate(self.freq.items())]
@@ -74,13 +91,18 @@ class AdaptiveCache:
         self._tick += 1
         self.history.append(page)
         self._window_counts[page] += 1
-        if page not in self._recent:
+        novel = page not in self._recent
+        if self.novelty_test is not None and self.novelty_test.update(novel):
+            self.alarm = True
+        if novel:
             self._window_new += 1
         else:
             self._recent.move_to_end(page)
         self._recent[page] = None
         if len(self._recent) > self._recent_cap:
             self._recent.popitem(last=False)
+        if self.change_test is not None and self.change_test.update(page not in self.freq):
+            self.alarm = True
         if page in self.freq:
             self.hits += 1
             self.freq[page] += 1
@@ -123,7 +145,8 @@ class AdaptiveCache:
             self._slot_of[last] = index
         del self._slot_of[page]
         self.evictions += 1
-        if self.policy == "lfu" and self.evictions % (self.aging_period * self.capacity) == 0:
+        self._aging_clock += 1  # not reset by `window_reading`: aging must not depend on how often it is read
+        if self.policy == "lfu" and self._aging_clock % (self.aging_period * self.capacity) == 0:
             self._age()
 
     def _age(self) -> None:
@@ -145,6 +168,9 @@ class AdaptiveCache:
             "new_page_fraction": self._window_new / total if total else 0.0,
             "top1pct_fraction": top / total if total else 0.0,
         }
+        if self.change_test is not None or self.novelty_test is not None:
+            reading[Agent.ALARM] = 1.0 if self.alarm else 0.0
+        self.alarm = False
         self.hits = self.misses = self.evictions = self._window_new = 0
         self._window_counts = collections.Counter()
         return reading

@@ -13,6 +13,16 @@ any that straddled the change), and a policy with a known-good config for
 that workload (`Policy.ready`) applies it in the same step: no window is spent
 re-measuring a config tuned for the old workload. A policy without one still
 gets `baseline_windows` windows of the new workload before it proposes.
+A monitor that tests every request itself (`autosys.online.change`) can
+report an abrupt change at once (the reading `Agent.ALARM`): the system ends
+the window early, the agent rolls back a candidate under trial, starts a new
+regime without using the straddling window, and, when the policy knows the
+incumbent to fall below the default in some past workload
+(`Policy.fallback`), runs the policy's safe harbor until the new workload
+shows: a config tuned for one workload never runs a full window of another.
+The policy acts again once two windows in a row agree (the first after an
+abrupt change are a transient, a cold cache, that can look like another
+workload).
 Guardrails bound what it may do: a change budget, the space's constraints, a
 health check. Every decision is logged to storage with its reason, and a
 restarted agent puts the system back on the last config it trusted.
@@ -61,7 +71,7 @@ class Decision:
     """One logged step of the agent."""
 
     window: int
-    action: str  # measure | workload-change | explore | settle | keep | rollback | apply-failed | resume | budget-exhausted | error
+    action: str  # measure | workload-change | fallback | explore | settle | keep | rollback | apply-failed | resume | budget-exhausted | error
     config: Config
     value: float | None
     incumbent_value: float | None
@@ -141,6 +151,11 @@ class Policy(ABC):
         """True to skip proposing this window: the policy needs another window to tell which workload runs (it must
         bound how long it waits)."""
         return False
+
+    def fallback(self, context: Mapping[str, float], incumbent: Config) -> Config | None:
+        """The config to run while a new workload is unknown (right after an abrupt change): one whose worst case
+        over the known workloads is safe, when the incumbent is known to be unsafe in some; None keeps the incumbent."""
+        return None
 
     def expected_gain(self, config: Config) -> float | None:
         """The relative gain over the incumbent the policy predicted, with confidence, for `config`, its
@@ -228,8 +243,15 @@ class Agent:
 
     The objective metric is read from the monitors (e.g. a `CounterMonitor`'s
     throughput); `context_features` (default: every `*_fraction` reading)
-    describe the workload for the change test and the policy.
+    describe the workload for the change test and the policy. A reading
+    `ALARM` > 0 says a monitor's own change test saw an abrupt change during
+    the window.
     """
+
+    #: the monitor reading that reports an abrupt change seen by the monitor's own test (see `autosys.online.change`)
+    ALARM = "change_alarm"
+    #: after an alarm, the policy acts once two windows in a row agree, or after this many windows
+    ALARM_SETTLE_WINDOWS = 4
 
     def __init__(
         self,
@@ -281,6 +303,9 @@ class Agent:
         #: steady windows since the last workload change (a policy that is not `ready` waits `baseline_windows`)
         self._since_change = baseline_windows
         self._changes: list[float] = []
+        #: windows left to wait, after a change alarm, for two windows in a row to agree (0: not waiting)
+        self._unsettled = 0
+        self._last_context: dict[str, float] | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._resume_from_storage()
@@ -298,7 +323,7 @@ class Agent:
         self.decisions.append(decision)
         if self.storage is not None:
             self.storage.add_event("agent", asdict(decision))
-            if action in ("keep", "resume"):
+            if action in ("keep", "resume", "fallback"):
                 self.storage.add_event("incumbent", {"config": dict(config)})
         return decision
 
@@ -363,6 +388,8 @@ class Agent:
         value = reading.get(self.objective.metric, math.nan)
         context = self._context(reading)
         unhealthy = self.guardrails.health_check(reading) if self.guardrails.health_check else None
+        if float(reading.get(self.ALARM, 0.0) or 0.0) > 0 and not unhealthy:
+            return self._alarmed(context, value)
 
         if self.candidate is not None:  # the window just measured was a trial
             if unhealthy:
@@ -386,7 +413,7 @@ class Agent:
 
         if not math.isfinite(value):
             return self._log("measure", self.incumbent, None, f"no {self.objective.metric} reading", context)
-        context_moved = self.detector.update(context)
+        context_moved = self.detector.update(context) and not self._unsettled  # (after an alarm: its transient)
         if context_moved or self._objective_shifted(value):
             return self._workload_changed(context, value, context_moved)
         if self.detector.suspect or self._shift_suspect:
@@ -408,6 +435,18 @@ class Agent:
         self.policy.observe(context, self.incumbent, value)
         self._steady_windows += 1
         self._since_change += 1
+        if self._unsettled:
+            # after an alarm the first windows are a transient (a cold cache refilling, ...) that can look like another
+            # workload: the policy acts once two windows in a row agree (at most `ALARM_SETTLE_WINDOWS` windows on),
+            # and the transient leaves the baseline
+            previous, self._last_context = self._last_context, dict(context)
+            if previous is None or not _agree(previous, context, self.detector.threshold):
+                self._unsettled -= 1
+                if self._unsettled > 0:
+                    return self._log("measure", self.incumbent, value,
+                                     "after a change alarm: waiting for the new workload to settle", context)
+            self._unsettled = 0
+            self.incumbent_values = [value]
         if self.explore_every and self._steady_windows >= self.explore_every and not self._exploring:
             self._exploring = True  # periodic re-exploration: some winners only show after a while
             self._steady_windows = 0
@@ -440,6 +479,41 @@ class Agent:
             self.policy.observe(held_context, self.incumbent, held_value)
         changed = self._log("workload-change", self.incumbent, value, why, context)
         return self._explore(context, value) or changed
+
+    def _alarmed(self, context: dict[str, float], value: float) -> Decision:
+        """A monitor's own test saw an abrupt change: roll back a candidate under trial (its window cannot judge it,
+        and the change may be its doing), start a new regime, and run the policy's fallback when it has one. The
+        window straddles the change, so it is nobody's baseline: the policy acts after the next window."""
+        value_or_none = value if math.isfinite(value) else None
+        if self.candidate is not None:
+            candidate, self.candidate = self.candidate, None
+            self._settling = 0
+            self._rollback(candidate, value, "a change alarm during the trial: rolled back (its window cannot judge it)",
+                           context)
+        self.detector.reset()
+        self._held, self._shift_suspect, self._showed_change = [], 0, []
+        self.incumbent_values = []
+        self._exploring, self._steady_windows, self._since_change = True, 0, 0
+        self._unsettled, self._last_context = self.ALARM_SETTLE_WINDOWS, None
+        self.policy.reset(context)
+        why = "a monitor's change test alarmed (an abrupt change); this window straddles it"
+        harbor = self.policy.fallback(context, self.incumbent)
+        if harbor is not None:
+            try:
+                harbor = self.space.validate(harbor)
+            except InvalidConfig as exc:
+                return self._log("workload-change", self.incumbent, value_or_none, f"{why}; invalid fallback: {exc}", context)
+            if self.space.config_key(harbor) != self.space.config_key(self.incumbent):
+                failure = self._apply(harbor)
+                if failure is not None:
+                    self._apply(self.incumbent)
+                    return self._log("workload-change", self.incumbent, value_or_none,
+                                     f"{why}; the fallback failed to apply ({failure})", context)
+                self.incumbent = harbor
+                explain = self.policy.explain()
+                reason = f"{why}: running the safe fallback until the new workload shows" + (f" ({explain})" if explain else "")
+                return self._log("fallback", harbor, value_or_none, reason, context)
+        return self._log("workload-change", self.incumbent, value_or_none, why, context)
 
     def _explore(self, context: dict[str, float], value: float) -> Decision | None:
         """Try the policy's next candidate when exploring and the incumbent's baseline is long enough (one window
@@ -481,7 +555,7 @@ class Agent:
 
     def _objective_shifted(self, value: float) -> bool:
         """The incumbent's own objective moved far outside its band for two windows: the workload changed."""
-        if len(self.incumbent_values) < self.baseline_windows + 1:
+        if len(self.incumbent_values) < self.baseline_windows + 1 or self._unsettled:  # (a transient moves it anyway)
             self._shift_suspect = 0
             return False
         mean, sd = float(np.mean(self.incumbent_values)), float(np.std(self.incumbent_values))
@@ -536,6 +610,15 @@ class Agent:
         for d in self.decisions:
             out[d.action] = out.get(d.action, 0) + 1
         return out
+
+
+def _agree(a: Mapping[str, float], b: Mapping[str, float], tolerance: float) -> bool:
+    """Two windows' contexts agree: every feature within `tolerance` or 10% of the larger."""
+    for key in set(a) | set(b):
+        x, y = float(a.get(key, 0.0)), float(b.get(key, 0.0))
+        if abs(x - y) > max(tolerance, 0.1 * max(abs(x), abs(y))):
+            return False
+    return True
 
 
 def _short(context: Mapping[str, float]) -> str:

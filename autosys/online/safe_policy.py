@@ -518,6 +518,43 @@ class SafePolicy(Policy):
                             "waiting for the next window to tell which runs"}
         return True
 
+    def workloads(self) -> list[list[PriorSource]]:
+        """Every past workload: the prior's sources grouped by signature (studies of one workload share one)."""
+        groups: dict[tuple, list[PriorSource]] = {}
+        for source in self.sources:
+            groups.setdefault(tuple(sorted((k, round(float(v), 9)) for k, v in source.context.items())), []).append(source)
+        return list(groups.values())
+
+    def fallback(self, context: Mapping[str, float], incumbent: Config) -> Config | None:
+        """The safe harbor while a new workload is unknown, when the incumbent is known to fall more than `margin`
+        below the default in some past workload (by `_scores`, per workload): the config with the best worst case
+        over the past workloads (the default on a tie; the default's worst case is 0, every source's reference, so
+        the harbor never falls below it in a known workload). None (keep the incumbent) when the incumbent is not
+        known to be unsafe: not measured in any past workload where it lost, or no prior."""
+        workloads = self.workloads()
+        if not workloads:
+            return None
+        per = [self._scores([group]) for group in workloads]
+        default_key, incumbent_key = config_key(self.space.default()), config_key(incumbent)
+        margin = -math.log(1.0 - self.margin) if self._log else self.margin
+        unsafe = [i for i, (scores, _) in enumerate(per)
+                  if incumbent_key in scores and scores[incumbent_key] > scores[default_key] + margin]
+        if not unsafe:
+            return None
+        configs: dict[str, Config] = {}
+        for _, found in per:
+            configs.update(found)
+        everywhere = [k for k in configs if all(k in scores for scores, _ in per)]
+        worst = {k: max(scores[k] for scores, _ in per) for k in everywhere}
+        harbor = min(everywhere, key=lambda k: (worst[k], k != default_key))
+        if harbor == incumbent_key:
+            return None
+        lost = ", ".join(s.name for s in workloads[unsafe[0]])
+        self.last = {"why": f"the incumbent scores {self._relative(per[unsafe[0]][0][incumbent_key]):+.0%} of loss against the "
+                            f"default in a past workload ({lost}); the fallback's worst case over the past workloads "
+                            f"is {self._relative(worst[harbor]):+.0%}"}
+        return dict(configs[harbor])
+
     def expected_gain(self, config: Config) -> float | None:
         """The relative gain expected of `config` when it was proposed in this regime (None if it was not)."""
         return self._expected.get(config_key(config))
