@@ -12,6 +12,10 @@ Workloads (self-contained, seeded):
 - tpcc:  a TPC-C-like mix: new orders with order lines, payments updating a
          customer, order-status lookups through a secondary index, stock scans.
 - scan:  point reads mixed with range scans over a larger table.
+- analytic: an index-heavy reporting mix over a sales fact table with three
+         secondary indexes and two dimension tables: range aggregates by
+         date through an index, top customers of a region (index + join),
+         product lookups by category, and a few full-table group-bys.
 """
 
 from __future__ import annotations
@@ -154,7 +158,49 @@ def _scan(conn, rng: np.random.Generator, ops: int, scale: int, start: Callable[
             conn.execute("SELECT v FROM t WHERE k=?", (k,)).fetchall()
 
 
-WORKLOADS: dict[str, Callable] = {"ycsb": _ycsb, "tpcc": _tpcc, "scan": _scan}
+def _analytic(conn, rng: np.random.Generator, ops: int, scale: int, start: Callable[[], None]) -> None:
+    sales, customers, products, days = 40_000 * scale, 2_000 * scale, 1_000 * scale, 1_000
+    conn.execute("CREATE TABLE customer(c_id INTEGER PRIMARY KEY, c_region INTEGER, c_name TEXT)")
+    conn.execute("CREATE TABLE product(p_id INTEGER PRIMARY KEY, p_category INTEGER, p_name TEXT)")
+    conn.execute("CREATE TABLE sales(s_id INTEGER PRIMARY KEY, s_day INTEGER, s_c_id INTEGER, s_p_id INTEGER, "
+                 "s_qty INTEGER, s_amount REAL, s_note TEXT)")
+    with conn:
+        conn.executemany("INSERT INTO customer VALUES(?,?,?)", ((c, c % 25, "c" * 60) for c in range(customers)))
+        conn.executemany("INSERT INTO product VALUES(?,?,?)", ((p, p % 50, "p" * 60) for p in range(products)))
+        day = np.sort(rng.integers(days, size=sales))
+        cust = _zipf_keys(rng, customers, sales, 0.7)
+        prod = _zipf_keys(rng, products, sales, 0.9)
+        conn.executemany("INSERT INTO sales VALUES(?,?,?,?,?,?,?)",
+                         ((i, int(day[i]), int(cust[i]), int(prod[i]), 1 + i % 7, 1.5 * (1 + i % 97), "n" * 40)
+                          for i in range(sales)))
+        conn.execute("CREATE INDEX sales_by_day ON sales(s_day)")
+        conn.execute("CREATE INDEX sales_by_customer ON sales(s_c_id, s_day)")
+        conn.execute("CREATE INDEX sales_by_product ON sales(s_p_id)")
+        conn.execute("CREATE INDEX product_by_category ON product(p_category)")
+    start()
+    kinds = rng.choice(5, size=ops, p=[0.35, 0.3, 0.2, 0.13, 0.02])
+    recent = (days * 0.8, days)  # most reports look at recent days
+    for kind in kinds.tolist():
+        if kind == 0:  # revenue over a date range, through the day index
+            lo = int(rng.uniform(*recent)) if rng.random() < 0.7 else int(rng.integers(days))
+            conn.execute("SELECT SUM(s_amount), COUNT(*) FROM sales WHERE s_day BETWEEN ? AND ?",
+                         (lo, lo + int(rng.integers(1, 8)))).fetchall()
+        elif kind == 1:  # one customer's history, through the customer index
+            c = int(_zipf_keys(rng, customers, 1, 0.7)[0])
+            conn.execute("SELECT s_day, s_amount FROM sales WHERE s_c_id=? ORDER BY s_day DESC LIMIT 20", (c,)).fetchall()
+        elif kind == 2:  # sales of a category's products (index on category, then the product index)
+            cat = int(rng.integers(50))
+            conn.execute("SELECT SUM(s_qty) FROM sales WHERE s_p_id IN (SELECT p_id FROM product WHERE p_category=?) "
+                         "AND s_day >= ?", (cat, days - 30)).fetchall()
+        elif kind == 3:  # top customers of a region over the last week (join through the day index)
+            conn.execute("SELECT c.c_id, SUM(s.s_amount) AS t FROM sales s JOIN customer c ON c.c_id = s.s_c_id "
+                         "WHERE s.s_day >= ? AND c.c_region = ? GROUP BY c.c_id ORDER BY t DESC LIMIT 10",
+                         (days - 7, int(rng.integers(25)))).fetchall()
+        else:  # a full scan: revenue per day of week
+            conn.execute("SELECT s_day % 7, SUM(s_amount) FROM sales GROUP BY 1").fetchall()
+
+
+WORKLOADS: dict[str, Callable] = {"ycsb": _ycsb, "tpcc": _tpcc, "scan": _scan, "analytic": _analytic}
 
 
 def record_sqlite(
