@@ -30,8 +30,14 @@ adapters/kv/replay.py), which cut the spread of repeated runs from ~25% to
 biased upward, so the final numbers
 re-measure the candidates (each engine's best, every study's answer, the
 recommendation, the seeded study's best) in 9 interleaved rounds on fresh stores
-and take medians. The oracle is the best re-measured feasible candidate, and
-every other column is a throughput ratio to it, measured in the same run.
+and take medians. The oracle is the best re-measured feasible candidate. Its
+median is itself biased up (the best of ~20 noisy medians), so each tuner's
+answer is then judged in --pairs paired runs next to the oracle config, order
+alternating (`judge`): its ratio is the geometric mean of the pairs' ratios,
+the paired judgement intensification makes inside a study (the ratio of the
+medians is kept as medians_ratio). A config that breaks a cap in any
+re-measured or judging run is infeasible (ratio 0). The other columns are
+throughput ratios to the oracle's median, measured in the same run.
 
 Writes <out>/kv_select.csv (one row per workload: the oracle, each tuner's
 median ratio over seeds, the recommender), kv_select_answers.csv (one row per
@@ -202,6 +208,63 @@ def remeasure(label: str, candidates: dict[str, dict], args) -> dict[str, dict]:
     return out
 
 
+def judge(label: str, oracle: dict, answers: dict[str, dict], args) -> dict[str, dict]:
+    """Each answer against the oracle config in `args.pairs` paired runs, side by side on fresh stores.
+
+    The oracle is the best of many candidates' medians, so its own median is
+    biased upward (the winner's curse: with ~20 candidates within noise of
+    each other, the best median reads a few percent above the truth), and a
+    ratio of two medians taken over a minute of drifting host speed adds the
+    drift. Here the oracle config is measured again, next to each answer (the
+    order alternating, pair by pair), and the answer's ratio is the geometric
+    mean of its pairs' ratios with a 95% t-interval: the same paired judgement
+    intensification makes inside a study. Returns {name: {ratio, low, high,
+    pairs, memory_bytes, disk_bytes, runs}} per answer (ratio 1.0, no pairs,
+    for an answer that is the oracle config).
+    """
+    from autosys.run.intervals import interval_of
+
+    system = make_system(label, args)
+    system.setup()
+    space = system.space()
+    oracle = space.validate(oracle)
+    oracle_key = space.config_key(oracle)
+    answers = {name: space.validate(c) for name, c in answers.items()}
+    distinct = {space.config_key(c): c for c in answers.values() if space.config_key(c) != oracle_key}
+    runs: dict[str, list[tuple[dict, dict]]] = {key: [] for key in distinct}
+    try:
+        system.evaluate({"engine": "dict"})  # warm-up, as in `remeasure`
+        for pair in range(args.pairs):
+            for i, (key, config) in enumerate(distinct.items()):
+                order = [("answer", config), ("oracle", oracle)]
+                if (pair + i) % 2:
+                    order.reverse()  # alternate which runs first: a drift within the pair cancels over pairs
+                got = {}
+                for role, c in order:
+                    try:
+                        got[role] = system.evaluate(c).metrics
+                    except Exception as exc:  # an answer may fail for real: recorded, the pair dropped
+                        got[role] = {"error": f"{type(exc).__name__}: {exc}"}
+                runs[key].append((got["answer"], got["oracle"]))
+    finally:
+        system.teardown()
+    out = {}
+    for name, config in answers.items():
+        key = space.config_key(config)
+        if key == oracle_key:
+            out[name] = {"ratio": 1.0, "low": None, "high": None, "pairs": 0, "runs": []}
+            continue
+        ok = [(a, o) for a, o in runs[key] if "error" not in a and "error" not in o]
+        mine = [a for a, _ in runs[key] if "error" not in a]
+        if not ok:
+            out[name] = {"ratio": 0.0, "low": None, "high": None, "pairs": 0, "runs": mine,
+                         "error": next((a["error"] for a, _ in runs[key] if "error" in a), "no pair")}
+            continue
+        interval = interval_of(np.log([a["throughput"] / o["throughput"] for a, o in ok]))
+        out[name] = {"ratio": interval.ratio, "low": interval.low, "high": interval.high, "pairs": len(ok), "runs": mine}
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="8 workloads, smaller oracle budgets")
@@ -213,6 +276,9 @@ def main() -> int:
     parser.add_argument("--workloads", default="", help="comma-separated subset of the workloads (default: all, or --quick's)")
     parser.add_argument("--seconds", type=float, default=0.5, help="cap on each timed replay")
     parser.add_argument("--rounds", type=int, default=None, help="re-measurement rounds (default 9: steadier medians than 5, whose run-to-run shifts were near the 10%% target)")
+    parser.add_argument("--pairs", type=int, default=6,
+                        help="paired runs of each tuner's answer next to the oracle config, after the oracle is chosen "
+                             "(`judge`: the ratio is their geometric mean; 0: the ratio of the re-measured medians)")
     parser.add_argument("--confirm", type=int, default=0,
                         help="of each tuner's budget, trials spent on a final of its leading configs (0: the answer is "
                              "intensification's incumbent, the default)")
@@ -324,11 +390,25 @@ def main() -> int:
             (n for n in measured if measured[n]["feasible"]), key=lambda n: measured[n]["throughput"], default=None
         )
         oracle = measured[oracle_name]["throughput"] if oracle_name else float("nan")
+        # the tuners' answers, judged again in pairs next to the oracle config (`judge`)
+        paired: dict[str, dict] = {}
+        if oracle_name and args.pairs > 0:
+            answers_here = {f"tuner-{t}-s{s}": candidates[f"tuner-{t}-s{s}"] for t in args.tuners for s in args.seeds
+                            if f"tuner-{t}-s{s}" in candidates and measured[f"tuner-{t}-s{s}"]["feasible"]}
+            paired = judge(label, candidates[oracle_name], answers_here, args)
+            limits = make_system(label, args).objective.limits
+            for name, verdict in paired.items():  # a memory cap broken on a judging run counts too
+                for run in verdict["runs"]:
+                    if any(limit.violated_by(run) is not None for limit in limits):
+                        measured[name]["feasible"] = False
+                        measured[name]["memory_bytes"] = max(measured[name]["memory_bytes"], run["memory_bytes"])
 
         def ratio(name: str) -> float:
             m = measured.get(name)
             if m is None or not m["feasible"]:
                 return 0.0
+            if name in paired:
+                return paired[name]["ratio"]
             return m["throughput"] / oracle
 
         oracle_config = candidates[oracle_name] if oracle_name else {}
@@ -342,6 +422,11 @@ def main() -> int:
                 row = {"workload": label, "tuner": tuner, "seed": seed, "budget": args.budget,
                        "engine": config.get("engine"), "ratio": ratio(source),
                        "feasible": bool(measured.get(source, {}).get("feasible", False)),
+                       "medians_ratio": (measured[source]["throughput"] / oracle
+                                         if source in measured and measured[source]["feasible"] else 0.0),
+                       "pairs": paired.get(source, {}).get("pairs", 0),
+                       "ratio_low": paired.get(source, {}).get("low"), "ratio_high": paired.get(source, {}).get("high"),
+                       "memory_mb": measured.get(source, {}).get("memory_bytes", float("nan")) / (1 << 20),
                        **{k: v for k, v in how[source].items() if k != "by_median_config"}, "config": json.dumps(config)}
                 if args.by_median:
                     row["by_median_ratio"] = ratio(f"median-{tuner}-s{seed}")
@@ -383,7 +468,7 @@ def report(frame: pd.DataFrame, answers_frame: pd.DataFrame, args, recommender: 
     pd.set_option("display.width", 220)
     print()
     shown = ["workload", "tuner", "seed", "engine", "ratio", "reruns", "promotions", "answer_runs", "answer_trial"]
-    shown += [c for c in ("near_limit",) if c in answers_frame]  # a column older runs lack (--merge)
+    shown += [c for c in ("near_limit", "medians_ratio", "pairs", "memory_mb") if c in answers_frame]  # columns older runs lack (--merge)
     if args.by_median:
         shown.append("by_median_ratio")
     print(answers_frame[shown].to_string(index=False, float_format=lambda v: f"{v:,.2f}"))

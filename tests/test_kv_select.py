@@ -181,3 +181,76 @@ def test_replay_rates_are_consistent(tmp_path):
         assert bounds[0] * (1 - 1e-9) <= r["throughput"] <= bounds[1] * (1 + 1e-9)
     plain = replay(DictEngine().open(), prepared, seconds=5.0, normalize=False)
     assert plain["throughput"] == plain["throughput_raw"] and plain["host_slowdown"] == 1.0
+
+
+def test_replay_reports_the_peak_of_an_engine_whose_memory_falls():
+    """A probed engine's memory is sampled during the run: a flush that frees memory before the end
+    does not hide the peak (RocksDB's memtables); an engine without a probe reports no peak."""
+    from autosys_adapters.kv.engines import DictEngine
+    from autosys_adapters.kv.replay import PROBE_EVERY, replay
+
+    class Flushing(DictEngine):
+        """Memory grows by one unit per put and drops to 0 every 1000 puts (a flush)."""
+
+        def _open(self):
+            super()._open()
+            self.held = 0
+
+        def put(self, key, value):
+            super().put(key, value)
+            self.held = 0 if self.held >= 1000 else self.held + 1
+
+        def memory_probe(self):
+            return lambda: self.held
+
+    system = KVSelect(workload="insert-heavy", records=600, operations=6000, seconds=30.0)
+    prepared = system.prepared()
+    engine = Flushing().open()
+    engine.load(prepared.load_items)
+    r = replay(engine, prepared, seconds=30.0, normalize=False)
+    assert r["done"] == len(prepared)
+    assert r["memory_peak"] >= 1000 - PROBE_EVERY  # some sample lands near the top of a cycle
+    plain = DictEngine().open()
+    assert replay(plain, prepared, seconds=30.0, normalize=False)["memory_peak"] == 0
+
+
+def test_rocksdb_memory_is_probed_during_the_run(tmp_path):
+    """RocksDB's memory rises and falls with its memtables: the replay samples it (a peak > 0), and
+    KVSelect reports at least that peak."""
+    pytest.importorskip("rocksdict")
+    from autosys_adapters.kv.engines import make_engine
+    from autosys_adapters.kv.replay import replay
+
+    system = KVSelect(workload="insert-heavy", records=500, operations=4000, seconds=5.0, engines="rocksdb")
+    config = system.space().complete({"engine": "rocksdb", "rocksdb_write_buffer_kib": 64})
+    engine = make_engine(config).open(tmp_path / "db")
+    try:
+        engine.load(system.prepared().load_items)
+        r = replay(engine, system.prepared(), seconds=5.0, normalize=False)
+    finally:
+        engine.close()
+    assert r["done"] == 4000 and r["memory_peak"] > 0
+    system.setup()
+    try:
+        m = system.evaluate(config).metrics
+    finally:
+        system.teardown()
+    assert m["memory_bytes"] > 0 and m["operations_done"] == 4000
+
+
+def test_defaults_fit_a_memory_cap_and_ranges_stay():
+    """Under a memory cap the memory budgets' defaults are shares of it (clipped to the knob's range,
+    never above the library default); without one, the catalogue's defaults; the ranges never change."""
+    plain = KVSelect(workload="ycsb-b", **SMALL).space()
+    capped = KVSelect(workload="ycsb-b", memory_cap_mb=4.0, **SMALL).space()
+    tiny = KVSelect(workload="ycsb-b", memory_cap_mb=0.1, **SMALL).space()
+    if "rocksdb_write_buffer_kib" in plain.params:
+        assert plain.params["rocksdb_write_buffer_kib"].default == 65536
+        assert capped.params["rocksdb_write_buffer_kib"].default == 512  # 4 MiB / 8
+        assert capped.params["rocksdb_block_cache_kib"].default == 1024  # 4 MiB / 4
+        assert tiny.params["rocksdb_write_buffer_kib"].default == 64  # clipped to the range's low end
+        for name in ("rocksdb_write_buffer_kib", "rocksdb_block_cache_kib"):
+            assert (capped.params[name].low, capped.params[name].high) == (plain.params[name].low, plain.params[name].high)
+    assert capped.params["sqlite_cache_kib"].default == 1024
+    assert KVSelect(workload="ycsb-b", memory_cap_mb=1000, **SMALL).space().params["sqlite_cache_kib"].default == 2000
+    assert capped.default()["engine"] == plain.default()["engine"]

@@ -32,10 +32,10 @@ import shutil
 import sqlite3
 import sys
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import islice
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from autosys.core.space import Bool, Categorical, Condition, Config, Float, Int, Ordinal, Param
 
@@ -105,6 +105,19 @@ class KVEngine(ABC):
     @abstractmethod
     def memory_bytes(self) -> int:
         """Process memory the engine holds for data and caches."""
+
+    def memory_probe(self) -> Callable[[], int] | None:
+        """A cheap `memory_bytes` reading to sample during a run, or None (the end reading is the peak).
+
+        For engines whose memory rises and falls while they run (RocksDB's
+        memtables fill, then a background flush frees them): the replay samples
+        it every few hundred operations and reports the peak, so a memory cap
+        judges what the engine held, not where a flush happened to leave it
+        when the run ended (one RocksDB config read 3.3 MB on one run and
+        5.7 MB on the next against a 4 MB cap, and the study's answer broke it
+        on re-measurement).
+        """
+        return None
 
     def disk_bytes(self) -> int:
         """Bytes its files occupy on disk (0 for in-memory engines)."""
@@ -462,6 +475,9 @@ class RocksDBEngine(KVEngine):
             batch.put(key, value)
         self._db.write(batch)
 
+    def memory_probe(self):
+        return self.memory_bytes
+
     def memory_bytes(self):
         db = self._db
         memtables = db.property_int_value("rocksdb.cur-size-all-mem-tables") or 0
@@ -559,6 +575,39 @@ ENGINES: dict[str, EngineSpec] = {
         ),
     )
 }
+
+
+#: shares of a memory cap that the knob defaults give each engine's memory budgets (`memory_defaults`)
+CAP_SHARES = {"rocksdb_write_buffer_kib": 1 / 8, "rocksdb_block_cache_kib": 1 / 4, "sqlite_cache_kib": 1 / 4}
+
+
+def memory_defaults(params: Sequence[Param], cap_bytes: float) -> list[Param]:
+    """`params` with the defaults of the engines' memory budgets sized to fit a memory cap.
+
+    The catalogue's defaults are each library's own (RocksDB: a 64 MiB write
+    buffer and an 8 MiB block cache; SQLite: a 2000 KiB page cache), made for
+    a host, not for a cap: under a 4 MB cap the default config broke it on
+    every run (9 MB), so a study began with no feasible incumbent and its
+    tuner had to find RocksDB's narrow feasible corner by chance (random
+    search did not in 21 proposals). As RocksDB's own tuning guide sizes
+    memtables and block cache to the memory budget, a default under a cap
+    gives each budget a share of it (`CAP_SHARES`: two write buffers take a
+    quarter, the block cache a quarter, leaving half for index and filter
+    blocks and the rest), clipped to the knob's range and never above the
+    catalogue's default. Only defaults change: the search range is the same.
+    """
+    out = []
+    for param in params:
+        share = CAP_SHARES.get(param.name)
+        if share is not None and cap_bytes > 0:
+            low, high = getattr(param, "low", None), getattr(param, "high", None)
+            value = int(cap_bytes * share / 1024)
+            if low is not None and high is not None:
+                value = max(int(low), min(int(high), value))
+            value = min(value, int(param.default))
+            param = replace(param, default=value)
+        out.append(param)
+    return out
 
 
 def available_engines(names: Sequence[str] | None = None) -> tuple[dict[str, EngineSpec], dict[str, str]]:

@@ -48,6 +48,10 @@ def run_queue_wait_ns() -> int | None:
 def replay(engine: KVEngine, prepared: PreparedWorkload, seconds: float, normalize: bool = True) -> dict[str, Any]:
     """Run the operations in order until done or `seconds` of wall time passed.
 
+    Engines with a memory probe (`KVEngine.memory_probe`) have it sampled
+    every `PROBE_EVERY` operations: `memory_peak` is the highest reading (0
+    without a probe).
+
     Returns throughput (operations per second of wall time less run-queue
     wait, and with `normalize` at reference host speed; see the module doc),
     throughput_raw, throughput_wall, p95 latency (wall) in microseconds,
@@ -61,7 +65,7 @@ def replay(engine: KVEngine, prepared: PreparedWorkload, seconds: float, normali
     gc.disable()
     try:
         before = HostSpeed.slowdown() if normalize else 1.0
-        result = _timed(get, put, delete, scan, ops, keys, values, scan_length, seconds)
+        result = _timed(get, put, delete, scan, ops, keys, values, scan_length, seconds, engine.memory_probe())
         slowdown = (before + HostSpeed.slowdown()) / 2 if normalize else 1.0
     finally:
         if gc_was_enabled:
@@ -74,35 +78,49 @@ def replay(engine: KVEngine, prepared: PreparedWorkload, seconds: float, normali
     return result
 
 
-def _timed(get, put, delete, scan, ops, keys, values, scan_length, seconds) -> dict[str, Any]:
+PROBE_EVERY = 256  # operations between two samples of an engine's memory probe (`KVEngine.memory_probe`)
+
+
+def _timed(get, put, delete, scan, ops, keys, values, scan_length, seconds, probe=None) -> dict[str, Any]:
     latencies = np.empty(len(ops), dtype=np.int64)
     clock = time.perf_counter_ns
     read_hits = scanned = done = 0
+    n = len(ops)
+    # without a probe one chunk: the inner loop is the whole replay, as before
+    chunk = PROBE_EVERY if probe is not None else max(1, n)
+    peak = 0
+    over = False
     # the wall interval encloses the wait interval, so wait <= wall; on-CPU time bounds it from below
     start = clock()
     cpu0 = time.thread_time_ns()
     waited0 = run_queue_wait_ns()
     deadline = start + int(seconds * 1e9)
-    for i in range(len(ops)):
-        op = ops[i]
-        t0 = clock()
-        if op == READ:
-            if get(keys[i]) is not None:
-                read_hits += 1
-        elif op == UPDATE or op == INSERT:
-            put(keys[i], values[i])
-        elif op == SCAN:
-            scanned += len(scan(keys[i], scan_length))
-        elif op == RMW:
-            if get(keys[i]) is not None:
-                read_hits += 1
-            put(keys[i], values[i])
-        elif op == DELETE:
-            delete(keys[i])
-        t1 = clock()
-        latencies[i] = t1 - t0
-        done += 1
-        if t1 >= deadline:
+    for lo in range(0, n, chunk):
+        for i in range(lo, min(lo + chunk, n)):
+            op = ops[i]
+            t0 = clock()
+            if op == READ:
+                if get(keys[i]) is not None:
+                    read_hits += 1
+            elif op == UPDATE or op == INSERT:
+                put(keys[i], values[i])
+            elif op == SCAN:
+                scanned += len(scan(keys[i], scan_length))
+            elif op == RMW:
+                if get(keys[i]) is not None:
+                    read_hits += 1
+                put(keys[i], values[i])
+            elif op == DELETE:
+                delete(keys[i])
+            t1 = clock()
+            latencies[i] = t1 - t0
+            done += 1
+            if t1 >= deadline:
+                over = True
+                break
+        if probe is not None:
+            peak = max(peak, int(probe()))  # a few microseconds per chunk (three RocksDB properties)
+        if over:
             break
     waited1 = run_queue_wait_ns()
     cpu_ns = time.thread_time_ns() - cpu0
@@ -120,4 +138,5 @@ def _timed(get, put, delete, scan, ops, keys, values, scan_length, seconds) -> d
         "elapsed": elapsed,
         "busy_s": busy_ns / 1e9,
         "cpu_s": cpu_ns / 1e9,
+        "memory_peak": peak,  # 0 without a probe
     }

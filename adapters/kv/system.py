@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from autosys_adapters.kv.engines import ENGINES, available_engines, make_engine, rocksdb_started_here
+from autosys_adapters.kv.engines import ENGINES, available_engines, make_engine, memory_defaults, rocksdb_started_here
 from autosys_adapters.kv.replay import replay
 from autosys_adapters.kv.workloads import KVWorkload, PreparedWorkload, load_kv_workload, prepare
 from autosys.run.hostspeed import HostSpeed
@@ -128,7 +128,8 @@ class KVSelect(System):
         params: list = [Categorical("engine", names, default=default)]
         for spec in self.engines.values():
             params.extend(spec.params("engine"))
-        space = Space(params)
+        # under a memory cap, the memory budgets' defaults fit it (engines.memory_defaults); ranges unchanged
+        space = Space(memory_defaults(params, self.kv_workload.memory_cap_mb * MB))
         return space.with_apply_costs({p.name: APPLY_COSTS.get(p.name, "restart") for p in space})
 
     @property
@@ -230,7 +231,8 @@ class KVSelect(System):
             load_seconds = time.perf_counter() - start
             _touch(prepared)
             result = replay(engine, prepared, seconds, normalize=self.normalize)
-            result["memory_bytes"] = float(engine.memory_bytes())
+            # the run's peak where the engine's memory rises and falls (RocksDB's memtables), else the end reading
+            result["memory_bytes"] = float(max(engine.memory_bytes(), result.pop("memory_peak", 0)))
             result["disk_bytes"] = float(engine.disk_bytes())
             result["load_seconds"] = load_seconds
         finally:

@@ -5,11 +5,29 @@ from __future__ import annotations
 from autosys.core.space import Config
 from autosys.tuners.base import Tuner
 
+#: samples drawn before random search gives up looking for a config it has not tried (a small, exhausted space)
+FRESH_TRIES = 100
+
 
 class RandomSearch(Tuner):
-    """Independent uniform samples from the space (log scales honoured), seeded."""
+    """Uniform samples from the space (log scales honoured), seeded, without repeating a config.
+
+    A config already told or pending is drawn again (up to `FRESH_TRIES`
+    times): in a conditional space a branch without knobs is one config (the
+    kv space's `engine=dict`), and independent draws re-ran it on every fifth
+    trial, a fifth of the budget spent re-measuring what the study already
+    knew, even after it broke a memory cap. Re-measuring is intensification's
+    job, paired and on purpose.
+    """
 
     name = "random"
 
     def _ask(self) -> Config:
-        return self.space.sample(self.rng)
+        seen = {self.space.config_key(t.config) for t, _ in self.history}
+        seen.update(self.space.config_key(t.config) for t in self.pending.values())
+        config = self.space.sample(self.rng)
+        for _ in range(FRESH_TRIES):
+            if self.space.config_key(config) not in seen:
+                break
+            config = self.space.sample(self.rng)
+        return config
