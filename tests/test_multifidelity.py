@@ -12,7 +12,7 @@ from autosys.core.fidelity import Fidelity, stamp
 from autosys.core.space import Float, Space
 from autosys.core.system import Measurement, Objective, System
 from autosys.core.trial import Result, TrialState
-from autosys.run.multifidelity import MultiFidelity, MultiFidelityError, calibrate, config_rung_values
+from autosys.run.multifidelity import MultiFidelity, MultiFidelityError, calibrate, calibrated, config_rung_values
 from autosys.run.study import Study, StudyError
 from autosys.run.specs import SpecError, validate_spec
 from autosys.tuners.random_search import RandomSearch
@@ -148,7 +148,8 @@ def test_losers_are_pruned_with_their_partial_measurement(tmp_path):
         steps = t.info["intermediate"]
         assert steps and steps[-1]["fidelity"] < 810 and t.value == steps[-1]["value"]
         assert [s["fidelity"] for s in steps] == sorted(s["fidelity"] for s in steps)
-        assert "best 1/3" in t.info["pruned"] and t.info["fidelity"]["full"] is False
+        reason = t.info["pruned"]
+        assert ("best 1/3" in reason or "worse than the study's answer" in reason) and t.info["fidelity"]["full"] is False
         assert t.info["seconds"] >= 0 and "told_value" in t.info
     for t in full:
         assert t.info["fidelity"]["full"] is True and t.info["intermediate"][-1]["fidelity"] == 810
@@ -205,10 +206,74 @@ def test_a_study_resumes_with_its_schedule(tmp_path):
     rungs = study.spec["multifidelity"]["rungs"]
     study.close()
     again = Study.resume(tmp_path / "mf", system=Ladder(seed=5), budget=24)
-    assert again.rungs == rungs and again.multifidelity == MultiFidelity(eta=3)
+    assert again.rungs == rungs and again.multifidelity == MultiFidelity(eta=3, guard=True)
     again.run()
     assert again.n_finished() == 24 and any(t.state == TrialState.PRUNED for t in again.trials()[12:])
     again.close()
+
+
+class AtOptimum(Ladder):
+    """The Ladder with its default at the optimum and no short-run bias: every proposal is worse than the default."""
+
+    name = "at-optimum"
+
+    def __init__(self, seed: int = 0):
+        super().__init__(bias=1.0, noise=0.02, seed=seed)
+
+    def space(self) -> Space:
+        return Space([Float("x", 0.0, 1.0, default=0.7)])
+
+
+def test_below_min_peers_a_trial_worse_than_the_answer_stops_instead_of_climbing(tmp_path):
+    assert MultiFidelity().ranks([1.0, 2.0, 3.0]) and not MultiFidelity().ranks([1.0, float("nan"), 3.0])
+    assert MultiFidelity.worse_than_answer(90.0, 100.0, "maximize") and not MultiFidelity.worse_than_answer(90.0, 100.0, "minimize")
+    assert not MultiFidelity.worse_than_answer(90.0, None, "maximize")
+    events = [{"trial": 1, "rung": 0, "value": 5.0}, {"trial": 1, "rung": 1, "value": 4.0}, {"trial": 2, "rung": 2, "value": 3.0}]
+    assert calibrated(0, events, top=1) and not calibrated(0, events, top=2) and not calibrated(1, events, top=1)
+    proposals = {}
+    for guard in (True, False):
+        study = Study.create(tmp_path / f"g{guard}", AtOptimum(seed=0), budget=6, tuner="random", seed=0,
+                             multifidelity={"eta": 3, "guard": guard})
+        study.run()
+        proposals[guard] = [t for t in study.trials() if t.source == "random"]
+        assert study.best.config == {"x": 0.7}  # nothing pruned ever becomes the answer
+        study.close()
+    # the first proposal climbs every rung either way: with no config measured at a rung and at full fidelity,
+    # nothing scales a rung's value to compare it with the answer
+    assert all(p[0].info["intermediate"][-1]["fidelity"] == 810 for p in proposals.values())
+    # then, with the guard, the second stops at rung 0 (one value there, too few to rank): worse than the default
+    second = proposals[True][1]
+    assert second.state == TrialState.PRUNED and len(second.info["intermediate"]) == 1
+    assert "worse than the study's answer" in second.info["pruned"]
+    # without it, a rung with fewer than min_peers values promotes whatever comes
+    assert proposals[False][1].info["intermediate"][-1]["fidelity"] == 810
+
+
+def test_a_schedule_stored_before_the_guard_resumes_without_it(tmp_path):
+    study = _study(tmp_path, budget=4)
+    study.run()
+    spec = dict(study.spec)
+    spec["multifidelity"] = {k: v for k, v in spec["multifidelity"].items() if k != "guard"}
+    study.storage.save_spec(spec)
+    study.close()
+    again = Study.resume(tmp_path / "mf", system=Ladder(seed=5))
+    assert again.multifidelity is not None and again.multifidelity.guard is False
+    again.close()
+
+
+def test_races_below_full_fidelity_rerun_at_the_rung_below_scaled_and_the_answer_keeps_a_full_run(tmp_path):
+    from autosys.run.intensify import INTENSIFY
+
+    study = _study(tmp_path, budget=40, seed=2, multifidelity={"eta": 3, "race_below": True})
+    study.run()
+    reruns = [t for t in study.trials() if t.source == INTENSIFY and t.state == TrialState.COMPLETE]
+    assert reruns, "some proposal should have beaten the default and been raced"
+    for t in reruns:  # measured at 270 of 810 operations; short runs read high, so the scaled value is lower
+        assert t.info["fidelity"]["value"] == 270 and t.info["fidelity"]["full"] is False
+        assert t.value == t.info["race_run"]["scaled"] < t.info["race_run"]["measured"] == t.metrics["ops_per_s"]
+    best = study.best
+    assert best.state == TrialState.COMPLETE and best.info["fidelity"]["full"] is True
+    study.close()
 
 
 def test_a_system_without_fidelity_is_refused(tmp_path):

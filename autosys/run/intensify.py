@@ -330,7 +330,8 @@ def race_state(trials: Sequence[Trial], objective: Objective, budget: int | None
                 _next_from_waiting(state, trial.number, maximize, reruns, budget, tried)
                 continue
         if key != state.incumbent and key != state.challenger and trial.source != INTENSIFY:
-            if _beats(trial.value, state.runs[state.incumbent], maximize):
+            if _beats(trial.value, state.runs[state.incumbent], maximize,
+                      lambda: pooled_spread(state.runs, chosen=state.triggers)):
                 if state.challenger is None:
                     _start(state, trial, trial.number, reruns, budget, maximize, tried)
                 elif key not in state.waiting or _better(trial.value, state.waiting[key].value, maximize):
@@ -364,7 +365,8 @@ def _next_from_waiting(state: RaceState, number: int, maximize: bool, spent: int
         return
     state.waiting.pop(state.incumbent, None)
     ahead = [t for t in state.waiting.values()
-             if _beats(t.value, state.runs[state.incumbent], maximize) and config_key(t.config) not in state.risky]
+             if _beats(t.value, state.runs[state.incumbent], maximize, lambda: pooled_spread(state.runs, chosen=state.triggers))
+             and config_key(t.config) not in state.risky]
     state.waiting = {config_key(t.config): t for t in ahead}
     if not ahead:
         return
@@ -376,21 +378,44 @@ def _better(value: float, other: float, maximize: bool) -> bool:
     return value > other if maximize else value < other
 
 
-def _beats(value: float, incumbent_runs: Sequence[Trial], maximize: bool) -> bool:
+def _beats(value: float, incumbent_runs: Sequence[Trial], maximize: bool,
+           noise: Callable[[], tuple[float, int] | None] | None = None) -> bool:
     """Better than every run of the incumbent: a gain the incumbent's own spread does not explain.
 
     (Better than its median alone raced near-default configs on noisy systems, spending the
-    re-runs a clear winner found later needed.)"""
+    re-runs a clear winner found later needed.) The bar stops rising with the incumbent's runs
+    (`noise`: the study's `pooled_spread`, asked only when needed): the best of n runs grows
+    with n and with one lucky run, so a KV incumbent's four runs, one 2.6x the others on a
+    loaded host, set a bar that a config really 2x better never passed, and a long-raced
+    incumbent's eight runs, one 25% high, blocked configs 15-20% better. From three runs on,
+    the bar is at most one pooled spread above the median of the incumbent's log values.
+    """
     values = [t.value for t in incumbent_runs]
-    return value > max(values) if maximize else value < min(values)
+    if value > max(values) if maximize else value < min(values):
+        return True
+    if noise is None or len(values) < 3 or value <= 0 or not all(v > 0 for v in values):
+        return False
+    pooled = noise()
+    if pooled is None:
+        return False
+    centre = float(np.median(np.log(values)))  # the median: the lucky run moves it least
+    return math.log(value) > centre + pooled[0] if maximize else math.log(value) < centre - pooled[0]
 
 
 def _fallback(state: RaceState, objective: Objective) -> str | None:
-    """The best feasible config by the conservative median of its runs, when the incumbent broke a limit."""
+    """The best feasible config by the conservative median of its runs, when the incumbent broke a limit.
+
+    Only a config whose next run is predicted to respect the limits (`limit_risk`), as for a
+    promotion: before, a config run once at 3.9 MB under a 4 MB cap replaced a default marked
+    risky at 3.3 MB, and broke the cap when re-measured.
+    """
     sign = objective.sign()
-    ranked = [(statistics.median_high([sign * t.value for t in runs]), key)
-              for key, runs in state.runs.items() if runs and key not in state.broken and key not in state.risky]
-    return min(ranked)[1] if ranked else None
+    ranked = sorted((statistics.median_high([sign * t.value for t in runs]), key)
+                    for key, runs in state.runs.items() if runs and key not in state.broken and key not in state.risky)
+    for _, key in ranked:
+        if not objective.limits or limit_risk(state.runs[key], state.runs, objective) is None:
+            return key
+    return None
 
 
 def next_rerun(trials: Sequence[Trial], objective: Objective, budget: int | None,
@@ -432,11 +457,16 @@ def next_rerun(trials: Sequence[Trial], objective: Objective, budget: int | None
 
 
 def incumbent_trial(trials: Sequence[Trial], objective: Objective, budget: int | None = None) -> Trial | None:
-    """The incumbent's representative run (conservative median of its runs), or None when nothing is feasible."""
+    """The incumbent's representative run (conservative median of its runs), or None when nothing is feasible.
+
+    Of its full-fidelity runs when it has any: re-runs measured at a lower rung
+    (multi-fidelity's `race_below`) count in races, not as the answer's run."""
     state = race_state(trials, objective, budget)
     if state.incumbent is None:
         return None
     runs = state.runs[state.incumbent]
+    full = [t for t in runs if (t.info.get("fidelity") or {}).get("full", True)]
+    runs = full or runs
     sign = objective.sign()
     worse_half = statistics.median_high([sign * t.value for t in runs])
     return next(t for t in runs if sign * t.value == worse_half)

@@ -16,7 +16,28 @@ study's answer, which only full-fidelity runs decide.
 
 With `brackets` > 1, trials start at rungs 0, 1, ... in turn (Hyperband's
 brackets, asynchronously), hedging against a low rung that ranks configs
-badly. Until `min_peers` values exist at a rung, nothing is pruned there.
+badly. Until `min_peers` values exist at a rung, the rung cannot rank: there
+a trial goes on only when its value, scaled to full fidelity as below, is
+not worse than the study's answer (`guard`; the incumbent of the races), once
+the scale is measured (some config measured at that rung and at full
+fidelity; unscaled, a rung that reads low, such as a learned index timed on
+fewer queries, stopped every trial there and nothing reached full fidelity
+for half a minute). A
+trial that cannot beat the incumbent is stopped early (the issue's rule, and
+OpenTuner's stop at a multiple of the best): before, the first proposals of
+a study climbed every rung blindly, costing about 1.5 full runs each (SQLite:
+4.5 s for a config slower than the default), which made multi-fidelity
+slower than full fidelity to its first good answer.
+
+With `race_below`, the paired re-runs of intensification's races
+(autosys/run/intensify.py) run at the rung below full fidelity, both configs
+of a pair at the same rung, and each re-run's value is scaled to full
+fidelity as below (every race's challenger reached full fidelity through that
+rung, so the scale is measured): a race against a slow incumbent (SQLite's
+default runs into its time cap: 3 s a run) costs a third. A pair's gain is
+the ratio of two runs at one rung, which the scale does not change; every
+config that can be the answer still has a full-fidelity run (the default, or
+the proposal that started its race).
 
 What a pruned trial tells its tuner is its value scaled to full fidelity by
 the median ratio (full / rung) of configs measured at both, so a rung that
@@ -46,13 +67,17 @@ class MultiFidelity:
     """Successive halving settings: `eta` (keep the best 1/eta at each rung), `brackets`, and the rungs.
 
     min_fidelity: the lowest rung (default: the system's declared minimum).
-    min_peers: values needed at a rung before it prunes (default: ceil(eta)).
+    min_peers: values needed at a rung before it ranks (default: ceil(eta)).
+    guard: below `min_peers`, stop a trial whose calibrated value is worse than the study's answer.
+    race_below: run intensification's paired re-runs at the rung below full fidelity (scaled to it).
     """
 
     eta: float = 3.0
     brackets: int = 1
     min_fidelity: float | None = None
     min_peers: int | None = None
+    guard: bool = True
+    race_below: bool = False
 
     def __post_init__(self):
         if not (isinstance(self.eta, (int, float)) and math.isfinite(self.eta) and self.eta > 1):
@@ -61,6 +86,9 @@ class MultiFidelity:
             raise MultiFidelityError(f"brackets must be a whole number of at least 1, not {self.brackets!r}")
         if self.min_peers is not None and (not isinstance(self.min_peers, int) or self.min_peers < 1):
             raise MultiFidelityError(f"min_peers must be a whole number of at least 1, not {self.min_peers!r}")
+        for name in ("guard", "race_below"):
+            if not isinstance(getattr(self, name), bool):
+                raise MultiFidelityError(f"{name} must be true or false, not {getattr(self, name)!r}")
 
     @property
     def peers_needed(self) -> int:
@@ -94,9 +122,21 @@ class MultiFidelity:
         loss = -value if direction == "maximize" else value
         return loss <= losses[keep - 1]
 
+    def ranks(self, peers: Sequence[float]) -> bool:
+        """Whether a rung holding `peers` has enough values to rank a trial (else `guard` may stop it)."""
+        return sum(p is not None and math.isfinite(p) for p in peers) >= self.peers_needed
+
+    @staticmethod
+    def worse_than_answer(estimate: float, answer: float | None, direction: str) -> bool:
+        """Whether a trial's full-fidelity estimate is worse than the study's answer's value (None: no answer yet)."""
+        if answer is None or not math.isfinite(answer) or not math.isfinite(estimate):
+            return False
+        return estimate < answer if direction == "maximize" else estimate > answer
+
     def to_json(self) -> dict[str, Any]:
         return {"eta": self.eta, "brackets": self.brackets, "min_fidelity": self.min_fidelity,
-                "min_peers": self.min_peers}
+                "min_peers": self.min_peers, "guard": self.guard,
+                "race_below": self.race_below}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | "MultiFidelity" | bool | None) -> "MultiFidelity | None":
@@ -109,10 +149,10 @@ class MultiFidelity:
             return data
         if not isinstance(data, Mapping):
             raise MultiFidelityError(f"multifidelity must be a mapping of settings, not {type(data).__name__}")
-        unknown = set(data) - {"eta", "brackets", "min_fidelity", "min_peers"}
+        unknown = set(data) - {"eta", "brackets", "min_fidelity", "min_peers", "guard", "race_below"}
         if unknown:
             raise MultiFidelityError(f"unknown multifidelity setting(s): {', '.join(sorted(unknown))} "
-                                     "(known: eta, brackets, min_fidelity, min_peers)")
+                                     "(known: eta, brackets, min_fidelity, min_peers, guard, race_below)")
         return cls(**dict(data))
 
 
@@ -139,6 +179,15 @@ def config_rung_values(events: Iterable[Mapping[str, Any]], rung: int, key: str)
     return mine, [median(values) for values in by_config.values()]
 
 
+def calibrated(rung: int, events: Iterable[Mapping[str, Any]], top: int) -> bool:
+    """Whether some trial was measured at both `rung` and `top`, so `calibrate` can scale values at `rung`."""
+    at: dict[int, set[int]] = {}
+    for e in events:
+        if e.get("value") is not None and e.get("rung") in (rung, top):
+            at.setdefault(int(e["trial"]), set()).add(int(e["rung"]))
+    return rung != top and any(len(rungs) == 2 for rungs in at.values())
+
+
 def calibrate(value: float, rung: int, events: Sequence[Mapping[str, Any]], top: int) -> float:
     """`value` measured at `rung`, scaled to full fidelity by configs measured at both (median ratio; else unchanged).
 
@@ -161,4 +210,4 @@ def calibrate(value: float, rung: int, events: Sequence[Mapping[str, Any]], top:
     return value + median(full - low for low, full in both)
 
 
-__all__ = ["MultiFidelity", "MultiFidelityError", "calibrate", "config_rung_values", "rung_values"]
+__all__ = ["MultiFidelity", "MultiFidelityError", "calibrate", "calibrated", "config_rung_values", "rung_values"]

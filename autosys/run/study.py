@@ -47,7 +47,7 @@ from autosys.core.registry import make_system, rebuild_system
 from autosys.core.spec import redact_options
 from autosys.run.intensify import INTENSIFY, next_rerun
 from autosys.run.progress import log_trial
-from autosys.run.multifidelity import MultiFidelity, MultiFidelityError, calibrate, config_rung_values
+from autosys.run.multifidelity import MultiFidelity, MultiFidelityError, calibrate, calibrated, config_rung_values
 from autosys.run.selection import (
     CONFIRM, ConfigRuns, best_trial, gain_over_default, next_to_confirm, root_choices, runs_of,
 )
@@ -114,6 +114,7 @@ class Study:
         self._in_flight: dict[int, Trial] = {}
         self.grace = self.GRACE
         settings = dict(self.spec.get("multifidelity") or {})
+        settings.setdefault("guard", False)  # a schedule stored before the guard resumes without it
         #: the fidelities tuner proposals are measured at in stages (empty: full fidelity only)
         self.rungs: list[float | int] = list(settings.pop("rungs", []))
         self.multifidelity = MultiFidelity.from_json(settings) if self.rungs else None
@@ -376,6 +377,8 @@ class Study:
             self._in_flight[record.number] = record
             stage = stages.get(record.number)
             fidelity = None if stage is None else self.rungs[stage]
+            if stage is None and self._races_below(record):
+                fidelity = self.rungs[-2]
             workspace = self._workspace(record, attempt, stage)
             if monitor_interval:  # the system's monitors sampled in the worker while the trial runs
                 future = executor.submit(run_monitored_trial, target, record.config, workspace, fidelity,
@@ -454,6 +457,8 @@ class Study:
                             continue
                         stages.pop(record.number, None)
                         outcome = staged_outcome
+                    elif self._races_below(record):
+                        outcome = self._after_race_run(record, outcome)
                     self._in_flight.pop(record.number, None)
                     self._finish(record, outcome, callback)
         except BaseException as exc:
@@ -505,8 +510,10 @@ class Study:
         """Record a stage's intermediate value; None to go on to the next rung, else the trial's final outcome.
 
         A stage that failed, timed out or broke a limit ends the trial as it
-        is; one outside the best 1/eta of its rung ends it pruned, with its
-        partial measurement and the value its tuner is told
+        is; one outside the best 1/eta of its rung, or (at a rung too empty to
+        rank, with the schedule's `guard`) whose value scaled to full fidelity
+        is worse than the study's answer, ends it pruned, with its partial
+        measurement and the value its tuner is told
         (autosys/run/multifidelity.py `calibrate`).
         """
         assert self.multifidelity is not None
@@ -526,12 +533,44 @@ class Study:
             return outcome
         events = [body for _, _, body in self.storage.events(INTERMEDIATE)]
         standing, peers = config_rung_values(events, stage, key)
-        if self.multifidelity.promote(standing, peers, self.objective.direction):
-            return None
+        where = f"stopped at rung {stage + 1} of {top + 1} (fidelity {fidelity:g} of {self.rungs[-1]:g}): "
+        if self.multifidelity.ranks(peers):
+            if self.multifidelity.promote(standing, peers, self.objective.direction):
+                return None
+            why = f"not in the best 1/{self.multifidelity.eta:g} of the {len(peers)} configs measured there"
+        else:
+            answer = self.best if self.multifidelity.guard and calibrated(stage, events, top) else None
+            estimate = calibrate(standing, stage, events, top)
+            if answer is None or not self.multifidelity.worse_than_answer(estimate, answer.value, self.objective.direction):
+                return None
+            why = (f"too few configs measured there to rank it ({len(peers)}), and its value scaled to full fidelity "
+                   f"({estimate:.4g}) is worse than the study's answer ({answer.value:.4g})")
         outcome.state = TrialState.PRUNED
-        outcome.info["pruned"] = (f"stopped at rung {stage + 1} of {top + 1} (fidelity {fidelity:g} of {self.rungs[-1]:g}): "
-                                  f"not in the best 1/{self.multifidelity.eta:g} of the {len(peers)} configs measured there")
+        outcome.info["pruned"] = where + why
         outcome.info["told_value"] = calibrate(outcome.value, stage, events, top)
+        return outcome
+
+    def _races_below(self, record: Trial) -> bool:
+        """Whether the trial is a race's re-run measured at the rung below full (the schedule's `race_below`)."""
+        return self.multifidelity is not None and self.multifidelity.race_below and record.source == INTENSIFY
+
+    def _after_race_run(self, record: Trial, outcome: Outcome) -> Outcome:
+        """A re-run measured at the rung below full: recorded at that rung, its value scaled to full fidelity.
+
+        The measured value and metrics stay as measured (`info["race_run"]`
+        keeps both values); the race compares the scaled value
+        (autosys/run/multifidelity.py `calibrate`).
+        """
+        if not outcome.feasible or outcome.value is None:
+            return outcome
+        top = len(self.rungs) - 1
+        rung = top - 1
+        self.storage.add_event(INTERMEDIATE, {"trial": record.number, "rung": rung, "fidelity": self.rungs[rung],
+                                              "value": outcome.value, "key": config_key(record.config)})
+        events = [body for _, _, body in self.storage.events(INTERMEDIATE)]
+        scaled = calibrate(outcome.value, rung, events, top)
+        outcome.info["race_run"] = {"rung": rung, "fidelity": self.rungs[rung], "measured": outcome.value, "scaled": scaled}
+        outcome.value = scaled
         return outcome
 
     def _costly_switch(self, a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
