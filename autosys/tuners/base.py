@@ -118,6 +118,16 @@ class Tuner(ABC):
     def failed_configs(self) -> list[Config]:
         return [t.config for t, r in self.history if not r.ok]
 
+    def sample_unseen(self, seen: set[str], tries: int) -> Config:
+        """A random config whose `space.config_key` is not in `seen`, drawn up to `tries` times more
+        (a small or exhausted space may still give a seen one)."""
+        config = self.space.sample(self.rng)
+        for _ in range(tries):
+            if self.space.config_key(config) not in seen:
+                break
+            config = self.space.sample(self.rng)
+        return config
+
     @abstractmethod
     def _ask(self) -> Config:
         """Return the next config; it must satisfy the space (validate it if unsure)."""

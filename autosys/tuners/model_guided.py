@@ -178,12 +178,7 @@ class ModelGuidedTuner(Tuner):
         return keys
 
     def _random_new(self, seen: set[str], tries: int = 50) -> Config:
-        config = self.space.sample(self.rng)
-        for _ in range(tries):
-            if self.space.config_key(config) not in seen:
-                break
-            config = self.space.sample(self.rng)
-        return config
+        return self.sample_unseen(seen, tries)
 
     def _neighbour(self, config: Config) -> Config:
         """Change one or two active parameters; new children of a changed parent are sampled."""

@@ -25,9 +25,4 @@ class RandomSearch(Tuner):
     def _ask(self) -> Config:
         seen = {self.space.config_key(t.config) for t, _ in self.history}
         seen.update(self.space.config_key(t.config) for t in self.pending.values())
-        config = self.space.sample(self.rng)
-        for _ in range(FRESH_TRIES):
-            if self.space.config_key(config) not in seen:
-                break
-            config = self.space.sample(self.rng)
-        return config
+        return self.sample_unseen(seen, FRESH_TRIES)
