@@ -131,7 +131,8 @@ def side_by_side(system: LearnedIndexSystem, config: dict, repeats: int) -> dict
 def short(config: dict) -> str:
     batch = f" batch={config.get('batch', 16)}"
     if config["kind"] == "pgm":
-        return f"pgm eps={config['epsilon']}/{config['epsilon_recursive']} {config['search']}{batch}"
+        top = f"/{config['epsilon_recursive']}" if config.get("top", "recursive") == "recursive" else " top=binary"
+        return f"pgm eps={config['epsilon']}{top} {config['search']}{batch}"
     mid = f"-{config['mid_models']}" if config.get("stages") == 3 else ""
     return (f"rmi{config['stages']} {config['root']}/{config['transform']}{mid} -> {config['leaves']} "
             f"{config['leaf']} {config['bounds']} {config['search']}{batch}")

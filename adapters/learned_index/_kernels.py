@@ -16,6 +16,11 @@ from numba.extending import intrinsic
 from autosys_adapters.learned_index.segments import cone_segments_py
 
 LINEAR_MAX = 64
+#: a batch's binary windows share one width when they are (nearly) equal, the widest at most 5/4 of
+#: their mean + 8 slots (full-range search, PGM, global bounds), or all within UNIFORM_MAX slots (a
+#: few cache lines); otherwise (per-leaf bounds) each is halved on its own, so a narrow window never
+#: probes lines outside itself
+UNIFORM_MAX = 64
 _SIGN = np.uint64(2**63)
 
 
@@ -29,6 +34,27 @@ def _bitcast_u64(typingctx, x):
         return builder.bitcast(args[0], context.get_value_type(types.uint64))
 
     return types.uint64(types.float64), codegen
+
+
+@intrinsic
+def _prefetch(typingctx, arr, idx):
+    """llvm.prefetch(&arr[idx]) for reading, high locality; a hint, so an address past the end is harmless."""
+    if not isinstance(arr, types.Array) or not isinstance(idx, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        from llvmlite import ir
+
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        ptr = builder.gep(ary.data, [args[1]])  # not inbounds: may point past the array
+        i8p = ir.PointerType(ir.IntType(8))
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = builder.module.declare_intrinsic("llvm.prefetch", [i8p], fnty)
+        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return types.void(arr, idx), codegen
 
 
 @njit(cache=True, inline="always")
@@ -119,24 +145,67 @@ def _linear(arr, q, lo, hi, right):
 
 
 @njit(cache=True)
+def _uniform_search(keys, qs, los, his, cnt, width, out, base):
+    """Branch-free lock-step binary search with one width for the whole batch. Returns #repairs.
+
+    Each query's window [los, his) is widened to `width` slots around its middle and kept inside the
+    array, so every query takes the same steps: the inner loop is a load, a compare and a select, and
+    many queries' loads are in flight at once. The search itself proves the answer unless it lands on
+    an end of the widened window; only then are the neighbours checked (and a miss repaired).
+    """
+    n = keys.shape[0]
+    for k in range(cnt):
+        lo = los[k] - ((width - (his[k] - los[k])) >> 1)
+        lo = min(max(lo, 0), n - width)
+        los[k] = lo
+        his[k] = lo
+    ln = width
+    while ln > 1:
+        half = ln >> 1
+        for k in range(cnt):
+            lo = los[k]
+            los[k] = lo + half if keys[lo + half - 1] < qs[k] else lo
+        ln -= half
+    repairs = 0
+    for k in range(cnt):
+        r = los[k]
+        q = qs[k]
+        if keys[r] < q:
+            r += 1
+        start = his[k]
+        if (r == start and r > 0 and not keys[r - 1] < q) or (r == start + width and r < n and keys[r] < q):
+            r = _gallop(keys, q, r, False)
+            repairs += 1
+        out[base + k] = r
+    return repairs
+
+
+@njit(cache=True)
 def _window_search(keys, qs, los, his, guesses, cnt, search, out, base, lens):
     """Search each query's window; binary windows in lock-step. Returns #repairs."""
     repairs = 0
     if search == 0:
-        # branch-free lock-step binary search: base advances by half while key < q
+        width = 0
+        total = 0
+        for k in range(cnt):
+            width = max(width, his[k] - los[k])
+            total += his[k] - los[k]
+        if width > 0 and (width <= UNIFORM_MAX or 4 * width * cnt <= 5 * total + 32 * cnt):
+            return _uniform_search(keys, qs, los, his, cnt, width, out, base)
+        # windows of different widths (per-leaf bounds): each query halves its own window; one
+        # whose window is down to one slot keeps probing keys[lo - 1] (in cache; index -1 wraps
+        # harmlessly) and stays put, so the loop stays branch-free
         for k in range(cnt):
             lens[k] = his[k] - los[k]
-        more = True
-        while more:
-            more = False
+        ln = width
+        while ln > 1:
             for k in range(cnt):
-                ln = lens[k]
-                if ln > 1:
-                    half = ln >> 1
-                    lo = los[k]
-                    los[k] = lo + half if keys[lo + half - 1] < qs[k] else lo
-                    lens[k] = ln - half
-                    more = True
+                lk = lens[k]
+                half = lk >> 1
+                lo = los[k]
+                los[k] = lo + half if keys[lo + half - 1] < qs[k] else lo
+                lens[k] = lk - half
+            ln -= ln >> 1
         for k in range(cnt):
             r = los[k]
             if lens[k] == 1 and keys[r] < qs[k]:
@@ -365,8 +434,9 @@ def rmi_lookup(keys, queries, out, key_is_uint, root_radix, log_transform, xmin,
 
 
 @njit(cache=True)
-def pgm_lookup(keys, queries, out, seg_keys, seg_p0, seg_slope, offsets, eps, eps_rec, search, group):
-    """Levels are walked in lock-step over a group of queries, so their loads overlap."""
+def pgm_lookup(keys, queries, out, seg_keys, seg_p0, seg_slope, offsets, eps, eps_rec, search, group, top_binary):
+    """Levels are walked in lock-step over a group of queries, so their loads overlap; with
+    `top_binary` the bottom level's segment keys are binary-searched instead (branch-free, lock-step)."""
     n = keys.shape[0]
     m = queries.shape[0]
     levels = offsets.shape[0] - 1
@@ -384,19 +454,38 @@ def pgm_lookup(keys, queries, out, seg_keys, seg_p0, seg_slope, offsets, eps, ep
             qs[k] = queries[base + k]
             xs[k] = float(qs[k])
             ss[k] = 0
-        for lev in range(levels - 1, 0, -1):
+        if top_binary:
+            # last segment whose first key is <= q (segment 0 for a q below every key)
+            ln = offsets[1] - offsets[0]
+            while ln > 1:
+                half = ln >> 1
+                for k in range(cnt):
+                    s = ss[k]
+                    ss[k] = s + half if seg_keys[s + half] <= qs[k] else s
+                ln -= half
+        for lev in range(levels - 1 if not top_binary else 0, 0, -1):
             off = offsets[lev]
             child = offsets[lev - 1]
             size = off - child
+            # the child segment holding q lies in a window of one width for every query: search it
+            # branch-free in lock-step (side right), then check it and fall back to the whole level
+            width = min(2 * eps_rec + 3, size)
             for k in range(cnt):
-                q = qs[k]
                 seg = off + ss[k]
                 pred = seg_p0[seg] + seg_slope[seg] * (xs[k] - float(seg_keys[seg]))
                 guess = np.int64(min(max(pred, 0.0), float(size)))
-                lo = min(max(guess - eps_rec - 1, 0), size)
-                hi = min(max(guess + eps_rec + 2, 0), size)
-                u = lo
-                while u < hi and seg_keys[child + u] <= q:
+                los[k] = child + min(max(guess - eps_rec - 1, 0), size - width)
+            ln = width
+            while ln > 1:
+                half = ln >> 1
+                for k in range(cnt):
+                    lo = los[k]
+                    los[k] = lo + half if seg_keys[lo + half - 1] <= qs[k] else lo
+                ln -= half
+            for k in range(cnt):
+                q = qs[k]
+                u = los[k] - child
+                if seg_keys[child + u] <= q:
                     u += 1
                 if not ((u == 0 or seg_keys[child + u - 1] <= q) and (u == size or seg_keys[child + u] > q)):
                     lo2 = 0
@@ -414,6 +503,7 @@ def pgm_lookup(keys, queries, out, seg_keys, seg_p0, seg_slope, offsets, eps, ep
             pred = seg_p0[seg] + seg_slope[seg] * (xs[k] - float(seg_keys[seg]))
             guess = np.int64(min(max(pred, 0.0), float(n)))
             guesses[k] = guess
+            _prefetch(keys, guess)
             los[k] = min(max(guess - eps - 1, 0), n)
             his[k] = min(max(guess + eps + 2, 0), n)
         repairs += _window_search(keys, qs, los, his, guesses, cnt, search, out, base, lens)
@@ -442,27 +532,6 @@ cone_segments = njit(cache=True)(cone_segments_py)
 
 
 # --------------------------------------------------------------------------- non-learned baselines
-
-
-@intrinsic
-def _prefetch(typingctx, arr, idx):
-    """llvm.prefetch(&arr[idx]) for reading, high locality; a hint, so an address past the end is harmless."""
-    if not isinstance(arr, types.Array) or not isinstance(idx, types.Integer):
-        return None
-
-    def codegen(context, builder, signature, args):
-        from llvmlite import ir
-
-        ary = context.make_array(signature.args[0])(context, builder, args[0])
-        ptr = builder.gep(ary.data, [args[1]])  # not inbounds: may point past the array
-        i8p = ir.PointerType(ir.IntType(8))
-        i32 = ir.IntType(32)
-        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
-        fn = builder.module.declare_intrinsic("llvm.prefetch", [i8p], fnty)
-        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
-        return context.get_dummy_value()
-
-    return types.void(arr, idx), codegen
 
 
 @njit(cache=True)

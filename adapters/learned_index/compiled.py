@@ -122,6 +122,7 @@ def pgm_lookup(index, q: np.ndarray) -> tuple[np.ndarray, int]:
         index.config.epsilon_recursive,
         SEARCH_CODES[index.config.search],
         index.config.batch,
+        index.config.top == "binary",
     )
     return out, int(repairs)
 

@@ -33,14 +33,21 @@ from autosys.core.monitor import Monitor, host_monitors
 from autosys_adapters.learned_index import PGM, RMI, PGMConfig, RMIConfig, compiled
 from autosys_adapters.learned_index.keys import GENERATORS, generate, load_keys, make_queries
 from autosys_adapters.learned_index.models import LEAF_KINDS, ROOT_KINDS, TRANSFORMS
+from autosys_adapters.learned_index.pgm import TOPS
 from autosys_adapters.learned_index.search import SEARCHES
 
 #: bytes per leaf of the smallest leaf layout (3 float64 + an int32 error pair)
 _LEAF_BYTES = 32
+#: bytes per middle model (3 float64)
+_MID_BYTES = 24
 
 
 def _pow2_at_least(value: float) -> int:
     return 1 << max(0, math.ceil(math.log2(max(value, 1.0))))
+
+
+def _pow2_at_most(value: float) -> int:
+    return 1 << max(0, math.floor(math.log2(max(value, 1.0))))
 
 
 def build_index(keys: np.ndarray, config: Config, backend: str = "auto") -> RMI | PGM:
@@ -50,8 +57,9 @@ def build_index(keys: np.ndarray, config: Config, backend: str = "auto") -> RMI 
             keys,
             PGMConfig(
                 epsilon=config["epsilon"],
-                epsilon_recursive=config["epsilon_recursive"],
+                epsilon_recursive=config.get("epsilon_recursive", 4),
                 search=config["search"],
+                top=config.get("top", "recursive"),
                 batch=config.get("batch", 16),
             ),
             backend=backend,
@@ -153,7 +161,13 @@ class LearnedIndexSystem(System):
     # --- the contract
     def space(self) -> Space:
         max_leaves = max(64, _pow2_at_least(2 * self.cap_bytes / _LEAF_BYTES))
-        default_leaves = max(16, _pow2_at_least(self.cap_bytes / _LEAF_BYTES) // 4)
+        max_mid = max(256, _pow2_at_least(self.cap_bytes / _MID_BYTES / 2))
+        # the default is a design that holds up on any key set: a radix root on the keys' float bits
+        # (a log-like split that no outlier can squeeze into one bucket) routes to linear middle models
+        # fitted on positions, whose predictions split the keys into leaves of about equal counts;
+        # per-leaf error bounds, searched in lock-step 64 queries at a time. Sized to ~90% of the cap.
+        default_leaves = max(16, _pow2_at_most(0.75 * self.cap_bytes / _LEAF_BYTES))
+        default_mid = max(16, _pow2_at_most(0.15 * self.cap_bytes / _MID_BYTES))
         rmi = Condition("kind", ("rmi",))
         pgm = Condition("kind", ("pgm",))
         space = Space(
@@ -161,16 +175,19 @@ class LearnedIndexSystem(System):
                 Categorical("kind", ("rmi", "pgm"), default="rmi"),
                 Categorical("search", SEARCHES, default="binary"),
                 # queries searched in lock-step by the compiled kernels (their cache misses overlap)
-                Ordinal("batch", (1, 4, 8, 16, 32, 64), default=16),
-                Ordinal("stages", (2, 3), default=2, condition=rmi),
-                Categorical("root", ROOT_KINDS, default="linear", condition=rmi),
-                Categorical("transform", TRANSFORMS, default="identity", condition=rmi),
-                Int("mid_models", 16, 4096, log=True, default=256, condition=Condition("stages", (3,))),
+                Ordinal("batch", (1, 4, 8, 16, 32, 64, 128), default=64),
+                Ordinal("stages", (2, 3), default=3, condition=rmi),
+                Categorical("root", ROOT_KINDS, default="radix", condition=rmi),
+                Categorical("transform", TRANSFORMS, default="log", condition=rmi),
+                Int("mid_models", 16, max_mid, log=True, default=min(default_mid, max_mid),
+                    condition=Condition("stages", (3,))),
                 Categorical("leaf", LEAF_KINDS, default="linear", condition=rmi),
                 Int("leaves", 16, max_leaves, log=True, default=default_leaves, condition=rmi),
                 Categorical("bounds", ("leaf", "global"), default="leaf", condition=rmi),
                 Int("epsilon", 4, 4096, log=True, default=64, condition=pgm),
-                Int("epsilon_recursive", 2, 64, log=True, default=4, condition=pgm),
+                # find the segment through the PGM's recursive levels, or binary-search the segments
+                Categorical("top", TOPS, default="binary", condition=pgm),
+                Int("epsilon_recursive", 2, 64, log=True, default=4, condition=Condition("top", ("recursive",))),
             ]
         )
         return space.with_apply_costs({p.name: "none" if p.name in ("search", "batch") else "rebuild" for p in space})
