@@ -15,9 +15,11 @@ For each system (sqlite, kv, page-policy, learned-index) one run:
    (>= 0.95 means within 5%; a config better than the reference counts too).
 
 Multi-fidelity uses the schedule's defaults (eta 3; below `min_peers` values
-at a rung a trial worse than the study's answer stops: `guard`), plus a
-system's own `Setup.schedule`: SQLite races at the rung below full fidelity
-(`race_below`), since its default runs into its time cap and each race
+at a rung a trial worse than the study's answer stops: `guard`; the default
+is measured at the lowest rung too: `anchor`; rungs that could not judge a
+trial are skipped: `leap`), plus a system's own `Setup.schedule`: SQLite races
+below full fidelity (`race_below`: at the lowest rung that orders the pair as
+full fidelity does), since its default runs into its time cap and each race
 re-run of it cost 3 s.
 
 The time to target of a study is the elapsed time of the first answer within
@@ -246,8 +248,9 @@ def main(argv: list[str] | None = None) -> None:
                                  "quality_vs_reference": q} for e, q in judged]
             finally:
                 judge.close()
-            _save(pd.DataFrame(rows), RESULTS / f"multifidelity{suffix}.csv", names)
-            _save(pd.DataFrame(answers), RESULTS / f"multifidelity{suffix}_answers.csv", names)
+            done = sorted({row["system"] for row in rows})  # not the systems still to run: a crash keeps their old rows
+            _save(pd.DataFrame(rows), RESULTS / f"multifidelity{suffix}.csv", done)
+            _save(pd.DataFrame(answers), RESULTS / f"multifidelity{suffix}_answers.csv", done)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

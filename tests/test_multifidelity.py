@@ -12,7 +12,7 @@ from autosys.core.fidelity import Fidelity, stamp
 from autosys.core.space import Float, Space
 from autosys.core.system import Measurement, Objective, System
 from autosys.core.trial import Result, TrialState
-from autosys.run.multifidelity import MultiFidelity, MultiFidelityError, calibrate, calibrated, config_rung_values
+from autosys.run.multifidelity import MultiFidelity, MultiFidelityError, calibrate, calibrated, config_rung_values, race_rung
 from autosys.run.study import Study, StudyError
 from autosys.run.specs import SpecError, validate_spec
 from autosys.tuners.random_search import RandomSearch
@@ -153,7 +153,9 @@ def test_losers_are_pruned_with_their_partial_measurement(tmp_path):
         assert t.info["seconds"] >= 0 and "told_value" in t.info
     for t in full:
         assert t.info["fidelity"]["full"] is True and t.info["intermediate"][-1]["fidelity"] == 810
-    assert study.default_trial.info["fidelity"]["full"] is True  # the default is never staged
+    default = study.default_trial  # measured at the lowest rung, then at full fidelity, and never pruned
+    assert default.state == TrialState.COMPLETE and default.info["fidelity"]["full"] is True
+    assert [s["fidelity"] for s in default.info["intermediate"]] == [10, 810] and default.value == default.info["intermediate"][-1]["value"]
     assert study.summary()["trials"]["pruned"] == len(pruned)
     study.close()
 
@@ -231,9 +233,9 @@ def test_below_min_peers_a_trial_worse_than_the_answer_stops_instead_of_climbing
     events = [{"trial": 1, "rung": 0, "value": 5.0}, {"trial": 1, "rung": 1, "value": 4.0}, {"trial": 2, "rung": 2, "value": 3.0}]
     assert calibrated(0, events, top=1) and not calibrated(0, events, top=2) and not calibrated(1, events, top=1)
     proposals = {}
-    for guard in (True, False):
+    for guard in (True, False):  # without the default's run at the lowest rung (`anchor`, tested below)
         study = Study.create(tmp_path / f"g{guard}", AtOptimum(seed=0), budget=6, tuner="random", seed=0,
-                             multifidelity={"eta": 3, "guard": guard})
+                             multifidelity={"eta": 3, "guard": guard, "anchor": False})
         study.run()
         proposals[guard] = [t for t in study.trials() if t.source == "random"]
         assert study.best.config == {"x": 0.7}  # nothing pruned ever becomes the answer
@@ -249,28 +251,91 @@ def test_below_min_peers_a_trial_worse_than_the_answer_stops_instead_of_climbing
     assert proposals[False][1].info["intermediate"][-1]["fidelity"] == 810
 
 
+def test_the_default_measured_at_the_lowest_rung_lets_the_guard_stop_the_first_proposals_there(tmp_path):
+    studies = {}
+    for anchor in (True, False):
+        study = Study.create(tmp_path / f"a{anchor}", AtOptimum(seed=1), budget=6, tuner="random", seed=1,
+                             multifidelity={"eta": 3, "anchor": anchor})
+        study.run()
+        studies[anchor] = [t for t in study.trials() if t.source == "random"]
+        default = study.default_trial
+        assert study.best.config == {"x": 0.7} and study.best.info["fidelity"]["full"] is True
+        assert [s["rung"] for s in default.info.get("intermediate", [])] == ([0, 4] if anchor else [])
+        study.close()
+    # every proposal is worse than the default: anchored, the first one already stops at the lowest rung
+    first = studies[True][0]
+    assert first.state == TrialState.PRUNED and len(first.info["intermediate"]) == 1
+    assert "worse than the study's answer" in first.info["pruned"]
+    assert studies[False][0].info["intermediate"][-1]["fidelity"] == 810  # unanchored it climbed blindly
+
+
+def test_a_trial_its_rung_could_not_rank_skips_the_rungs_that_could_not_judge_it_either(tmp_path):
+    rungs = {}
+    for leap in (True, False):
+        study = _study(tmp_path, name=f"l{leap}", budget=30, seed=0, multifidelity={"eta": 3, "leap": leap})
+        study.run()
+        proposals = [t for t in study.trials() if t.source == "random"]
+        rungs[leap] = [[s["rung"] for s in t.info.get("intermediate", [])] for t in proposals]
+        assert study.best.info["fidelity"]["full"] is True
+        study.close()
+    # the first proposal beats the default at rung 0 (two configs there: too few to rank); rungs 1-3 hold no value
+    # and no scale to compare it with the answer, so a stage there would promote it whatever it measured
+    assert rungs[True][0] == [0, 4] and rungs[False][0] == [0, 1, 2, 3, 4]
+    # once rung 0 ranks, its best go on to rung 1 as before: the middle rungs fill and rank in turn
+    assert any(1 in r for r in rungs[True]) and any(2 in r for r in rungs[True])
+    for r in rungs[True]:
+        assert r == sorted(r) and r[0] == 0
+
+
 def test_a_schedule_stored_before_the_guard_resumes_without_it(tmp_path):
     study = _study(tmp_path, budget=4)
     study.run()
     spec = dict(study.spec)
-    spec["multifidelity"] = {k: v for k, v in spec["multifidelity"].items() if k != "guard"}
+    spec["multifidelity"] = {k: v for k, v in spec["multifidelity"].items() if k not in ("guard", "anchor")}
     study.storage.save_spec(spec)
     study.close()
     again = Study.resume(tmp_path / "mf", system=Ladder(seed=5))
-    assert again.multifidelity is not None and again.multifidelity.guard is False
+    assert again.multifidelity is not None and again.multifidelity.guard is False and again.multifidelity.anchor is False
     again.close()
 
 
-def test_races_below_full_fidelity_rerun_at_the_rung_below_scaled_and_the_answer_keeps_a_full_run(tmp_path):
-    from autosys.run.intensify import INTENSIFY
+def test_a_race_runs_at_the_lowest_rung_that_orders_the_pair_as_full_fidelity_does():
+    def ev(trial, rung, value, key):
+        return {"trial": trial, "rung": rung, "value": value, "key": key}
+
+    # throughput: the challenger is ahead at full fidelity (rung 3); at rung 0 the short run reverses the pair
+    events = [ev(0, 0, 500.0, "inc"), ev(0, 3, 100.0, "inc"),
+              ev(1, 0, 400.0, "ch"), ev(1, 1, 300.0, "ch"), ev(1, 2, 250.0, "ch"), ev(1, 3, 200.0, "ch")]
+    assert race_rung(events, "ch", "inc", 3, "maximize") == 2  # rungs 1-2: the incumbent was never measured there
+    events += [ev(2, 1, 200.0, "inc")]
+    assert race_rung(events, "ch", "inc", 3, "maximize") == 1  # the lowest rung where both were measured, ch ahead
+    events += [ev(3, 0, 200.0, "inc"), ev(4, 0, 100.0, "inc")]
+    assert race_rung(events, "ch", "inc", 3, "maximize") == 0  # ranked by the median of each config's runs there
+    assert race_rung(events, "inc", "ch", 3, "minimize") == 0  # minimize: lower is ahead
+    assert race_rung([], "ch", "inc", 3, "maximize") == 2  # nothing known below full: the rung below it
+    assert race_rung([ev(1, 0, 1.0, "ch"), ev(0, 0, 2.0, "inc")], "ch", "inc", 3, "maximize") == 2  # behind at rung 0
+
+
+def test_races_below_full_fidelity_rerun_below_it_scaled_and_the_answer_keeps_a_full_run(tmp_path):
+    from autosys.run.intensify import INTENSIFY, race_state
 
     study = _study(tmp_path, budget=40, seed=2, multifidelity={"eta": 3, "race_below": True})
     study.run()
-    reruns = [t for t in study.trials() if t.source == INTENSIFY and t.state == TrialState.COMPLETE]
+    trials = study.trials()
+    reruns = [t for t in trials if t.source == INTENSIFY and t.state == TrialState.COMPLETE]
     assert reruns, "some proposal should have beaten the default and been raced"
-    for t in reruns:  # measured at 270 of 810 operations; short runs read high, so the scaled value is lower
-        assert t.info["fidelity"]["value"] == 270 and t.info["fidelity"]["full"] is False
+    for t in reruns:  # measured below 810 operations; short runs read high, so the scaled value is lower
+        assert t.info["fidelity"]["value"] < 810 and t.info["fidelity"]["full"] is False
+        assert t.info["fidelity"]["value"] == study.rungs[t.info["race_run"]["rung"]]
         assert t.value == t.info["race_run"]["scaled"] < t.info["race_run"]["measured"] == t.metrics["ops_per_s"]
+    # the first race (a proposal against the default, measured at the lowest rung: `anchor`) runs at that rung,
+    # where the challenger was ahead too, and every re-run of one race runs at one rung
+    assert reruns[0].info["fidelity"]["value"] == 10
+    by_race: dict[int, set] = {}
+    for t in reruns:
+        since = race_state([u for u in trials if u.number < t.number], study.objective).since
+        by_race.setdefault(since, set()).add(t.info["race_run"]["rung"])
+    assert all(len(rungs) == 1 for rungs in by_race.values())
     best = study.best
     assert best.state == TrialState.COMPLETE and best.info["fidelity"]["full"] is True
     study.close()

@@ -29,15 +29,35 @@ a study climbed every rung blindly, costing about 1.5 full runs each (SQLite:
 4.5 s for a config slower than the default), which made multi-fidelity
 slower than full fidelity to its first good answer.
 
+With `anchor` (the default), the default config is measured at the lowest
+rung before its full-fidelity run (never pruned; its full run stays the
+baseline): from the first proposal on, the lowest rung is scaled (calibrated)
+and holds the answer's own value, so the guard stops a first proposal worse
+than the default there instead of letting it climb every rung blindly (SQLite:
+4.5 s for a config slower than the default, against 0.13 s at the lowest rung).
+It costs 1/eta^k of a full run.
+
+With `leap` (the default), a trial its rung could not rank (too few configs
+there) and the guard let through skips the rungs above that could not judge it
+either: no `min_peers` configs to rank it, no config measured there and at full
+fidelity to scale its value for the guard. A stage there is promoted whatever
+it measures, so it only costs (SQLite's first WAL proposal climbed three such
+rungs: 1.7 s against 0.9 s at full fidelity). Trials promoted by ranking still
+climb rung by rung, so the middle rungs fill and rank as before.
+
 With `race_below`, the paired re-runs of intensification's races
-(autosys/run/intensify.py) run at the rung below full fidelity, both configs
-of a pair at the same rung, and each re-run's value is scaled to full
-fidelity as below (every race's challenger reached full fidelity through that
-rung, so the scale is measured): a race against a slow incumbent (SQLite's
-default runs into its time cap: 3 s a run) costs a third. A pair's gain is
-the ratio of two runs at one rung, which the scale does not change; every
-config that can be the answer still has a full-fidelity run (the default, or
-the proposal that started its race).
+(autosys/run/intensify.py) run below full fidelity, both configs of a pair at
+the same rung, every pair of a race at one rung, and each re-run's value is
+scaled to full fidelity as below (every race's challenger reached full
+fidelity through the rungs it was measured at, so the scale is measured). The
+rung is the lowest at which both configs were measured and the challenger
+ranks ahead, as at full fidelity (`race_rung`); else the rung below full. A
+pair's gain is the ratio of two runs at one rung, which the scale does not
+change, so a rung need only order the pair as full fidelity does: a race
+against a slow incumbent (SQLite's default runs into its time cap: 3 s a run
+at full fidelity, 1 s at the rung below, 0.13 s at the lowest) costs a small
+share. Every config that can be the answer still has a full-fidelity run (the
+default, or the proposal that started its race).
 
 What a pruned trial tells its tuner is its value scaled to full fidelity by
 the median ratio (full / rung) of configs measured at both, so a rung that
@@ -69,7 +89,13 @@ class MultiFidelity:
     min_fidelity: the lowest rung (default: the system's declared minimum).
     min_peers: values needed at a rung before it ranks (default: ceil(eta)).
     guard: below `min_peers`, stop a trial whose calibrated value is worse than the study's answer.
-    race_below: run intensification's paired re-runs at the rung below full fidelity (scaled to it).
+    race_below: run intensification's paired re-runs below full fidelity (scaled to it): at the lowest
+        rung that orders the pair as full fidelity does, else the rung below full (`race_rung`).
+    anchor: measure the default at the lowest rung too (before its full-fidelity run), so the guard
+        can judge the first proposals there.
+    leap: a trial its rung could not rank (too few configs there) and the guard let through skips
+        the rungs above that could neither rank it nor compare it with the answer: a stage there
+        would promote it whatever it measured.
     """
 
     eta: float = 3.0
@@ -78,6 +104,8 @@ class MultiFidelity:
     min_peers: int | None = None
     guard: bool = True
     race_below: bool = False
+    anchor: bool = True
+    leap: bool = True
 
     def __post_init__(self):
         if not (isinstance(self.eta, (int, float)) and math.isfinite(self.eta) and self.eta > 1):
@@ -86,7 +114,7 @@ class MultiFidelity:
             raise MultiFidelityError(f"brackets must be a whole number of at least 1, not {self.brackets!r}")
         if self.min_peers is not None and (not isinstance(self.min_peers, int) or self.min_peers < 1):
             raise MultiFidelityError(f"min_peers must be a whole number of at least 1, not {self.min_peers!r}")
-        for name in ("guard", "race_below"):
+        for name in ("guard", "race_below", "anchor", "leap"):
             if not isinstance(getattr(self, name), bool):
                 raise MultiFidelityError(f"{name} must be true or false, not {getattr(self, name)!r}")
 
@@ -136,7 +164,7 @@ class MultiFidelity:
     def to_json(self) -> dict[str, Any]:
         return {"eta": self.eta, "brackets": self.brackets, "min_fidelity": self.min_fidelity,
                 "min_peers": self.min_peers, "guard": self.guard,
-                "race_below": self.race_below}
+                "race_below": self.race_below, "anchor": self.anchor, "leap": self.leap}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | "MultiFidelity" | bool | None) -> "MultiFidelity | None":
@@ -149,10 +177,11 @@ class MultiFidelity:
             return data
         if not isinstance(data, Mapping):
             raise MultiFidelityError(f"multifidelity must be a mapping of settings, not {type(data).__name__}")
-        unknown = set(data) - {"eta", "brackets", "min_fidelity", "min_peers", "guard", "race_below"}
+        known = ("eta", "brackets", "min_fidelity", "min_peers", "guard", "race_below", "anchor", "leap")
+        unknown = set(data) - set(known)
         if unknown:
             raise MultiFidelityError(f"unknown multifidelity setting(s): {', '.join(sorted(unknown))} "
-                                     "(known: eta, brackets, min_fidelity, min_peers, guard, race_below)")
+                                     f"(known: {', '.join(known)})")
         return cls(**dict(data))
 
 
@@ -177,6 +206,32 @@ def config_rung_values(events: Iterable[Mapping[str, Any]], rung: int, key: str)
             by_config.setdefault(str(e.get("key", f"trial-{e.get('trial')}")), []).append(float(e["value"]))
     mine = median(by_config[key])
     return mine, [median(values) for values in by_config.values()]
+
+
+def race_rung(events: Iterable[Mapping[str, Any]], challenger: str, incumbent: str, top: int, direction: str) -> int:
+    """The rung a race between two configs (config keys) re-runs at: the lowest below `top` (full fidelity)
+    where both were measured and the challenger ranks ahead, as its full-fidelity run that started the race
+    did (per config, the median of its values there); else the rung below full.
+
+    A pair's gain is a ratio of two runs at one rung, so the rung's scale does not
+    matter, only whether it orders the two as full fidelity does; these two were
+    measured there on their way up (or the default, at the lowest rung:
+    `MultiFidelity.anchor`), so the cheapest rung that agrees is known before
+    the race. SQLite's default runs into its time cap: a re-run of it cost 1 s at
+    the rung below full, 0.13 s at the lowest.
+    """
+    at: dict[tuple[int, str], list[float]] = {}
+    for e in events:
+        key = str(e.get("key"))
+        if e.get("value") is not None and key in (challenger, incumbent) and e.get("rung") is not None:
+            at.setdefault((int(e["rung"]), key), []).append(float(e["value"]))
+    for rung in range(top):
+        mine, theirs = at.get((rung, challenger)), at.get((rung, incumbent))
+        if mine and theirs and all(math.isfinite(v) for v in mine + theirs):
+            a, b = median(mine), median(theirs)
+            if (a > b) if direction == "maximize" else (a < b):
+                return rung
+    return max(top - 1, 0)
 
 
 def calibrated(rung: int, events: Iterable[Mapping[str, Any]], top: int) -> bool:
@@ -210,4 +265,4 @@ def calibrate(value: float, rung: int, events: Sequence[Mapping[str, Any]], top:
     return value + median(full - low for low, full in both)
 
 
-__all__ = ["MultiFidelity", "MultiFidelityError", "calibrate", "calibrated", "config_rung_values", "rung_values"]
+__all__ = ["MultiFidelity", "MultiFidelityError", "calibrate", "calibrated", "config_rung_values", "race_rung", "rung_values"]

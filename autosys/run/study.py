@@ -45,9 +45,16 @@ from autosys.run.monitoring import DEFAULT_INTERVAL as DEFAULT_MONITOR_INTERVAL,
 from autosys.run.isolation import no_fork
 from autosys.core.registry import make_system, rebuild_system
 from autosys.core.spec import redact_options
-from autosys.run.intensify import INTENSIFY, next_rerun
+from autosys.run.intensify import INTENSIFY, next_rerun, race_state
 from autosys.run.progress import log_trial
-from autosys.run.multifidelity import MultiFidelity, MultiFidelityError, calibrate, calibrated, config_rung_values
+from autosys.run.multifidelity import (
+    MultiFidelity,
+    MultiFidelityError,
+    calibrate,
+    calibrated,
+    config_rung_values,
+    race_rung,
+)
 from autosys.run.selection import (
     CONFIRM, ConfigRuns, best_trial, gain_over_default, next_to_confirm, root_choices, runs_of,
 )
@@ -115,6 +122,8 @@ class Study:
         self.grace = self.GRACE
         settings = dict(self.spec.get("multifidelity") or {})
         settings.setdefault("guard", False)  # a schedule stored before the guard resumes without it
+        settings.setdefault("anchor", False)  # likewise the default's run at the lowest rung
+        settings.setdefault("leap", False)  # and skipping rungs that cannot judge a trial
         #: the fidelities tuner proposals are measured at in stages (empty: full fidelity only)
         self.rungs: list[float | int] = list(settings.pop("rungs", []))
         self.multifidelity = MultiFidelity.from_json(settings) if self.rungs else None
@@ -378,7 +387,8 @@ class Study:
             stage = stages.get(record.number)
             fidelity = None if stage is None else self.rungs[stage]
             if stage is None and self._races_below(record):
-                fidelity = self.rungs[-2]
+                race_rungs[record.number] = self._race_rung()
+                fidelity = self.rungs[race_rungs[record.number]]
             workspace = self._workspace(record, attempt, stage)
             if monitor_interval:  # the system's monitors sampled in the worker while the trial runs
                 future = executor.submit(run_monitored_trial, target, record.config, workspace, fidelity,
@@ -392,6 +402,9 @@ class Study:
                 assert self.multifidelity is not None
                 record.info.pop("intermediate", None)
                 stages[record.number] = self.multifidelity.start_rung(int(record.info["tuner_number"]), len(self.rungs))
+            elif self._anchored(record):  # the default: at the lowest rung, then at full fidelity
+                record.info.pop("intermediate", None)
+                stages[record.number] = 0
             submit(record, attempt)
 
         slots = 1 if (self.system.exclusive and executor.local) else max(1, executor.workers)
@@ -399,6 +412,8 @@ class Study:
         attempts: dict[int, int] = {}
         #: trial number -> the rung (index into self.rungs) its running stage measures at; staged trials only
         stages: dict[int, int] = {}
+        #: trial number -> the rung a race's re-run measures at (the schedule's `race_below`)
+        race_rungs: dict[int, int] = {}
         beat = _Heartbeat(self.storage, self._in_flight, heartbeat)
         failed = False
         stopped = False
@@ -451,14 +466,14 @@ class Study:
                         continue
                     if stage is not None:
                         staged_outcome = self._after_stage(record, stage, outcome)
-                        if staged_outcome is None:  # promoted: the next rung, in the same trial
-                            stages[record.number] = stage + 1
+                        if isinstance(staged_outcome, int):  # promoted: to that rung, in the same trial
+                            stages[record.number] = staged_outcome
                             submit(record, tries)
                             continue
                         stages.pop(record.number, None)
                         outcome = staged_outcome
                     elif self._races_below(record):
-                        outcome = self._after_race_run(record, outcome)
+                        outcome = self._after_race_run(record, outcome, race_rungs.pop(record.number, len(self.rungs) - 2))
                     self._in_flight.pop(record.number, None)
                     self._finish(record, outcome, callback)
         except BaseException as exc:
@@ -506,15 +521,26 @@ class Study:
         """Whether the trial runs in stages up the fidelity rungs: a tuner proposal under multi-fidelity."""
         return self.multifidelity is not None and record.info.get("tuner_number") is not None
 
-    def _after_stage(self, record: Trial, stage: int, outcome: Outcome) -> Outcome | None:
-        """Record a stage's intermediate value; None to go on to the next rung, else the trial's final outcome.
+    def _anchored(self, record: Trial) -> bool:
+        """Whether the trial is the default measured at the lowest rung before full fidelity (the schedule's `anchor`).
+
+        The guard can then judge the first proposals at the lowest rung: the
+        default's two runs scale that rung to full fidelity and rank it. Before,
+        nothing did until a proposal had climbed every rung, so the first ones
+        climbed blindly (SQLite: 4.5 s for a config slower than the default)."""
+        return self.multifidelity is not None and self.multifidelity.anchor and record.source == "default"
+
+    def _after_stage(self, record: Trial, stage: int, outcome: Outcome) -> Outcome | int:
+        """Record a stage's intermediate value; the rung to go on to, else the trial's final outcome.
 
         A stage that failed, timed out or broke a limit ends the trial as it
         is; one outside the best 1/eta of its rung, or (at a rung too empty to
         rank, with the schedule's `guard`) whose value scaled to full fidelity
         is worse than the study's answer, ends it pruned, with its partial
         measurement and the value its tuner is told
-        (autosys/run/multifidelity.py `calibrate`).
+        (autosys/run/multifidelity.py `calibrate`). A trial goes on to the
+        next rung; with the schedule's `leap`, one that its rung could not rank
+        skips the rungs above that could not judge it either (`_can_judge`).
         """
         assert self.multifidelity is not None
         spent = float(record.info.get("stage_seconds", 0.0)) + outcome.seconds
@@ -531,18 +557,23 @@ class Study:
         outcome.info["intermediate"] = record.info["intermediate"]
         if stage == top:
             return outcome
+        if not self._staged(record):  # the default (`_anchored`) always goes on to full fidelity
+            return top
         events = [body for _, _, body in self.storage.events(INTERMEDIATE)]
         standing, peers = config_rung_values(events, stage, key)
         where = f"stopped at rung {stage + 1} of {top + 1} (fidelity {fidelity:g} of {self.rungs[-1]:g}): "
         if self.multifidelity.ranks(peers):
             if self.multifidelity.promote(standing, peers, self.objective.direction):
-                return None
+                return stage + 1
             why = f"not in the best 1/{self.multifidelity.eta:g} of the {len(peers)} configs measured there"
         else:
             answer = self.best if self.multifidelity.guard and calibrated(stage, events, top) else None
             estimate = calibrate(standing, stage, events, top)
             if answer is None or not self.multifidelity.worse_than_answer(estimate, answer.value, self.objective.direction):
-                return None
+                following = stage + 1
+                while self.multifidelity.leap and following < top and not self._can_judge(following, events, top):
+                    following += 1
+                return following
             why = (f"too few configs measured there to rank it ({len(peers)}), and its value scaled to full fidelity "
                    f"({estimate:.4g}) is worse than the study's answer ({answer.value:.4g})")
         outcome.state = TrialState.PRUNED
@@ -550,12 +581,37 @@ class Study:
         outcome.info["told_value"] = calibrate(outcome.value, stage, events, top)
         return outcome
 
+    def _can_judge(self, rung: int, events: Sequence[Mapping[str, Any]], top: int) -> bool:
+        """Whether a stage at `rung` could stop a trial: the rung ranks (`min_peers` configs measured there),
+        or, with the `guard`, some config was measured there and at full fidelity (its scale to compare with the answer).
+
+        A stage at a rung that can do neither is promoted whatever it measures:
+        it costs a run and decides nothing (SQLite's first WAL proposal climbed
+        three such rungs, 1.7 s against 0.9 s at full fidelity alone)."""
+        assert self.multifidelity is not None
+        peers = {str(e.get("key", f"trial-{e.get('trial')}")) for e in events
+                 if e.get("rung") == rung and e.get("value") is not None}
+        return len(peers) >= self.multifidelity.peers_needed or (self.multifidelity.guard and calibrated(rung, events, top))
+
     def _races_below(self, record: Trial) -> bool:
-        """Whether the trial is a race's re-run measured at the rung below full (the schedule's `race_below`)."""
+        """Whether the trial is a race's re-run measured below full fidelity (the schedule's `race_below`)."""
         return self.multifidelity is not None and self.multifidelity.race_below and record.source == INTENSIFY
 
-    def _after_race_run(self, record: Trial, outcome: Outcome) -> Outcome:
-        """A re-run measured at the rung below full: recorded at that rung, its value scaled to full fidelity.
+    def _race_rung(self) -> int:
+        """The rung the running race's re-runs measure at: the one its first re-run used, else `race_rung`'s choice."""
+        top = len(self.rungs) - 1
+        trials = self.storage.trials()
+        state = race_state(trials, self.objective, self.budget.trials)
+        if state.challenger is None or state.incumbent is None:
+            return top - 1
+        for t in sorted(trials, key=lambda t: t.number):  # every run of a race at one rung: its pairs compare alike
+            if t.source == INTENSIFY and t.number >= state.since and isinstance(t.info.get("race_run"), Mapping):
+                return int(t.info["race_run"]["rung"])
+        events = [body for _, _, body in self.storage.events(INTERMEDIATE)]
+        return race_rung(events, state.challenger, state.incumbent, top, self.objective.direction)
+
+    def _after_race_run(self, record: Trial, outcome: Outcome, rung: int) -> Outcome:
+        """A re-run measured below full fidelity: recorded at its rung, its value scaled to full fidelity.
 
         The measured value and metrics stay as measured (`info["race_run"]`
         keeps both values); the race compares the scaled value
@@ -564,7 +620,6 @@ class Study:
         if not outcome.feasible or outcome.value is None:
             return outcome
         top = len(self.rungs) - 1
-        rung = top - 1
         self.storage.add_event(INTERMEDIATE, {"trial": record.number, "rung": rung, "fidelity": self.rungs[rung],
                                               "value": outcome.value, "key": config_key(record.config)})
         events = [body for _, _, body in self.storage.events(INTERMEDIATE)]
