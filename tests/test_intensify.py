@@ -414,3 +414,38 @@ def test_a_race_between_configs_that_need_a_restart_to_switch_runs_in_abba_block
     assert next_rerun(plain, objective, 40) == fast and next_rerun(plain, objective, 40, lambda a, b: False) == fast
     assert next_rerun(plain, objective, 40, restart) == base  # even: the one that ran last runs again
     assert next_rerun(plain + [run_of(3, base, 1.1)], objective, 40, restart) == fast  # uneven: the one behind
+
+
+def test_a_race_cap_is_rounded_to_whole_pairs():
+    """A proposal-started race pairs up at an odd count of re-runs, a waiting-started one at an even count."""
+    from autosys.run.intensify import whole_pairs
+
+    assert whole_pairs(6.0, trigger_in_race=True, room=12) == 7  # one more: the last re-run gets its partner
+    assert whole_pairs(7.0, trigger_in_race=True, room=12) == 7
+    assert whole_pairs(6.0, trigger_in_race=True, room=6) == 5  # no room for one more: one fewer
+    assert whole_pairs(3.0, trigger_in_race=False, room=12) == 4
+    assert whole_pairs(6.0, trigger_in_race=False, room=12) == 6
+
+
+def test_a_second_race_gets_the_third_re_run_pair_the_mean_needs():
+    """A KV study (bo-rf, ycsb-b under a 3 MB cap): the second race of a 30-trial budget was capped at six
+    re-runs, so its last re-run had no partner and two re-run pairs, one short of `MIN_PAIRS`, kept an LMDB
+    incumbent ~12% slower than a challenger ahead in every pair. Rounded to whole pairs the race runs on."""
+    objective = Objective("ops", "maximize")
+    base, slow, fast = {"kind": "base"}, {"kind": "lmdb-copy"}, {"kind": "lmdb-writemap"}
+    others = [{"kind": f"other{i}"} for i in range(9)]
+    def run(number, config, value, source=INTENSIFY):
+        return Trial(number=number, config=config, state=TrialState.COMPLETE, value=value, source=source)
+
+    trials = [run(0, base, 531973, "default"), run(1, others[0], 143701, "bo-rf"), run(2, others[1], 23839, "bo-rf"),
+              run(3, slow, 869502, "bo-rf"), run(4, base, 539764), run(5, base, 517909), run(6, slow, 850395)]
+    trials += [run(7 + i, others[2 + i], 20000 + i, "bo-rf") for i in range(6)]  # proposals, none near
+    trials += [run(13, fast, 995360, "bo-rf"),  # a race with 3 of the 15 re-runs spent: half the rest is 6
+               run(14, slow, 866752), run(15, slow, 832872), run(16, fast, 882214), run(17, fast, 999216),
+               run(18, slow, 830451), run(19, slow, 837664)]
+    state = race_state(trials, objective, budget=30)
+    assert state.configs[state.incumbent] == slow
+    assert state.configs[state.challenger] == fast and state.cap == 7  # not cut off: one re-run left
+    assert next_rerun(trials, objective, 30) == fast
+    state = race_state(trials + [run(20, fast, 950000)], objective, budget=30)
+    assert state.configs[state.incumbent] == fast and state.challenger is None

@@ -254,3 +254,21 @@ def test_defaults_fit_a_memory_cap_and_ranges_stay():
     assert capped.params["sqlite_cache_kib"].default == 1024
     assert KVSelect(workload="ycsb-b", memory_cap_mb=1000, **SMALL).space().params["sqlite_cache_kib"].default == 2000
     assert capped.default()["engine"] == plain.default()["engine"]
+
+
+def test_one_slow_calibration_does_not_inflate_a_replays_throughput(monkeypatch):
+    """The host slowdown is the smaller of the calibrations around the replay: one read slow
+    (a preemption, an engine's background flush) must not scale the rate up."""
+    from autosys_adapters.kv.engines import DictEngine
+    from autosys_adapters.kv import replay as replay_module
+    from autosys.run.hostspeed import HostSpeed
+
+    readings = iter([3.0, 1.0])
+    monkeypatch.setattr(HostSpeed, "slowdown", staticmethod(lambda *a, **k: next(readings)))
+    system = KVSelect(workload="ycsb-a", **SMALL)
+    prepared = system.prepared()
+    engine = DictEngine().open()
+    engine.load(prepared.load_items)
+    r = replay_module.replay(engine, prepared, seconds=5.0)
+    assert r["host_slowdown"] == 1.0
+    assert r["throughput"] <= r["throughput_raw"] * (1 + 1e-9)
