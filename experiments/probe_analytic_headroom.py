@@ -452,16 +452,7 @@ def probe_mix_via_adapter(args, rows: list[dict]) -> None:
                                restart_command=f"su postgres -s /bin/sh -c '{ctl} -m fast restart'",
                                statement_timeout=args.timeout, state_file=str(data.parent / (data.name + "-state.json")))
         configs = {"default": system.default(), "shared_buffers_1GB": {**system.default(), "shared_buffers": 131_072}}
-        for r in range(args.rounds):
-            order = list(configs) if r % 2 == 0 else list(configs)[::-1]
-            load = os.getloadavg()[0]
-            for c in order:
-                m = system.evaluate(configs[c])
-                rows.append({"server": "postgres-private-mix", "round": r, "query": "analytic_mix", "config": c,
-                             "seconds": 1.0 / m.metrics["throughput"], "timed_out": False, "load1": load})
-            print(f"  adapter mix round {r}: " + ", ".join(
-                f"{x['config']} {1 / x['seconds']:.1f} ops/s" for x in rows[-2:]) + f", load {load:.2f}", flush=True)
-            save(rows)
+        _mix_rounds(system, configs, "postgres-private-mix", args.rounds, rows)
     finally:
         if system is not None:
             system.teardown()
@@ -470,6 +461,22 @@ def probe_mix_via_adapter(args, rows: list[dict]) -> None:
         if not args.keep:
             shutil.rmtree(data, ignore_errors=True)
             shutil.rmtree(sock, ignore_errors=True)
+
+
+def _mix_rounds(system, configs: dict[str, dict], server: str, rounds: int, rows: list[dict]) -> None:
+    """Measure each config's mix throughput through an autosys server adapter, in `rounds` rounds, order
+    alternating, appending one row per run (seconds per operation) and saving after each round."""
+    for r in range(rounds):
+        order = list(configs) if r % 2 == 0 else list(configs)[::-1]
+        load = os.getloadavg()[0]
+        for c in order:
+            m = system.evaluate(configs[c])
+            rows.append({"server": server, "round": r, "query": "analytic_mix", "config": c,
+                         "seconds": 1.0 / m.metrics["throughput"], "timed_out": False, "load1": load})
+        print(f"  adapter mix round {r}: " + ", ".join(
+            f"{x['config']} {1 / x['seconds']:.1f} ops/s" for x in rows[-len(order):]) + f", load {load:.2f}",
+            flush=True)
+        save(rows)
 
 
 def probe_mix_mariadb(args, rows: list[dict]) -> None:
@@ -486,16 +493,7 @@ def probe_mix_mariadb(args, rows: list[dict]) -> None:
                         state_file=str(RESULTS / ".probe_analytic_mariadb_state.json"))
     configs = {"default": system.default(), "buffer_pool_1GB": {**system.default(), "innodb_buffer_pool_size": 1024 * MIB}}
     try:
-        for r in range(args.rounds):
-            order = list(configs) if r % 2 == 0 else list(configs)[::-1]
-            load = os.getloadavg()[0]
-            for c in order:
-                m = system.evaluate(configs[c])
-                rows.append({"server": "mariadb-private-mix", "round": r, "query": "analytic_mix", "config": c,
-                             "seconds": 1.0 / m.metrics["throughput"], "timed_out": False, "load1": load})
-            print(f"  adapter mix round {r}: " + ", ".join(
-                f"{x['config']} {1 / x['seconds']:.1f} ops/s" for x in rows[-2:]) + f", load {load:.2f}", flush=True)
-            save(rows)
+        _mix_rounds(system, configs, "mariadb-private-mix", args.rounds, rows)
     finally:
         system.teardown()
 
