@@ -22,6 +22,7 @@ from autosys_adapters.dbserver import catalogue  # noqa: E402
 from autosys_adapters.dbserver.catalogue import PG_UNIT_BYTES, memory_unit  # noqa: E402
 from autosys_adapters.dbserver.mysql import MySQLKnobs  # noqa: E402
 from autosys_adapters.dbserver.postgres import PostgresKnobs  # noqa: E402
+from tests.mariadb_server import global_variables  # noqa: E402
 
 PG_URL = os.environ.get("AUTOSYS_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 MYSQL_HOST = os.environ.get("AUTOSYS_MYSQL_HOST", "127.0.0.1")
@@ -51,9 +52,8 @@ def _pg_snapshot(conn) -> dict:
 
 
 def _mysql_snapshot(conn) -> dict:
+    variables = global_variables(conn)
     with conn.cursor() as cur:
-        cur.execute("SHOW GLOBAL VARIABLES")
-        variables = {n: v for n, v in cur.fetchall() if n.lower() not in MySQLKnobs.IGNORED}
         cur.execute("SHOW DATABASES")
         return {"variables": variables, "databases": sorted(r[0] for r in cur.fetchall())}
 

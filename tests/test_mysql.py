@@ -18,15 +18,13 @@ from autosys.core.evaluation import evaluate_config  # noqa: E402
 from autosys.core.space import InvalidConfig  # noqa: E402
 from autosys.run.study import Study  # noqa: E402
 from autosys.core.trial import TrialState  # noqa: E402
+from tests.mariadb_server import connect_or_skip, global_variables  # noqa: E402
 
 HOST = os.environ.get("AUTOSYS_MYSQL_HOST", "127.0.0.1")
 
 
 def _server():
-    try:
-        return pymysql.connect(host=HOST, port=3306, user="root", password="", autocommit=True, connect_timeout=2)
-    except pymysql.err.OperationalError as exc:
-        pytest.skip(f"no MariaDB/MySQL server reachable at {HOST}:3306: {exc}")
+    return connect_or_skip(HOST)
 
 
 @pytest.fixture()
@@ -36,11 +34,7 @@ def server():
     conn.close()
 
 
-def _snapshot(conn) -> dict:
-    """Every global variable, but the GTID positions that advance with any write."""
-    with conn.cursor() as cur:
-        cur.execute("SHOW GLOBAL VARIABLES")
-        return {name: value for name, value in cur.fetchall() if name.lower() not in MySQLKnobs.IGNORED}
+_snapshot = global_variables
 
 
 def _bench_databases(conn) -> list[str]:

@@ -15,6 +15,7 @@ import pytest
 
 from autosys.core.space import Int
 from autosys_adapters.dbserver.mysql import MIB, PROPOSALS, MySQLKnobs
+from tests.mariadb_server import connect_or_skip, global_variables
 
 HOST = os.environ.get("AUTOSYS_MYSQL_HOST", "127.0.0.1")
 KNOBS = "join_cache_level,max_heap_table_size"
@@ -28,17 +29,10 @@ def test_analytic_knobs_are_in_the_curated_subset_with_ranges_around_the_default
 
 
 def _server():
-    pymysql = pytest.importorskip("pymysql", reason="pymysql is not installed (pip install 'autosys-toolkit[db]')")
-    try:
-        return pymysql.connect(host=HOST, port=3306, user="root", password="", autocommit=True, connect_timeout=2)
-    except pymysql.err.OperationalError as exc:
-        pytest.skip(f"no MariaDB/MySQL server reachable at {HOST}:3306: {exc}")
+    return connect_or_skip(HOST)
 
 
-def _globals(conn) -> dict:
-    with conn.cursor() as cur:
-        cur.execute("SHOW GLOBAL VARIABLES")
-        return {n: v for n, v in cur.fetchall() if n.lower() not in MySQLKnobs.IGNORED}
+_globals = global_variables
 
 
 def test_analytic_knobs_are_session_knobs_that_reach_the_benchmark_connection(tmp_path):

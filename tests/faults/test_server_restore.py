@@ -29,6 +29,7 @@ import pytest
 
 from autosys.core.trial import TrialState
 from autosys.run.study import Study
+from tests.mariadb_server import connect_or_skip, global_variables
 
 REPO = Path(__file__).resolve().parents[2]
 PG_URL = os.environ.get("AUTOSYS_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -84,20 +85,10 @@ def _pg_options(host: str) -> dict:
 
 
 def _mysql_connect(host: str):
-    pymysql = pytest.importorskip("pymysql", reason="pymysql is not installed (pip install 'autosys-toolkit[db]')")
-    try:
-        return pymysql.connect(host=host if MYSQL_HOST == "127.0.0.1" else MYSQL_HOST, port=3306, user="root",
-                               password="", autocommit=True, connect_timeout=2)
-    except pymysql.err.OperationalError as exc:
-        pytest.skip(f"no MariaDB/MySQL server reachable at {host}:3306: {exc}")
+    return connect_or_skip(host if MYSQL_HOST == "127.0.0.1" else MYSQL_HOST)
 
 
-def _mysql_snapshot(conn) -> dict:
-    from autosys_adapters.dbserver.mysql import MySQLKnobs
-
-    with conn.cursor() as cur:
-        cur.execute("SHOW GLOBAL VARIABLES")
-        return {name: value for name, value in cur.fetchall() if name.lower() not in MySQLKnobs.IGNORED}
+_mysql_snapshot = global_variables
 
 
 def _mysql_bench_databases(conn) -> list[str]:
