@@ -85,7 +85,8 @@ class SystemMonitor(Monitor):
         d_busy, d_total = busy - self._cpu[0], total - self._cpu[1]
         self._cpu = (busy, total)
         out = {
-            "cpu_percent": 100.0 * d_busy / d_total if d_total > 0 else 0.0,
+            # the busy and total times are sums of float counters: an idle interval can round to -1e-8
+            "cpu_percent": min(100.0, max(0.0, 100.0 * d_busy / d_total)) if d_total > 0 else 0.0,
             "memory_percent": psutil.virtual_memory().percent,
         }
         disk = psutil.disk_io_counters()
