@@ -80,10 +80,20 @@ class SpaceEncoder:
                     continue
                 i = self.index[cond.parent]
                 parent = self.params[i]
-                values = np.array([parent.from_unit(u) in cond.values for u in out[:, i]], bool)
+                values = self._parent_allows(parent, cond.values, out[:, i])
                 active[:, j] = active[:, i] & values
                 out[~active[:, j], j] = self.default_units[j]
         return out
+
+    @staticmethod
+    def _parent_allows(parent, values: tuple, column: np.ndarray) -> np.ndarray:
+        """Which rows' parent value (decoded from the unit column) is one of `values`."""
+        if isinstance(parent, Categorical):
+            # one membership test per choice, not per row: BO snaps thousands of candidates per ask
+            allowed = np.array([choice in values for choice in parent.choices], bool)
+            k = len(parent.choices)
+            return allowed[np.minimum(np.floor(np.clip(column, 0.0, 1.0) * k).astype(int), k - 1)]
+        return np.array([parent.from_unit(u) in values for u in column], bool)
 
     def features(self, U: np.ndarray) -> np.ndarray:
         U = np.atleast_2d(U)
