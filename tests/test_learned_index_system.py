@@ -158,3 +158,26 @@ def test_cli_tune_with_keys_file_writes_json(tmp_path):
     assert data["system"] == "learned-index"
     assert data["best"]["metrics"]["ns_per_lookup"] > 0 and data["default"]["metrics"]["ns_per_lookup"] > 0
     assert data["baselines"]["searchsorted"]["ns_per_lookup"] > 0
+
+
+def test_measuring_a_config_again_reuses_its_built_index_and_stays_exact(monkeypatch):
+    """A race or a promotion re-measures a config: its index is not rebuilt, and a different config gets its own."""
+    from autosys_adapters.learned_index import system as system_module
+
+    builds = []
+    real_build = system_module.build_index
+    monkeypatch.setattr(system_module, "build_index", lambda keys, config, backend="auto": builds.append(dict(config))
+                        or real_build(keys, config, backend))
+    system = small()
+    default = system.default()
+    other = system.space().validate({**default, "leaves": 64, "bounds": "global"})
+    first = system.evaluate(default)
+    system.evaluate(default, fidelity=system.fidelity().min)  # a lower rung: same index, fewer queries
+    system.evaluate(other)
+    again = system.evaluate(default)
+    assert len(builds) == 2 and builds[0] != builds[1]  # one build per distinct config
+    assert again.info["index"] == first.info["index"]  # the same structure answers (evaluate checks every answer)
+    for i in range(LearnedIndexSystem.BUILT_KEPT + 1):  # the cache is bounded: the oldest index is dropped
+        system.evaluate(system.space().validate({**default, "leaves": 40 + i}))  # none is the default's 32
+    system.evaluate(default)
+    assert len(builds) == 2 + LearnedIndexSystem.BUILT_KEPT + 2
