@@ -83,6 +83,21 @@ _KNOBS = {
 }
 
 
+#: simulator keywords counted in requests, with the smallest value the simulator takes: on a spatially
+#: sampled trace (rate R) a period of N requests of the full trace passes in about N x R sampled requests
+#: (reuse distances and the cache shrink by R too); unscaled, LRB at a 1% sample of a 3M-request trace
+#: retrained once or never, and ranked like LRU
+REQUEST_KNOBS = {"lrb": {"retrain": 1_000}}
+
+
+def sampled_knobs(policy: str, knobs: dict[str, Any], rate: float) -> dict[str, Any]:
+    """`knobs` for a trace sampled at `rate`: periods counted in requests scaled by the rate."""
+    floors = REQUEST_KNOBS.get(policy, {})
+    if rate >= 1.0 or not floors:
+        return knobs
+    return {k: max(floors[k], int(round(v * rate))) if k in floors and v else v for k, v in knobs.items()}
+
+
 def simulator_args(config: Config) -> tuple[str, dict[str, Any]]:
     """(policy, simulator keywords) for a validated config."""
     policy = config["policy"]
@@ -246,6 +261,10 @@ class PagePolicySystem(System):
         from autosys_adapters.pagecache.simulator import simulate
 
         tr, capacity, requests, nbytes = self.trace_at(value)
+        if self.fidelity_by == "sample" and value < 1.0:
+            from autosys_adapters.pagecache.traces import SAMPLE_MODULUS, sample_threshold
+
+            knobs = sampled_knobs(policy, knobs, sample_threshold(value) / SAMPLE_MODULUS)
         r = _simulate_sized(tr, capacity, policy, knobs) if self.sized else simulate(tr, capacity, policy, **knobs)
         return {
             "miss_ratio": min(1.0, r.miss_ratio * requests),
