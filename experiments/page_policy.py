@@ -64,7 +64,7 @@ for p in (ROOT, ROOT / "experiments"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
-from autosys_adapters.pagecache.system import policy_space, simulator_args  # noqa: E402
+from autosys_adapters.pagecache.system import policy_space, sampled_knobs, simulator_args  # noqa: E402
 from autosys_adapters.pagecache import traces as T  # noqa: E402
 from autosys_adapters.pagecache.simulator import POLICIES, PreparedTrace, capacity_of, gap_closed, simulate  # noqa: E402
 
@@ -220,8 +220,11 @@ def lcs_held_out(path: Path, split: int, cls: str, cap_bytes: int) -> float:
 # --------------------------------------------------------------------------- tuning
 
 
-def tune(trace: T.Trace, cap: int, budget: int, seed: int, tuner_name: str) -> tuple[str, dict, float]:
-    """Search policy + knobs on `trace` (cold start, all of it) at `cap` pages; (policy, knobs, its miss ratio)."""
+def tune(trace: T.Trace, cap: int, budget: int, seed: int, tuner_name: str, rate: float = 1.0) -> tuple[str, dict, float]:
+    """Search policy + knobs on `trace` (cold start, all of it) at `cap` pages; (policy, knobs, its miss ratio).
+
+    `rate`: the trace is a spatial sample at this rate; periods counted in requests are simulated scaled by
+    it (`sampled_knobs`), and the knobs returned are the full trace's."""
     from autosys.core.trial import Result
     from autosys.tuners import make_tuner
 
@@ -239,7 +242,7 @@ def tune(trace: T.Trace, cap: int, budget: int, seed: int, tuner_name: str) -> t
         trial = tuner.ask()
         policy, knobs = simulator_args(space.validate(trial.config))
         try:
-            miss = simulate(tr, cap, policy, **knobs).miss_ratio
+            miss = simulate(tr, cap, policy, **sampled_knobs(policy, knobs, rate)).miss_ratio
         except ValueError as exc:  # a policy that cannot run at this size (GL-Cache needs two pages)
             tuner.tell(trial, Result.failed(str(exc)))
             continue
@@ -292,7 +295,7 @@ def evaluate_trace(spec: TraceSpec, trace: T.Trace, sizes, args, lcs_have: dict[
         run_cpu = time.process_time() - t0
         cap_s = max(1, int(round(cap * rate)))
         t0 = time.process_time()
-        s_policy, s_knobs, _ = tune(sample, cap_s, args.budget, args.seed, args.tuner)
+        s_policy, s_knobs, _ = tune(sample, cap_s, args.budget, args.seed, args.tuner, rate)
         s_cpu = time.process_time() - t0
         res["autosys-sampled"] = ("autosys", held_out_miss_ratio(tr, split, cap, s_policy, **s_knobs), s_cpu,
                                   f"{s_policy} {_short(s_knobs)}")
