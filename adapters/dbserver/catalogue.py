@@ -199,6 +199,12 @@ def host_memory() -> int:
     return int(psutil.virtual_memory().total)
 
 
+def server_memory_cap(unit: int = 1, floor: int = 1 << 30) -> int:
+    """The upper end of a curated server-wide buffer's range, in `unit`s: SERVER_MEMORY_SHARE of the host's RAM
+    (what the full catalogue allows), but never below `floor` bytes (the fixed 1 GB the curated ranges had)."""
+    return int(max(host_memory() * SERVER_MEMORY_SHARE, floor)) // unit
+
+
 def host_cores() -> int:
     return os.cpu_count() or 1
 
@@ -362,4 +368,5 @@ def full_catalogue(
     return Catalogue(dict(sorted(proposals.items())), dict(sorted(out_excluded.items())))
 
 
-__all__ = ["Catalogue", "KnobInfo", "Proposal", "full_catalogue", "host_cores", "host_memory", "memory_unit", "propose", "screen"]
+__all__ = ["Catalogue", "KnobInfo", "Proposal", "full_catalogue", "host_cores", "host_memory", "memory_unit", "propose", "screen",
+           "server_memory_cap"]

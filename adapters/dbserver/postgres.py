@@ -23,6 +23,7 @@ from typing import Any
 
 from autosys_adapters.workloads.base import Session
 from autosys_adapters.dbserver.base import NAME_RE, KnobInfo, Proposal, ServerKnobs, Snapshot
+from autosys_adapters.dbserver.catalogue import server_memory_cap
 from autosys.core.space import Config, InvalidConfig
 from autosys.core.system import SystemUnavailable
 
@@ -49,7 +50,7 @@ PROPOSALS = {
     "fsync": P(),
     "full_page_writes": P(),
     # restart-only (postmaster): only with allow_restart
-    "shared_buffers": P(2_048, 131_072, log=True),  # 8kB pages: 16 MB .. 1 GB
+    "shared_buffers": P(2_048, server_memory_cap(8192), log=True),  # 8kB pages: 16 MB .. 3/4 of the host's RAM
     "wal_buffers": P(8, 8_192, log=True),  # 8kB pages
 }
 

@@ -58,6 +58,13 @@ class Session:
         self._cursor.execute(sql, params)
         return self._cursor
 
+    def execute_literal(self, sql: str) -> Any:
+        """Run a statement that takes no parameters as written: a `%` in it (modulo) is never read as a placeholder."""
+        if self.dialect == "mysql":
+            self._cursor.execute(sql)
+            return self._cursor
+        return self.conn.execute(sql)
+
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         if self.dialect == "sqlite":
             self.conn.executemany(sql, rows)
