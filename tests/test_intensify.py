@@ -104,14 +104,28 @@ def test_a_config_that_broke_a_limit_is_never_the_incumbent(tmp_path):
     assert state.configs[state.incumbent] == {"kind": "base"} and state.challenger is None
 
 
-def test_the_readme_block_sort_reports_no_significant_gain(tmp_path):
-    # as written in the README: --n 100000 --budget 20, the CLI's default tuner; both configs time the same
-    study = Study.create(tmp_path / "s", BlockSort(n=100_000), tuner="meta", budget=20, seed=0)
+def test_the_readme_block_sort_reports_a_gain_only_when_an_independent_re_timing_confirms_it(tmp_path):
+    """The README's extension example, as written (--n 100000 --budget 20, the CLI's default tuner).
+
+    Its `blocks` knob has a real gain (64 sorted blocks of 1.5k take about 40% of one sort of 100k: less work,
+    measured 1.9 vs 4.2 ms), so whether 20 trials find and confirm it varies with the host: a fixed "no
+    significant gain" failed a CI run that reported 1.30x [1.19, 1.42] for a real gain. What must hold is that
+    a significant gain is real (re-timed here, interleaved, outside the study), and that an insignificant one
+    says so with an interval around 1.0.
+    """
+    system = BlockSort(n=100_000)
+    study = Study.create(tmp_path / "s", system, tuner="meta", budget=20, seed=0)
     study.run()
-    gain = study.gain_over_default()
+    gain, best, default = study.gain_over_default(), study.best, study.default_trial
     study.close()
-    assert gain is not None and not gain["significant"], gain
-    assert gain["same"] or gain["low"] is None or gain["low"] <= 1.0 <= gain["high"], gain
+    assert gain is not None and best is not None and default is not None, gain
+    if not gain["significant"]:
+        assert gain["same"] or gain["low"] is None or gain["low"] <= 1.0 <= gain["high"], gain
+        return
+    ratios = []
+    for _ in range(15):
+        ratios.append(system.evaluate(default.config).metrics["ms"] / system.evaluate(best.config).metrics["ms"])
+    assert gain["low"] > 1.0 and np.median(ratios) > 1.05, (gain, best.config, sorted(ratios))
 
 
 def test_a_true_1_3x_gain_is_significant_with_an_interval_holding_1_3_in_18_of_20_seeds(tmp_path):
