@@ -3,8 +3,13 @@
     .venv/bin/python experiments/kernel_vs_onednn.py [--quick] [--budget 30] [--threads 1,2] [--layers NAME,...]
 
 For each distinct conv layer of ResNet-50 at 224x224, batch 1 (issue 22):
-  * a study of `--budget` trials (default tuner) over the generated direct
-    conv2d's schedules (adapters/kernels/codegen.py);
+  * a study of `--budget` trials (default tuner) over the generated conv2d's
+    schedules (adapters/kernels/codegen.py): the direct kernel (stride 1) or
+    a generated matmul (any stride; the product as out = W @ im2col, or as
+    out^T = im2col^T @ W^T with the im2col done while packing and the weights
+    packed once, ahead, as a framework packs a layer's weights at load time),
+    the algorithm and the layout knobs; the layers are tuned in network order
+    and each study first tries the last layers' winners (--no-transfer: cold);
   * the best schedule, oneDNN (Debian's libdnnl, called from C:
     adapters/kernels/onednn.py) with NCHW tensors, with NHWC activations and
     with its preferred blocked layout, and im2col + OpenBLAS (numpy), measured
@@ -13,11 +18,9 @@ For each distinct conv layer of ResNet-50 at 224x224, batch 1 (issue 22):
   * the ratio tuned / best oneDNN layout in GFLOP/s (>= 0.9 is the target),
     and every number beside the measured fp32 peak (adapters/kernels/peak.py).
 
-The generated kernel computes stride-1, unpadded convolutions. A padded
-stride-1 layer is the same problem on an input padded once ahead (both
-sides get the padded input); stride-2 layers are outside the schedule space
-today and are listed as such, with no ratio: they count against the target.
-One-thread times are this thread's CPU time; two-thread times are wall time.
+The generated kernels compute unpadded convolutions. A padded layer is the
+same problem on an input padded once ahead (both sides get the padded
+input). One-thread times are this thread's CPU time; two-thread times are wall time.
 
 Writes experiments/results/kernel_vs_onednn.csv and .png.
 """
@@ -45,6 +48,8 @@ from autosys_adapters.kernels.system import KernelSchedule  # noqa: E402
 from autosys.run.study import Study  # noqa: E402
 
 RESULTS = ROOT / "experiments" / "results"
+#: winners of earlier layers tried first in each layer's study (0: every study starts cold)
+TRANSFERRED = 4
 
 #: ResNet-50 v1.5 (torchvision) conv layers at 224x224, batch 1: name -> (C, H_in, K, kernel, stride, pad);
 #: repeated blocks share shapes, so each distinct shape appears once
@@ -61,17 +66,26 @@ RESNET50 = {
 }
 
 
-def valid_shape(c: int, h: int, k: int, r: int, pad: int) -> tuple[int, ...]:
-    """The stride-1 layer as the unpadded problem the kernels compute: N,C,H,W,K,R,S on the padded input."""
-    return (1, c, h + 2 * pad, h + 2 * pad, k, r, r)
+def valid_shape(c: int, h: int, k: int, r: int, pad: int, stride: int = 1) -> tuple[int, ...]:
+    """The layer as the unpadded problem the kernels compute: N,C,H,W,K,R,S[,stride] on the padded input."""
+    return (1, c, h + 2 * pad, h + 2 * pad, k, r, r) + ((stride,) if stride > 1 else ())
 
 
-def tune(shape: tuple[int, ...], threads: int, budget: int, seed: int, work: Path) -> dict:
+def tune(shape: tuple[int, ...], threads: int, budget: int, seed: int, work: Path, earlier: list[dict] = ()) -> dict:
+    """A study of `budget` trials; its first trials are the winners of the layers tuned before it (`earlier`,
+    newest first, those valid for this layer's space), as a framework tuning layer by layer reuses them."""
     system = KernelSchedule(op="conv2d", shape=",".join(map(str, shape)), threads=threads, repeats=3)
     directory = work / f"study-{'x'.join(map(str, shape))}-t{threads}"
     if directory.exists():
         shutil.rmtree(directory)
-    study = Study.create(directory, system, budget=budget, seed=seed).run()
+    study = Study.create(directory, system, budget=budget, seed=seed)
+    space, queued = system.space(), set()
+    for config in earlier:
+        if len(queued) >= TRANSFERRED or not space.is_valid(config) or space.config_key(config) in queued:
+            continue
+        queued.add(space.config_key(config))
+        study.tuner.enqueue(space.validate(config), source="transfer")
+    study.run()
     best = dict(study.best.config)
     study.close()
     return best
@@ -95,6 +109,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--layers", default="", help="comma-separated layer names (default: all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="two layers, 6 trials: checks the pipeline, not the claim")
+    parser.add_argument("--no-transfer", dest="transfer", action="store_false",
+                        help="start every layer's study cold (default: the last layers' winners are tried first)")
+    parser.add_argument("--tag", default="", help="suffix of the output files")
     args = parser.parse_args(argv)
     why = onednn.available()
     if why:
@@ -107,20 +124,18 @@ def main(argv: list[str] | None = None) -> None:
     print(f"peak (measured, one core, {ceiling.isa}): {ceiling.gflops_per_core:.1f} GFLOP/s "
           f"({ceiling.flops_per_cycle:.1f} flops/cycle at the nominal {ceiling.nominal_mhz:.0f} MHz)", flush=True)
     rows = []
+    winners: dict[int, list[dict]] = {t: [] for t in threads_list}  # per thread count, newest first
     with tempfile.TemporaryDirectory(prefix="autosys-onednn-") as tmp:
         for name in layers:
             c, h, k, r, stride, pad = RESNET50[name]
             for threads in threads_list:
                 row = {"layer": name, "C": c, "H": h, "K": k, "kernel": r, "stride": stride, "pad": pad,
                        "threads": threads, "peak_gflops": ceiling.gflops(threads)}
-                if stride != 1:
-                    rows.append({**row, "note": "stride 2: outside the schedule space (stride-1 kernels only)"})
-                    print(f"  {name} t{threads}: stride {stride}, not in the schedule space", flush=True)
-                    continue
-                shape = valid_shape(c, h, k, r, pad)
+                shape = valid_shape(c, h, k, r, pad, stride)
                 start = time.perf_counter()
                 try:
-                    best = tune(shape, threads, args.budget, args.seed, Path(tmp))
+                    best = tune(shape, threads, args.budget, args.seed, Path(tmp), winners[threads] if args.transfer else [])
+                    winners[threads].insert(0, best)
                     report = compare(shape, best, threads, args.repeats)
                 except KernelFailed as exc:
                     rows.append({**row, "note": f"failed: {exc}"[:200]})
@@ -128,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
                 gflops = {n: r_.get("gflops", math.nan) for n, r_ in report.items()}
                 best_dnnl = max(gflops[f"onednn-{lay}"] for lay in onednn.LAYOUTS)
                 row.update({f"{n}_gflops": v for n, v in gflops.items()})
-                row.update(tuned_vs_onednn=gflops["tuned"] / best_dnnl, tuned_vs_onednn_nchw=gflops["tuned"] / gflops["onednn-nchw"],
+                row.update(algo=best.get("algo", "direct"), layout=best.get("gemm_layout", ""), tuned_vs_onednn=gflops["tuned"] / best_dnnl, tuned_vs_onednn_nchw=gflops["tuned"] / gflops["onednn-nchw"],
                            tuned_share_of_peak=gflops["tuned"] / ceiling.gflops(threads),
                            onednn_share_of_peak=best_dnnl / ceiling.gflops(threads),
                            max_err_ratio=max(r_.get("err_ratio", 0.0) or 0.0 for r_ in report.values()),
@@ -139,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
                       f"ratio {row['tuned_vs_onednn']:.2f}; peak {ceiling.gflops(threads):.0f}", flush=True)
     frame = pd.DataFrame(rows)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    suffix = "_quick" if args.quick else ""
+    suffix = ("_quick" if args.quick else "") + (f"_{args.tag}" if args.tag else "")
     frame.to_csv(RESULTS / f"kernel_vs_onednn{suffix}.csv", index=False)
     summarize(frame)
     plot(frame, RESULTS / f"kernel_vs_onednn{suffix}.png")
@@ -147,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def summarize(frame: pd.DataFrame) -> None:
     pd.set_option("display.width", 220)
-    cols = [c for c in ("layer", "threads", "tuned_gflops", "onednn-nchw_gflops", "onednn-nhwc_gflops", "onednn-any_gflops",
+    cols = [c for c in ("layer", "threads", "algo", "layout", "tuned_gflops", "onednn-nchw_gflops", "onednn-nhwc_gflops", "onednn-any_gflops",
                         "numpy_gflops", "peak_gflops", "tuned_vs_onednn", "note") if c in frame]
     print(frame[cols].round(2).to_string(index=False))
     for threads, rows in frame.groupby("threads"):

@@ -85,6 +85,58 @@ def test_conv2d_schedules_are_correct_on_odd_shapes(shape, threads, cache):
         assert k["err_ratio"] <= 1.0
 
 
+GEMM_CONV_SCHEDULES = [
+    {"isa": "avx2", "algo": "gemm", **{f"gemm_{k}": v for k, v in s.items() if k != "isa"}}
+    for s in MATMUL_SCHEDULES[:2]
+] + [{"isa": "avx512", "algo": "gemm", **{f"gemm_{k}": v for k, v in MATMUL_SCHEDULES[3].items() if k != "isa"}}]
+# the nk layout: implicit im2col in the A panels, weights packed once by prepare() (small blocks: several of each)
+GEMM_CONV_SCHEDULES += [dict(GEMM_CONV_SCHEDULES[0], gemm_layout="nk", gemm_mr=7, gemm_kc=16, gemm_nc=32),
+                        dict(GEMM_CONV_SCHEDULES[1], gemm_layout="nk", gemm_order="pji")]
+# nk_direct: the input read in place through tap offsets, row by row (tiles wider than a row, several blocks)
+GEMM_CONV_SCHEDULES += [dict(GEMM_CONV_SCHEDULES[0], gemm_layout="nk_direct", gemm_mr=5, gemm_kc=16, gemm_nc=32),
+                        dict(GEMM_CONV_SCHEDULES[2], gemm_layout="nk_direct", gemm_mr=13, gemm_nv=1)]
+
+
+@pytest.mark.parametrize(
+    "shape,threads",
+    [((1, 3, 7, 9, 5, 3, 2), 1),          # im2col, stride 1
+     ((2, 5, 11, 37, 7, 3, 3, 2), 2),     # stride 2, two images, odd widths
+     ((1, 6, 13, 10, 9, 1, 1), 1),        # 1x1 stride 1: the bare matmul on the NCHW input, no im2col
+     ((1, 4, 9, 9, 3, 1, 1, 3), 1),       # 1x1 stride 3: a strided gather
+     ((2, 2, 8, 8, 5, 8, 8, 2), 2)],      # filter as large as the input
+)
+def test_gemm_conv2d_is_correct_on_odd_shapes_and_strides(shape, threads, cache):
+    kernels = [
+        {"name": f"g{i}", "kind": "c", "source": codegen.conv2d_source(shape, dict(s, gemm_par=MATMUL_PARS[i % 3]), threads)}
+        for i, s in enumerate(_usable(GEMM_CONV_SCHEDULES))
+    ]
+    kernels.append({"name": "naive", "kind": "c", "source": codegen.naive_conv2d_source(shape)})
+    report = run_spec(_spec("conv2d", shape, kernels, cache, threads), timeout=120)
+    assert set(report["kernels"]) == {k["name"] for k in kernels}
+    for name, k in report["kernels"].items():
+        assert "error" not in k, (name, k.get("error"))
+        assert k["err_ratio"] <= 1.0  # against numpy's float64 reference of the same stride
+
+
+def test_a_1x1_stride_1_gemm_conv2d_needs_no_im2col_and_a_strided_one_does():
+    schedule = GEMM_CONV_SCHEDULES[0]
+    assert "aligned_alloc(64, " not in codegen.conv2d_source((1, 6, 13, 10, 9, 1, 1), schedule).split("void kernel")[1]
+    assert "col = aligned_alloc" in codegen.conv2d_source((1, 6, 13, 10, 9, 1, 1, 2), schedule)
+    nk = codegen.conv2d_source((1, 6, 13, 10, 9, 3, 3, 2), GEMM_CONV_SCHEDULES[3])
+    assert "col = aligned_alloc" not in nk and "void prepare(" in nk  # implicit im2col; weights packed ahead
+    direct = codegen.conv2d_source((1, 6, 13, 10, 9, 3, 3, 2), GEMM_CONV_SCHEDULES[5])
+    assert "col = aligned_alloc" not in direct and "Ap" not in direct and "koff[k]" in direct  # nothing packed but weights
+    with pytest.raises(ValueError, match="must be packed"):
+        codegen.matmul_source((4, 4, 4), dict(MATMUL_SCHEDULES[1]), b_prepacked=True)
+
+
+def test_the_direct_conv2d_refuses_a_stride_and_an_unknown_algorithm_is_named():
+    with pytest.raises(ValueError, match="stride 1 only"):
+        codegen.conv2d_source((1, 3, 9, 9, 4, 3, 3, 2), CONV_SCHEDULES[0])
+    with pytest.raises(ValueError, match="unknown conv2d algorithm 'winograd'"):
+        codegen.conv2d_source((1, 3, 9, 9, 4, 3, 3), dict(CONV_SCHEDULES[0], algo="winograd"))
+
+
 def test_a_wrong_kernel_is_caught_by_the_check(cache):
     shape = (19, 23, 37)
     source = codegen.matmul_source(shape, MATMUL_SCHEDULES[0])

@@ -14,8 +14,9 @@ needs_onednn = pytest.mark.skipif(onednn.available() is not None, reason=f"{oned
 
 
 @needs_onednn
-def test_onednn_shim_computes_the_same_conv_as_the_generated_kernels_in_every_layout():
-    shape = (1, 5, 9, 8, 7, 3, 2)  # odd sizes: no layout's blocking divides them
+@pytest.mark.parametrize("shape", [(1, 5, 9, 8, 7, 3, 2), (1, 5, 11, 10, 7, 3, 3, 2)])
+def test_onednn_shim_computes_the_same_conv_as_the_generated_kernels_in_every_layout(shape):
+    # odd sizes: no layout's blocking divides them; the second strided (the generated kernel: im2col + gemm)
     system = KernelSchedule(op="conv2d", shape=",".join(map(str, shape)), threads=1, repeats=2)
     sources = {"generated": system.source(system.space().default())}
     sources.update({f"onednn-{layout}": onednn.conv_source(shape, layout) for layout in onednn.LAYOUTS})

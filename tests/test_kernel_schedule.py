@@ -29,7 +29,10 @@ def cache(tmp_path_factory):
 def test_shapes_are_parsed_and_checked():
     assert parse_shape("matmul", "512,256,128") == (512, 256, 128)
     assert parse_shape("conv2d", "1,3,8,8,4,3,3") == (1, 3, 8, 8, 4, 3, 3)
-    for op, bad in [("matmul", "1,2"), ("matmul", "0,2,3"), ("matmul", "a,b,c"), ("conv2d", "1,1,2,2,1,3,3")]:
+    assert parse_shape("conv2d", "1,3,8,8,4,3,3,2") == (1, 3, 8, 8, 4, 3, 3, 2)
+    assert parse_shape("conv2d", "1,3,8,8,4,3,3,1") == (1, 3, 8, 8, 4, 3, 3)  # stride 1 is the 7-number shape
+    for op, bad in [("matmul", "1,2"), ("matmul", "0,2,3"), ("matmul", "a,b,c"), ("conv2d", "1,1,2,2,1,3,3"), ("conv2d", "1,3,8,8,4,3,3,0"),
+                    ("conv2d", "1,3,8,8,4,3,3,2,1")]:
         with pytest.raises(ValueError, match="shape|filter"):
             parse_shape(op, bad)
     with pytest.raises(ValueError, match="unknown op"):
@@ -46,6 +49,9 @@ def test_space_encodes_register_limits_and_every_sample_generates(op, shape, thr
     assert ("par" in space) == (threads > 1)
     rows, vecs = ("mr", "nv") if op == "matmul" else ("rk", "rq")
     too_big = dict(system.default(), isa="avx2", **{rows: 8 if op == "matmul" else 8, vecs: 4})
+    if op == "conv2d":  # the direct kernel's register tile (the default is the gemm algorithm)
+        too_big = {k: v for k, v in too_big.items() if not k.startswith("gemm_")} | {
+            "algo": "direct", "tk": 16, "tc": 16, "tp": 4, "order": "kcp", "pack_w": True, "unroll": 1, "par": "k"}
     with pytest.raises(InvalidConfig, match="register_tile"):
         space.validate(too_big)
     rng = np.random.default_rng(0)
@@ -57,6 +63,29 @@ def test_space_encodes_register_limits_and_every_sample_generates(op, shape, thr
         assert np.all(np.isfinite(feats))
         widths.add(feats.size)
     assert widths == {len(system.feature_names())}
+
+
+def test_conv2d_space_offers_both_algorithms_and_a_strided_shape_only_gemm():
+    plain = KernelSchedule(op="conv2d", shape="1,4,10,10,4,3,3")
+    assert plain.space()["algo"].choices == ("direct", "gemm") and plain.default()["algo"] == "gemm"
+    strided = KernelSchedule(op="conv2d", shape="1,4,11,11,4,3,3,2", threads=2)
+    space = strided.space()
+    assert space["algo"].choices == ("gemm",) and "rk" not in space and "gemm_par" in space
+    with pytest.raises(InvalidConfig, match="gemm_register_tile"):
+        space.validate(dict(strided.default(), isa="avx2", gemm_mr=8, gemm_nv=4))
+    rng = np.random.default_rng(1)
+    layouts = set()
+    for _ in range(30):
+        config = space.sample(rng)
+        layouts.add(config["gemm_layout"])
+        assert config["algo"] == "gemm" and "void kernel(" in strided.source(config)
+        assert ("gemm_pack_a" in config) == (config["gemm_layout"] == "kn")  # only kn chooses what to pack
+        assert ("gemm_mc" in config) == (config["gemm_layout"] != "nk_direct")  # nk_direct walks output rows
+    assert layouts == {"kn", "nk", "nk_direct"}
+    # the features of both algorithms line up (one cost model learns from both)
+    plain_rng = np.random.default_rng(2)
+    widths = {plain.features(plain.space().sample(plain_rng)).size for _ in range(20)} | {strided.features(strided.default()).size}
+    assert widths == {len(plain.feature_names())}
 
 
 @needs_gcc
@@ -146,7 +175,8 @@ def test_cli_tune_kernel_writes_json_with_baselines(tmp_path, cache):
 
 @needs_gcc
 @pytest.mark.slow
-@pytest.mark.parametrize("op,shape,threads", [("matmul", "37,41,29", 2), ("conv2d", "2,7,13,19,11,3,2", 1)])
+@pytest.mark.parametrize("op,shape,threads", [("matmul", "37,41,29", 2), ("conv2d", "2,7,13,19,11,3,2", 1),
+                                             ("conv2d", "1,5,12,13,6,3,3,2", 2)])
 def test_random_schedules_from_the_space_are_all_correct(op, shape, threads, cache):
     system = KernelSchedule(op=op, shape=shape, threads=threads, repeats=1, cache_dir=cache)
     rng = np.random.default_rng(42)

@@ -12,8 +12,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from autosys_adapters.kernels.codegen import CONV_ORDERS, MATMUL_ORDERS, conv_out_shape, registers_needed
+from autosys_adapters.kernels.codegen import (CONV_ORDERS, GEMM_LAYOUTS, MATMUL_ORDERS, conv_out_shape, gemm_schedule,
+                                              registers_needed)
 from autosys_adapters.kernels.cpu import VECTOR_LANES, VECTOR_REGS, cpu_info
+from autosys_adapters.kernels.shapes import conv_dims
 
 ISAS = ("autovec", "avx2", "avx512")
 PARS = ("outer", "inner", "collapse", "k", "p")
@@ -91,8 +93,41 @@ def matmul_features(shape: Sequence[int], s: Mapping[str, Any], threads: int = 1
     return f
 
 
+#: a direct conv2d schedule, only to name the direct features of a gemm schedule (all zero there)
+_DIRECT_NAMES = {"isa": "avx2", "rk": 1, "rq": 1, "tk": 4, "tc": 1, "tp": 1, "order": "kcp", "pack_w": True, "unroll": 1}
+_GEMM_NAMES = {"isa": "avx2", "mr": 1, "nv": 1, "mc": 16, "kc": 16, "nc": 32, "order": "jpi", "inner": "ji",
+               "pack_a": True, "pack_b": True, "unroll": 1}
+
+
 def conv2d_features(shape: Sequence[int], s: Mapping[str, Any], threads: int = 1) -> dict[str, float]:
-    bn, c, h, w, k, r, sw = (int(x) for x in shape)
+    """The algorithm, then the direct kernel's features and the gemm's (matmul features of its
+    [K, CRS] x [CRS, PQ] product, prefixed); the branch not taken reads zero."""
+    d = conv_dims(shape)
+    gemm = s.get("algo", "direct") == "gemm"
+    direct_f = _direct_conv_features(shape, _DIRECT_NAMES if gemm else s, threads)
+    layout = s.get("gemm_layout", "kn") if gemm else None
+    nk = layout in ("nk", "nk_direct")
+    gemm_shape = (d.p * d.q, d.k, d.c * d.r * d.s) if nk else (d.k, d.p * d.q, d.c * d.r * d.s)
+    if layout == "nk":
+        inner = dict(gemm_schedule(s), pack_a=True, pack_b=True)
+    elif layout == "nk_direct":  # what the generator fixes (codegen._conv2d_nk_direct_source)
+        inner = dict(gemm_schedule(s), pack_a=False, pack_b=True, mc=16, order="jpi", inner="ji")
+    else:
+        inner = gemm_schedule(s) if gemm else _GEMM_NAMES
+    gemm_f = matmul_features(gemm_shape, inner, threads)
+    f = {"algo=gemm": float(gemm), "log_stride": _log2(d.stride)}
+    f.update(_onehot("gemm_layout", layout, GEMM_LAYOUTS))
+    f.update({name: 0.0 if gemm and name not in _SHAPE_FEATURES else v for name, v in direct_f.items()})
+    f.update({f"gemm.{name}": v if gemm else 0.0 for name, v in gemm_f.items()})
+    return f
+
+
+#: the direct features that describe the problem, not the schedule: kept for gemm schedules too
+_SHAPE_FEATURES = ("log_c", "log_k", "log_p", "log_q", "rs", "log_flops", "threads")
+
+
+def _direct_conv_features(shape: Sequence[int], s: Mapping[str, Any], threads: int = 1) -> dict[str, float]:
+    bn, c, h, w, k, r, sw, _ = conv_dims(shape)
     p, q = conv_out_shape(shape)
     cpu = cpu_info()
     lanes = VECTOR_LANES[s["isa"]]

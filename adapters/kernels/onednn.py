@@ -2,7 +2,7 @@
 
 `conv_source(shape, layout)` generates a C shim with the generated kernels'
 signature, `void kernel(const float *A, const float *B, float *C)` (A: NCHW
-input, B: KCRS weights, C: NKPQ output; stride 1, no padding, as
+input, B: KCRS weights, C: NKPQ output; no padding, any stride, as
 adapters/kernels/codegen.py), so the kernel worker compiles, checks and times
 it exactly like a tuned schedule, interleaved with it in one process.
 
@@ -31,6 +31,7 @@ import tempfile
 from pathlib import Path
 
 from autosys_adapters.kernels.compile import DEFAULT_FLAGS
+from autosys_adapters.kernels.shapes import conv_dims
 
 LAYOUTS = ("nchw", "nhwc", "any")
 #: link flags: --no-as-needed keeps libdnnl although the shim's object comes after it on the command line
@@ -70,7 +71,7 @@ static dnnl_memory_t in_layout(const dnnl_memory_desc_t *want, const dnnl_memory
 
 static void setup(const float *A, const float *B, float *C) {
     dnnl_dims_t sd = {CV_N, CV_C, CV_H, CV_W}, wd = {CV_K, CV_C, CV_R, CV_S}, dd = {CV_N, CV_K, CV_P, CV_Q};
-    dnnl_dims_t strides = {1, 1}, pad = {0, 0};
+    dnnl_dims_t strides = {CV_ST, CV_ST}, pad = {0, 0};
     dnnl_memory_desc_t src_user_md, w_user_md, dst_user_md, src_md, w_md, dst_md;
     CHECK(dnnl_engine_create(&engine, dnnl_cpu, 0));
     CHECK(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags));
@@ -132,14 +133,14 @@ def available() -> str | None:
 
 
 def conv_source(shape: tuple[int, ...], layout: str = "nchw") -> str:
-    """The C shim for a stride-1, unpadded conv2d of `shape` (N,C,H,W,K,R,S) in `layout` (see module doc)."""
+    """The C shim for an unpadded conv2d of `shape` (N,C,H,W,K,R,S[,stride]) in `layout` (see module doc)."""
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, not {layout!r}")
-    bn, c, h, w, k, r, s = (int(x) for x in shape)
-    if min(bn, c, h, w, k, r, s) < 1 or r > h or s > w:
+    d = conv_dims(shape)
+    if min(d) < 1 or d.r > d.h or d.s > d.w:
         raise ValueError(f"not a valid conv2d shape: {shape}")
     src_tag, w_tag, dst_tag = _TAGS[layout]
-    defines = (f"#define CV_N {bn}\n#define CV_C {c}\n#define CV_H {h}\n#define CV_W {w}\n#define CV_K {k}\n"
-               f"#define CV_R {r}\n#define CV_S {s}\n#define CV_P {h - r + 1}\n#define CV_Q {w - s + 1}\n"
+    defines = (f"#define CV_N {d.n}\n#define CV_C {d.c}\n#define CV_H {d.h}\n#define CV_W {d.w}\n#define CV_K {d.k}\n"
+               f"#define CV_R {d.r}\n#define CV_S {d.s}\n#define CV_P {d.p}\n#define CV_Q {d.q}\n#define CV_ST {d.stride}\n"
                f"#define SRC_TAG {src_tag}\n#define W_TAG {w_tag}\n#define DST_TAG {dst_tag}\n")
     return f"/* oneDNN conv2d baseline, layout {layout} */\n" + defines + _SHIM

@@ -1,7 +1,9 @@
-"""Tune the schedule of a real compiled tensor kernel (matmul or direct NCHW conv2d).
+"""Tune the schedule of a real compiled tensor kernel (matmul or NCHW conv2d).
 
 A config is a schedule: register tile, cache tiles, loop order, packing,
-unroll, SIMD code path (and how threads split the work). Each trial generates
+unroll, SIMD code path (and how threads split the work); for conv2d also the
+algorithm, a direct kernel (stride 1) or im2col + a generated matmul whose
+knobs are the matmul's, prefixed `gemm_`. Each trial generates
 C, compiles it with `gcc -O3 -march=native` (cached by source hash), checks the
 result against numpy and times it, all in a child process with a deadline,
 so a crashing or runaway kernel is one failed trial, not a dead study.
@@ -18,6 +20,7 @@ gradient-boosted cost model (adapters/kernels/cost_model.py, e.g. fitted on
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Sequence
 
 import numpy as np
@@ -26,17 +29,24 @@ from autosys_adapters.kernels import codegen
 from autosys_adapters.kernels.cpu import VECTOR_REGS, cpu_info
 from autosys_adapters.kernels.features import feature_vector, schedule_features
 from autosys_adapters.kernels.runner import KernelFailed, run_spec
-from autosys_adapters.kernels.shapes import OPS, parse_shape
+from autosys_adapters.kernels.shapes import OPS, conv_dims, parse_shape
 from autosys.core.fidelity import Fidelity, Predictor, stamp
-from autosys.core.space import Bool, Categorical, Config, Constraint, InvalidConfig, Int, Ordinal, Space
+from autosys.core.space import Bool, Categorical, Condition, Config, Constraint, InvalidConfig, Int, Ordinal, Space
 from autosys.core.system import Measurement, Objective, System, SystemUnavailable
 from autosys.core.monitor import Monitor, host_monitors
 
 def _fits_registers(rows: str, vecs: str):
     def check(config: Config) -> bool:
+        if rows not in config:  # the knobs of an inactive branch (conv2d's other algorithm)
+            return True
         return codegen.registers_needed(config[rows], config[vecs]) <= VECTOR_REGS[config["isa"]]
 
     return check
+
+
+def _renamed(param, name: str, condition: Condition):
+    """A copy of a matmul knob under the conv2d gemm branch's name, active only in that branch."""
+    return dataclasses.replace(param, name=name, condition=condition)
 
 
 class KernelSchedule(System):
@@ -131,24 +141,44 @@ class KernelSchedule(System):
         return Space(params, [regs])
 
     def _conv_space(self) -> Space:
+        """The direct kernel's knobs (stride 1 only) and the gemm algorithm's (im2col + a generated matmul),
+        each branch active under its value of `algo`."""
         isas = cpu_info().isas
+        strided = conv_dims(self.shape).stride > 1
+        algos = ("gemm",) if strided else codegen.CONV_ALGOS
         params = [
             Categorical("isa", isas, default="autovec"),
-            Int("rk", 1, 8, default=4),
-            Int("rq", 1, 4, default=2),
-            Ordinal("tk", (4, 8, 16, 32, 64, 128), default=16),
-            Ordinal("tc", (1, 2, 4, 8, 16, 32, 64, 128, 256), default=16),
-            Ordinal("tp", (1, 2, 4, 8, 16, 32), default=4),
-            Categorical("order", codegen.CONV_ORDERS, default="kcp"),
-            Bool("pack_w", default=True),
-            Ordinal("unroll", (1, 2, 4), default=1),
+            Categorical("algo", algos, default="gemm"),
         ]
-        if self.threads > 1:
-            params.append(Categorical("par", ("k", "p"), default="k"))
-        regs = Constraint(
-            "register_tile", _fits_registers("rk", "rq"), "rk*rq accumulators + rq input vectors + 1 broadcast must fit the vector registers"
-        )
-        return Space(params, [regs])
+        if not strided:
+            direct = Condition("algo", ("direct",))
+            params += [
+                Int("rk", 1, 8, default=4, condition=direct),
+                Int("rq", 1, 4, default=2, condition=direct),
+                Ordinal("tk", (4, 8, 16, 32, 64, 128), default=16, condition=direct),
+                Ordinal("tc", (1, 2, 4, 8, 16, 32, 64, 128, 256), default=16, condition=direct),
+                Ordinal("tp", (1, 2, 4, 8, 16, 32), default=4, condition=direct),
+                Categorical("order", codegen.CONV_ORDERS, default="kcp", condition=direct),
+                Bool("pack_w", default=True, condition=direct),
+                Ordinal("unroll", (1, 2, 4), default=1, condition=direct),
+            ]
+            if self.threads > 1:
+                params.append(Categorical("par", ("k", "p"), default="k", condition=direct))
+        gemm = Condition("algo", ("gemm",))
+        params.append(Categorical("gemm_layout", codegen.GEMM_LAYOUTS, default="kn", condition=gemm))
+        # nk packs both operands always (it reads them only through its panels); nk_direct packs only the
+        # weights, reads the input in place and walks the output row by row: no row blocking or loop order
+        only = {"pack_a": ("kn",), "pack_b": ("kn",), "mc": ("kn", "nk"), "order": ("kn", "nk"), "inner": ("kn", "nk")}
+        params += [_renamed(p, codegen.GEMM_PREFIX + p.name,
+                            Condition("gemm_layout", only[p.name]) if p.name in only else gemm)
+                   for p in self._matmul_space() if p.name != "isa"]
+        constraints = [
+            Constraint("register_tile", _fits_registers("rk", "rq"),
+                       "rk*rq accumulators + rq input vectors + 1 broadcast must fit the vector registers"),
+            Constraint("gemm_register_tile", _fits_registers("gemm_mr", "gemm_nv"),
+                       "gemm_mr*gemm_nv accumulators + gemm_nv B vectors + 1 broadcast must fit the vector registers"),
+        ]
+        return Space(params, constraints)
 
     @property
     def objective(self) -> Objective:

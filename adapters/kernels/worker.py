@@ -9,7 +9,8 @@ Spec keys: op ("matmul" | "conv2d"), shape, threads, repeats, warmup,
 min_sample_s, compile_timeout, max_seconds (timing budget per kernel, which cuts the rounds of
 slow kernels), seed, cache_dir, flags, check (bool), and kernels: a list of
 {"name", "kind": "c" | "numpy", "source", optional "flags" (e.g. to link a library)} measured interleaved in rounds, so
-ratios between them come from the same run.
+ratios between them come from the same run. A C kernel that also exports `void prepare(const float *B)`
+gets it called once before its first run, untimed (packing a conv2d's constant weights).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from autosys_adapters.kernels.shapes import conv_dims
+
 U32 = 2.0**-24  # unit roundoff of fp32
 
 
@@ -30,8 +33,8 @@ def flops(op: str, shape: list[int]) -> float:
     if op == "matmul":
         m, n, k = shape
         return 2.0 * m * n * k
-    bn, c, h, w, k, r, s = shape
-    return 2.0 * bn * k * (h - r + 1) * (w - s + 1) * c * r * s
+    d = conv_dims(shape)
+    return 2.0 * d.n * d.k * d.p * d.q * d.c * d.r * d.s
 
 
 def reduction_size(op: str, shape: list[int]) -> int:
@@ -46,19 +49,19 @@ def make_operands(op: str, shape: list[int], seed: int) -> tuple[np.ndarray, np.
         m, n, k = shape
         a_shape, b_shape, c_shape = (m, k), (k, n), (m, n)
     else:
-        bn, c, h, w, k, r, s = shape
-        a_shape, b_shape, c_shape = (bn, c, h, w), (k, c, r, s), (bn, k, h - r + 1, w - s + 1)
+        d = conv_dims(shape)
+        a_shape, b_shape, c_shape = (d.n, d.c, d.h, d.w), (d.k, d.c, d.r, d.s), (d.n, d.k, d.p, d.q)
     a = rng.uniform(-1, 1, a_shape).astype(np.float32)
     b = rng.uniform(-1, 1, b_shape).astype(np.float32)
     return a, b, np.zeros(c_shape, dtype=np.float32)
 
 
-def numpy_op(op: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def numpy_op(op: str, a: np.ndarray, b: np.ndarray, stride: int = 1) -> np.ndarray:
     """The library baseline: BLAS matmul, or im2col (a strided window view) + BLAS for conv2d."""
     if op == "matmul":
         return a @ b
     r, s = b.shape[2], b.shape[3]
-    windows = np.lib.stride_tricks.sliding_window_view(a, (r, s), axis=(2, 3))  # n c p q r s
+    windows = np.lib.stride_tricks.sliding_window_view(a, (r, s), axis=(2, 3))[:, :, ::stride, ::stride]  # n c p q r s
     out = np.tensordot(windows, b, axes=([1, 4, 5], [1, 2, 3]))  # n p q k
     return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
 
@@ -66,8 +69,9 @@ def numpy_op(op: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def check(op: str, shape: list[int], a: np.ndarray, b: np.ndarray, c: np.ndarray) -> dict[str, float]:
     """Compare with a float64 reference; the tolerance is the classic bound gamma_n * (|A| |B|), n = reduction size."""
     a64, b64 = a.astype(np.float64), b.astype(np.float64)
-    ref = numpy_op(op, a64, b64)
-    bound = numpy_op(op, np.abs(a64), np.abs(b64))
+    stride = conv_dims(shape).stride if op == "conv2d" else 1
+    ref = numpy_op(op, a64, b64, stride)
+    bound = numpy_op(op, np.abs(a64), np.abs(b64), stride)
     n = reduction_size(op, shape)
     tol = 2.0 * (n + 2) * U32 * bound + 1e-30
     if not np.all(np.isfinite(c)):
@@ -79,7 +83,8 @@ def check(op: str, shape: list[int], a: np.ndarray, b: np.ndarray, c: np.ndarray
 def _runner(kernel: dict[str, Any], op: str, a, b, c, spec) -> tuple[Callable[[], None], dict[str, Any]]:
     info: dict[str, Any] = {}
     if kernel["kind"] == "numpy":
-        return (lambda: numpy_op(op, a, b)), info
+        stride = conv_dims(spec["shape"]).stride if op == "conv2d" else 1
+        return (lambda: numpy_op(op, a, b, stride)), info
     from autosys_adapters.kernels.compile import DEFAULT_FLAGS, compile_source
 
     built = compile_source(
@@ -92,6 +97,15 @@ def _runner(kernel: dict[str, Any], op: str, a, b, c, spec) -> tuple[Callable[[]
     fn.argtypes = [ctypes.c_void_p] * 3
     fn.restype = None
     pa, pb, pc = a.ctypes.data, b.ctypes.data, c.ctypes.data
+    try:  # a kernel that packs its constant operand ahead (a conv2d's weights) does it once, untimed
+        prepare = lib.prepare
+    except AttributeError:
+        prepare = None
+    if prepare is not None:
+        prepare.argtypes, prepare.restype = [ctypes.c_void_p], None
+        t0 = time.perf_counter()
+        prepare(pb)
+        info["prepare_s"] = time.perf_counter() - t0
     return (lambda: fn(pa, pb, pc)), info
 
 
