@@ -5,7 +5,9 @@ For each workload this runs, as stored autosys studies:
   * the tuners: random search and forest-based BO (bo-rf) over the whole
     conditional space, and `cash` (a bandit over the engines with a bo-rf
     per engine, autosys/tuners/conditional.py), one study per tuner and seed
-    (--tuners, --seeds), each with the same trial budget (--budget, the
+    (--tuners, --seeds; the tuner's seed is a stable hash of the workload and
+    the seed, `study_seed`, so each workload's study draws independently),
+    each with the same trial budget (--budget, the
     default's run and the paired re-runs included). Each study's *answer* is
     `Study.best`: by default the incumbent of intensification (a challenger
     replaces it only after paired re-runs put the gain's 95% interval above
@@ -32,10 +34,13 @@ re-measure the candidates (each engine's best, every study's answer, the
 recommendation, the seeded study's best) in 9 interleaved rounds on fresh stores
 and take medians. The oracle is the best re-measured feasible candidate. Its
 median is itself biased up (the best of ~20 noisy medians), so each tuner's
-answer is then judged in --pairs paired runs next to the oracle config, order
+answer is then judged in paired runs next to the oracle config, order
 alternating (`judge`): its ratio is the geometric mean of the pairs' ratios,
 the paired judgement intensification makes inside a study (the ratio of the
-medians is kept as medians_ratio). A config that breaks a cap in any
+medians is kept as medians_ratio). The judgement is sequential
+(`paired_verdicts`): --pairs pairs at least, then more while the ratio's 95%
+interval straddles the 0.9 target, up to --max-pairs (verdict above/below/
+open in the answers table). A config that breaks a cap in any
 re-measured or judging run is infeasible (ratio 0). The other columns are
 throughput ratios to the oracle's median, measured in the same run.
 
@@ -55,12 +60,14 @@ re-runs, promotions, the answer's runs) and kv_select.png.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shutil
 import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -73,6 +80,7 @@ from autosys_adapters.kv.training import ENGINE_BUDGETS, SMALL_ENGINE_BUDGETS, b
 from autosys_adapters.kv.system import KVSelect  # noqa: E402
 from autosys.core.space import config_key  # noqa: E402
 from autosys.run.intensify import INTENSIFY, race_state  # noqa: E402
+from autosys.run.intervals import interval_of  # noqa: E402
 from autosys.run.selection import CONFIRM, best_trial  # noqa: E402
 from autosys.run.study import Study  # noqa: E402
 
@@ -92,12 +100,26 @@ WORKLOADS: dict[str, dict] = {
     "scan-heavy@mem3": {"workload": "scan-heavy", "memory_cap_mb": 3.0},
     "insert-heavy@mem4": {"workload": "insert-heavy", "memory_cap_mb": 4.0},
 }
+THRESHOLD = 0.9  # the target: an answer within 10% of the oracle
+
 QUICK = ["ycsb-a", "ycsb-c", "ycsb-e", "scan-heavy", "insert-heavy", "absent-reads", "ycsb-b@mem3", "scan-heavy@mem3"]
 
 
 def make_system(label: str, args) -> KVSelect:
     # isolate: every run in a forked child (this process never opens an engine itself)
     return KVSelect(**WORKLOADS[label], seconds=args.seconds, seed=args.seed, isolate=True)
+
+
+def study_seed(label: str, seed: int) -> int:
+    """The tuner's seed for one workload's study: a stable hash of (workload, seed), not Python's salted hash().
+
+    With the bare seed every workload's random search drew the same configs
+    in the same order, so one unlucky sequence (no LMDB with sync off in its
+    LMDB draws) failed both capped workloads at once: the 13 workloads were
+    not 13 samples. Seed s of the table is a family of independent studies.
+    """
+    digest = hashlib.sha256(f"{label}|{seed}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
 def tuner_dir(root: Path, label: str, tuner: str, seed: int) -> Path:
@@ -114,7 +136,7 @@ def run_studies(label: str, root: Path, args) -> None:
             if (path / "study.sqlite").exists():  # --reuse: finish what is there
                 Study.resume(path, system=make_system(label, args)).run().close()
                 continue
-            Study.create(path, make_system(label, args), tuner=tuner, budget=args.budget, seed=seed,
+            Study.create(path, make_system(label, args), tuner=tuner, budget=args.budget, seed=study_seed(label, seed),
                          confirm=args.confirm).run().close()
 
 
@@ -129,6 +151,7 @@ def study_answer(path: Path, system: KVSelect) -> tuple[dict | None, dict]:
         by_median = best_trial(trials, objective)  # what ranking every config by its runs' median would answer
         key = config_key(best.config) if best is not None else None
         info = {
+            "study_seed": study.spec["seed"],  # the tuner's seed (`study_seed`), as stored
             "trials": len(trials),
             "reruns": sum(t.source == INTENSIFY for t in trials),
             "confirm_runs": sum(t.source == CONFIRM for t in trials),
@@ -209,60 +232,113 @@ def remeasure(label: str, candidates: dict[str, dict], args) -> dict[str, dict]:
 
 
 def judge(label: str, oracle: dict, answers: dict[str, dict], args) -> dict[str, dict]:
-    """Each answer against the oracle config in `args.pairs` paired runs, side by side on fresh stores.
+    """Each answer against the oracle config in paired runs, side by side on fresh stores (`paired_verdicts`).
 
     The oracle is the best of many candidates' medians, so its own median is
     biased upward (the winner's curse: with ~20 candidates within noise of
     each other, the best median reads a few percent above the truth), and a
     ratio of two medians taken over a minute of drifting host speed adds the
-    drift. Here the oracle config is measured again, next to each answer (the
-    order alternating, pair by pair), and the answer's ratio is the geometric
-    mean of its pairs' ratios with a 95% t-interval: the same paired judgement
-    intensification makes inside a study. Returns {name: {ratio, low, high,
-    pairs, memory_bytes, disk_bytes, runs}} per answer (ratio 1.0, no pairs,
-    for an answer that is the oracle config).
+    drift. Here the oracle config is measured again, next to each answer, and
+    the answer's ratio is the geometric mean of its pairs' ratios with a 95%
+    t-interval: the same paired judgement intensification makes inside a
+    study. Pairs are added (--pairs at least, --max-pairs at most) until the
+    interval lies on one side of the 0.9 threshold. Returns {name: {ratio,
+    low, high, pairs, verdict, runs}} per answer (ratio 1.0, no pairs, for an
+    answer that is the oracle config).
     """
-    from autosys.run.intervals import interval_of
-
     system = make_system(label, args)
     system.setup()
     space = system.space()
     oracle = space.validate(oracle)
-    oracle_key = space.config_key(oracle)
     answers = {name: space.validate(c) for name, c in answers.items()}
-    distinct = {space.config_key(c): c for c in answers.values() if space.config_key(c) != oracle_key}
-    runs: dict[str, list[tuple[dict, dict]]] = {key: [] for key in distinct}
+    limits = system.objective.limits
     try:
         system.evaluate({"engine": "dict"})  # warm-up, as in `remeasure`
-        for pair in range(args.pairs):
-            for i, (key, config) in enumerate(distinct.items()):
-                order = [("answer", config), ("oracle", oracle)]
-                if (pair + i) % 2:
-                    order.reverse()  # alternate which runs first: a drift within the pair cancels over pairs
-                got = {}
-                for role, c in order:
-                    try:
-                        got[role] = system.evaluate(c).metrics
-                    except Exception as exc:  # an answer may fail for real: recorded, the pair dropped
-                        got[role] = {"error": f"{type(exc).__name__}: {exc}"}
-                runs[key].append((got["answer"], got["oracle"]))
+        verdicts = paired_verdicts(lambda c: system.evaluate(c).metrics, oracle, answers, key=space.config_key,
+                                   min_pairs=args.pairs, max_pairs=max(args.pairs, args.max_pairs),
+                                   broken=lambda run: any(limit.violated_by(run) is not None for limit in limits))
     finally:
         system.teardown()
+    return verdicts
+
+
+def paired_verdicts(evaluate: Callable[[dict], dict], oracle: dict, answers: dict[str, dict], *,
+                    key: Callable[[dict], str] = config_key, min_pairs: int = 6, max_pairs: int = 18,
+                    threshold: float = THRESHOLD, broken: Callable[[dict], bool] = lambda run: False) -> dict[str, dict]:
+    """Judge each answer against the oracle config in paired runs, adding pairs while the verdict is open.
+
+    A sequential judgement, the way intensification races inside a study:
+    each round runs one pair (answer and oracle, side by side, which runs
+    first alternating by round and answer, so a drift within a pair cancels
+    over pairs) for every answer still open. An answer is open until it has
+    `min_pairs` pairs and the 95% interval of its ratio lies wholly above or
+    below `threshold` (verdict "above"/"below"), a run of it breaks a limit
+    (`broken`: "broken", no more pairs: it is infeasible whatever follows), or
+    it has had `max_pairs` pairs ("open": the point estimate decides). A
+    fixed six pairs left a ratio of 0.88 [0.75, 1.04] as a miss that two
+    medians 2% apart did not support. `evaluate(config)` returns a run's
+    metrics (with "throughput") or raises: the run is recorded as an error
+    and its pair dropped. Answers with the oracle's `key` get ratio 1.0, no
+    pairs. Returns {name: {ratio, low, high, pairs, verdict, runs}}, `runs`
+    the answer's metrics of every run (for the caller's limit checks).
+    """
+    oracle_key = key(oracle)
+    distinct = {key(c): c for c in answers.values() if key(c) != oracle_key}
+    index = {k: i for i, k in enumerate(distinct)}
+    runs: dict[str, list[tuple[dict, dict]]] = {k: [] for k in distinct}
+    verdict: dict[str, str | None] = {k: None for k in distinct}
+    round_ = 0
+    while any(v is None for v in verdict.values()):
+        for k, config in distinct.items():
+            if verdict[k] is not None:
+                continue
+            order = [("answer", config), ("oracle", oracle)]
+            if (round_ + index[k]) % 2:
+                order.reverse()
+            got = {}
+            for role, c in order:
+                try:
+                    got[role] = evaluate(c)
+                except Exception as exc:  # an answer may fail for real: recorded, the pair dropped
+                    got[role] = {"error": f"{type(exc).__name__}: {exc}"}
+            runs[k].append((got["answer"], got["oracle"]))
+            verdict[k] = _verdict(runs[k], min_pairs, max_pairs, threshold, broken)
+        round_ += 1
     out = {}
     for name, config in answers.items():
-        key = space.config_key(config)
-        if key == oracle_key:
-            out[name] = {"ratio": 1.0, "low": None, "high": None, "pairs": 0, "runs": []}
+        k = key(config)
+        if k == oracle_key:
+            out[name] = {"ratio": 1.0, "low": None, "high": None, "pairs": 0, "verdict": "oracle", "runs": []}
             continue
-        ok = [(a, o) for a, o in runs[key] if "error" not in a and "error" not in o]
-        mine = [a for a, _ in runs[key] if "error" not in a]
+        ok = _ok_pairs(runs[k])
+        mine = [a for a, _ in runs[k] if "error" not in a]
         if not ok:
-            out[name] = {"ratio": 0.0, "low": None, "high": None, "pairs": 0, "runs": mine,
-                         "error": next((a["error"] for a, _ in runs[key] if "error" in a), "no pair")}
+            out[name] = {"ratio": 0.0, "low": None, "high": None, "pairs": 0, "verdict": verdict[k], "runs": mine,
+                         "error": next((a["error"] for a, _ in runs[k] if "error" in a), "no pair")}
             continue
         interval = interval_of(np.log([a["throughput"] / o["throughput"] for a, o in ok]))
-        out[name] = {"ratio": interval.ratio, "low": interval.low, "high": interval.high, "pairs": len(ok), "runs": mine}
+        out[name] = {"ratio": interval.ratio, "low": interval.low, "high": interval.high, "pairs": len(ok),
+                     "verdict": verdict[k], "runs": mine}
     return out
+
+
+def _ok_pairs(runs: list[tuple[dict, dict]]) -> list[tuple[dict, dict]]:
+    return [(a, o) for a, o in runs if "error" not in a and "error" not in o]
+
+
+def _verdict(runs: list[tuple[dict, dict]], min_pairs: int, max_pairs: int, threshold: float,
+             broken: Callable[[dict], bool]) -> str | None:
+    """'above', 'below', 'broken' or 'open' (out of pairs) once one answer's judgement ends; None: run another pair."""
+    if any("error" not in a and broken(a) for a, _ in runs):
+        return "broken"
+    ok = _ok_pairs(runs)
+    if len(ok) >= min_pairs:
+        interval = interval_of(np.log([a["throughput"] / o["throughput"] for a, o in ok]))
+        if interval.low is not None and interval.low > threshold:
+            return "above"
+        if interval.high is not None and interval.high < threshold:
+            return "below"
+    return "open" if len(runs) >= max_pairs else None
 
 
 def main() -> int:
@@ -277,8 +353,10 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=0.5, help="cap on each timed replay")
     parser.add_argument("--rounds", type=int, default=None, help="re-measurement rounds (default 9: steadier medians than 5, whose run-to-run shifts were near the 10%% target)")
     parser.add_argument("--pairs", type=int, default=6,
-                        help="paired runs of each tuner's answer next to the oracle config, after the oracle is chosen "
-                             "(`judge`: the ratio is their geometric mean; 0: the ratio of the re-measured medians)")
+                        help="paired runs (at least) of each tuner's answer next to the oracle config, after the oracle "
+                             "is chosen (`judge`: the ratio is their geometric mean; 0: the ratio of the re-measured medians)")
+    parser.add_argument("--max-pairs", type=int, default=18,
+                        help="paired runs at most: pairs are added while the ratio's 95%% interval straddles 0.9")
     parser.add_argument("--confirm", type=int, default=0,
                         help="of each tuner's budget, trials spent on a final of its leading configs (0: the answer is "
                              "intensification's incumbent, the default)")
@@ -424,7 +502,7 @@ def main() -> int:
                        "feasible": bool(measured.get(source, {}).get("feasible", False)),
                        "medians_ratio": (measured[source]["throughput"] / oracle
                                          if source in measured and measured[source]["feasible"] else 0.0),
-                       "pairs": paired.get(source, {}).get("pairs", 0),
+                       "pairs": paired.get(source, {}).get("pairs", 0), "verdict": paired.get(source, {}).get("verdict"),
                        "ratio_low": paired.get(source, {}).get("low"), "ratio_high": paired.get(source, {}).get("high"),
                        "memory_mb": measured.get(source, {}).get("memory_bytes", float("nan")) / (1 << 20),
                        **{k: v for k, v in how[source].items() if k != "by_median_config"}, "config": json.dumps(config)}
@@ -468,7 +546,8 @@ def report(frame: pd.DataFrame, answers_frame: pd.DataFrame, args, recommender: 
     pd.set_option("display.width", 220)
     print()
     shown = ["workload", "tuner", "seed", "engine", "ratio", "reruns", "promotions", "answer_runs", "answer_trial"]
-    shown += [c for c in ("near_limit", "medians_ratio", "pairs", "memory_mb") if c in answers_frame]  # columns older runs lack (--merge)
+    shown += [c for c in ("near_limit", "medians_ratio", "pairs", "ratio_low", "ratio_high", "verdict", "memory_mb")
+              if c in answers_frame]  # columns older runs lack (--merge)
     if args.by_median:
         shown.append("by_median_ratio")
     print(answers_frame[shown].to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
@@ -480,8 +559,8 @@ def report(frame: pd.DataFrame, answers_frame: pd.DataFrame, args, recommender: 
     n = len(frame)
     for tuner in args.tuners:
         mine = answers_frame[answers_frame["tuner"] == tuner]
-        per_seed = ", ".join(f"seed {s}: {(g['ratio'] >= 0.9).sum()}/{n}" for s, g in mine.groupby("seed"))
-        every = int(mine.groupby("workload")["ratio"].min().ge(0.9).sum())
+        per_seed = ", ".join(f"seed {s}: {(g['ratio'] >= THRESHOLD).sum()}/{n}" for s, g in mine.groupby("seed"))
+        every = int(mine.groupby("workload")["ratio"].min().ge(THRESHOLD).sum())
         line = (f"tuner {tuner} ({args.budget} trials; answer = Study.best): within 10% of the oracle on {every}/{n} "
                 f"workloads in every seed ({per_seed}; worst {mine['ratio'].min():.2f}, median {mine['ratio'].median():.2f})")
         if args.by_median:

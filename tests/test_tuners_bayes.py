@@ -246,3 +246,78 @@ def test_hedge_gains_move_and_survive_restore():
     clone = BayesOpt(space, seed=9)
     clone.load_state_dict(tuner.state_dict(), tuner.told())
     np.testing.assert_allclose(clone._hedge_gains, tuner._hedge_gains)
+
+
+def _engines_space() -> Space:
+    """A KV-like conditional space: engines without knobs or with a few categorical ones (few distinct configs)."""
+    return Space([
+        Categorical("engine", ("hash", "sorted", "btree", "lsm")),
+        Ordinal("load", (50, 100, 200, 500, 1000), condition=Condition("engine", ("sorted",))),
+        Bool("sync", condition=Condition("engine", ("btree",))),
+        Bool("writemap", condition=Condition("engine", ("btree",))),
+        Bool("readahead", condition=Condition("engine", ("btree",))),
+        Ordinal("map_mib", (64, 256, 1024, 4096), condition=Condition("engine", ("btree",))),
+        Float("cache", 0.0, 1.0, condition=Condition("engine", ("lsm",))),
+    ])
+
+
+def _engines_loss(c) -> float | None:
+    """hash and sorted break a cap (fail); btree is best with sync off and writemap on."""
+    if c["engine"] in ("hash", "sorted"):
+        return None
+    if c["engine"] == "lsm":
+        return -0.5 - 0.1 * c["cache"]
+    return -(0.1 + 0.5 * (not c["sync"]) + 0.4 * c["writemap"]) - 0.01 * c["readahead"]
+
+
+def test_first_new_counts_distinct_rows_not_copies_of_a_tried_config():
+    space = _engines_space()
+    tuner = ForestBayesOpt(space, seed=0)
+    tried = {"engine": "btree", "sync": True, "writemap": False, "readahead": True, "map_mib": 64}
+    tuner.tell(tuner.ask(), Result.complete(1.0))  # something in the history
+    tuner.enqueue(tried)
+    tuner.tell(tuner.ask(), Result.complete(0.5))
+    fresh = {"engine": "btree", "sync": False, "writemap": False, "readahead": True, "map_mib": 64}
+    rows = tuner.encoder.snap(np.array([space.encode(tried)] * 300 + [space.encode(fresh)]))
+    assert tuner._first_new(np.arange(len(rows)), rows) == space.validate(fresh)
+
+
+def test_forest_bo_never_re_proposes_a_tried_config_in_a_space_of_few_configs():
+    """The refined candidates collapse onto the incumbent; the fallback once re-drew failed configs at random."""
+    space = _engines_space()
+    for seed in range(3):
+        tuner = ForestBayesOpt(space, seed=seed, surrogate_options={"n_estimators": 20})
+        _run(tuner, _engines_loss, 30)
+        keys = [space.config_key(t.config) for t, _ in tuner.history]
+        assert len(keys) == len(set(keys)), seed  # a failed hash or sorted config among the repeats, before
+
+
+def test_re_runs_of_one_config_do_not_use_up_the_initial_design():
+    """Intensification's re-runs reach the tuner as warm starts of the same config: one point of the design, not six."""
+    space = _engines_space()
+    tuner = ForestBayesOpt(space, seed=0, n_initial=5, random_fraction=0.0)
+    default = space.default()
+    tuner.warm_start([(default, Result.complete(-0.3))] * 6, keep=False)
+    tuner.warm_start([({"engine": "lsm", "cache": 0.5}, Result.complete(-0.55))], keep=False)
+    for expected in (1, 2, 3):
+        tuner.tell(tuner.ask(), Result.complete(0.0))
+        assert tuner._design_used == expected  # the design, not the model (which needs 5 distinct configs)
+
+
+def test_forest_bo_interleaves_random_configs_after_the_design():
+    space = _engines_space()
+    seen_model = []
+    for fraction in (0.0, 1.0):
+        tuner = ForestBayesOpt(space, seed=1, n_initial=5, random_fraction=fraction,
+                               surrogate_options={"n_estimators": 10})
+        original = tuner._model_point
+        calls = []
+        tuner._model_point = lambda c, l: calls.append(1) or original(c, l)
+        _run(tuner, _engines_loss, 12)
+        seen_model.append(len(calls))
+        keys = [space.config_key(t.config) for t, _ in tuner.history]
+        assert len(keys) == len(set(keys))
+    assert seen_model == [7, 0]  # 12 asks, 5 from the design; with fraction 1 none of the rest asks the model
+    assert ForestBayesOpt(space).random_fraction == 0.2 and BayesOpt(space).random_fraction == 0.0
+    with pytest.raises(ValueError, match="random_fraction"):
+        ForestBayesOpt(space, random_fraction=1.5)
