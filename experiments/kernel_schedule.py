@@ -42,6 +42,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from autosys_adapters.kernels.system import KernelSchedule  # noqa: E402
+from autosys_adapters.kernels.peak import peak  # noqa: E402
 from autosys_adapters.kernels.cost_model import KernelCostModel, KernelRecord  # noqa: E402
 from autosys.core.trial import Result  # noqa: E402
 from autosys.tuners.model_guided import ModelGuidedTuner  # noqa: E402
@@ -190,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
                                        gflops=float("nan") if gflops is None else gflops, config=c2))
 
     print("3) side by side: tuned vs numpy vs naive, interleaved in one process per thread count", flush=True)
+    ceiling = peak()
     summary = []
     for label, (op, shape) in SHAPES.items():
         row: dict[str, Any] = {"shape": label, "op": op, "dims": shape}
@@ -211,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
                 row[f"{name}_{threads}t"] = k.get("gflops", float("nan"))
                 row[f"{name}_{threads}t_spread"] = k.get("spread", float("nan"))
                 row[f"{name}_{threads}t_best"] = k.get("best_gflops", float("nan"))
+        row["peak_1t"], row["peak_2t"] = ceiling.gflops(1), ceiling.gflops(2)
+        row["tuned_share_of_peak_1t"] = row.get("tuned_1t", float("nan")) / row["peak_1t"]
+        row["tuned_share_of_peak_2t"] = row.get("tuned_2t", float("nan")) / row["peak_2t"]
         row["tuned_vs_numpy_1t"] = row.get("tuned_1t", float("nan")) / row["numpy_1t"]
         row["tuned_vs_numpy_2t"] = row.get("tuned_2t", float("nan")) / row["numpy_2t"]
         row["tuned_vs_naive_1t"] = row.get("tuned_1t", float("nan")) / row["naive_1t"]
@@ -251,8 +256,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"GFLOP/s, measured side by side ({'quick' if args.quick else 'full'} run, {time.perf_counter() - t0:.0f} s;"
           f" load average at start {load0[0]:.1f}, at end {load[0]:.1f} on {os.cpu_count()} CPUs)")
     print("median of 7 samples; 1 thread: thread CPU time; 2 threads: wall time (best sample in *_2t_best)")
-    cols = ["shape", "naive_1t", "tuned_1t", "numpy_1t", "tuned_vs_numpy_1t", "tuned_2t", "numpy_2t", "tuned_vs_numpy_2t",
-            "tuned_2t_best", "numpy_2t_best", "tuned_vs_naive_1t"]
+    print(f"measured fp32 peak ({ceiling.isa}): {ceiling.gflops(1):.1f} GFLOP/s on one core, {ceiling.gflops(2):.1f} on two "
+          "(adapters/kernels/peak.py)")
+    cols = ["shape", "naive_1t", "tuned_1t", "numpy_1t", "peak_1t", "tuned_vs_numpy_1t", "tuned_2t", "numpy_2t", "peak_2t",
+            "tuned_vs_numpy_2t", "tuned_2t_best", "numpy_2t_best", "tuned_vs_naive_1t"]
     print(summary_df[cols].to_string(index=False, float_format=lambda x: f"{x:.2f}"))
     print()
     print(f"512^3: trials to reach 90% of the best found ({best512:.1f} GFLOP/s, target {target:.1f}); "

@@ -724,7 +724,7 @@ def _conv2d_nk_direct_source(shape: tuple[int, ...], schedule: Mapping[str, Any]
     pq, crs = d.p * d.q, d.c * d.r * d.s
     nc = min(-(-int(gemm["nc"]) // nr) * nr, -(-d.k // nr) * nr)
     kc = min(int(gemm["kc"]), crs)
-    par = f"#pragma omp parallel for num_threads({threads}) schedule(static)" if threads > 1 else ""
+    omp = (lambda pragma: pragma) if threads > 1 else (lambda pragma: "")  # noqa: E731
     b_panel = [
         "int j = 0;",
         f"for (; j < w; ++j) {{ const float *src = B + (long)(j0 + j) * {crs} + pc;",
@@ -744,12 +744,16 @@ def _conv2d_nk_direct_source(shape: tuple[int, ...], schedule: Mapping[str, Any]
         "void kernel(const float *restrict A, const float *restrict B, float *restrict Cout) {",
         "  (void)B;",
         f"  if (!prod) prod = aligned_alloc(64, {-(-(pq * d.k * 4) // 64) * 64});",
+        # one parallel region per call: every block's rows split alike (static schedule, same trip count), so a
+        # thread accumulates only into rows it wrote itself and needs no barrier until the transpose
+        omp(f"  #pragma omp parallel num_threads({threads})"),
+        "  {",
         f"  for (int n = 0; n < {d.n}; ++n) {{",
         f"    const float *in = A + (long)n * {d.c * d.h * d.w};",
         "    for (int jc = 0; jc < N; jc += NC) { const int nb = MIN(NC, N - jc);",
         "      for (int pc = 0; pc < K; pc += KC) { const int kb = MIN(KC, K - pc);",
         "        const float *bblock = wpack + prepacked_block(jc, pc);",
-        "        " + par,
+        omp("        #pragma omp for schedule(static) nowait"),
         f"        for (int p = 0; p < {d.p}; ++p)",
         f"          for (int q0 = 0; q0 < {d.q}; q0 += MR) {{",
         f"            const int mv = MIN(MR, {d.q} - q0);",
@@ -761,12 +765,14 @@ def _conv2d_nk_direct_source(shape: tuple[int, ...], schedule: Mapping[str, Any]
         "          }",
         "      }",
         "    }",
+        omp("    #pragma omp barrier"),
         f"    float *o = Cout + (long)n * {d.k * pq};",
-        "    " + par,
+        omp("    #pragma omp for schedule(static)"),
         "    for (int k0 = 0; k0 < N; k0 += 32)",
         "      for (int x0 = 0; x0 < M; x0 += 32)",
         "        for (int k = k0; k < MIN(k0 + 32, N); ++k)",
         "          for (int x = x0; x < MIN(x0 + 32, M); ++x) o[(long)k * M + x] = prod[(long)x * N + k];",
+        "  }",
         "  }",
         "}",
     ]
