@@ -1,7 +1,8 @@
 """Tuned kernel schedules vs numpy (OpenBLAS) and a naive loop; model-guided vs random search.
 
-For matmul 256^3, 512^3, 1024^3, a non-square dense layer and one ResNet-style
-conv2d, on this machine, in one run:
+For matmul 256^3, 512^3, 1024^3, three non-square shapes (a dense layer, a
+skinny and a tall product) and one ResNet-style conv2d, on this machine, in
+one run, every GFLOP/s beside the measured fp32 peak:
 
 * GFLOP/s of the best schedule found (the search's top schedules measured
   again, side by side, best median wins), numpy on the same shape and thread
@@ -50,7 +51,7 @@ from autosys.tuners.random_search import RandomSearch  # noqa: E402
 
 RESULTS = ROOT / "experiments" / "results"
 
-FULL = dict(seeds=5, budget_256=30, budget_512=30, budget_ns=12, budget_1024=20, budget_conv=20, top=3)
+FULL = dict(seeds=5, budget_256=30, budget_512=30, budget_ns=20, budget_1024=20, budget_conv=20, top=3)
 QUICK = dict(seeds=2, budget_256=8, budget_512=12, budget_ns=6, budget_1024=5, budget_conv=8, top=1)
 #: random configs before the model-guided tuner trusts its model (the tuner's generic default is 8)
 N_INITIAL = 5
@@ -60,6 +61,8 @@ SHAPES = {
     "mm512": ("matmul", "512,512,512"),
     "mm128x1000x512": ("matmul", "128,1000,512"),
     "mm1024": ("matmul", "1024,1024,1024"),
+    "mm32x4096x1024": ("matmul", "32,4096,1024"),  # skinny: a few rows (a small batch through a wide layer)
+    "mm4096x32x1024": ("matmul", "4096,32,1024"),  # tall: a few columns
     "conv64x56": ("conv2d", "1,64,58,58,64,3,3"),
 }
 
@@ -156,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     print("1) tuning, one thread", flush=True)
     tuners: dict[str, list[ModelGuidedTuner]] = {}
     # the knowledge base: a model-guided study at 256^3, then 1024^3 warm-started from it;
-    # their trials warm-start 512^3 (a shape neither saw) and the non-square shape
+    # their trials warm-start 512^3 (a shape neither saw) and the non-square shapes
     t256 = model_tuner(bench.system("mm256"), seed=100)
     bench.run("mm256", t256, plan["budget_256"], "model", 100)
     t1024 = model_tuner(bench.system("mm1024"), seed=100, prior=[t256], epsilon=0.05)
@@ -174,18 +177,18 @@ def main(argv: list[str] | None = None) -> int:
     for seed in seeds:
         warm = model_tuner(sys512, seed, prior=tuners["other shapes"], epsilon=0.05)
         search["model+transfer"].append(bench.run("mm512", warm, plan["budget_512"], "model+transfer", seed))
-    # the non-square shape: model-guided, warm-started from every square matmul study so far
+    # the non-square shapes: model-guided, warm-started from every square matmul study so far
     mm_prior = tuners["other shapes"] + tuners["mm512"]
-    bench.run("mm128x1000x512", model_tuner(bench.system("mm128x1000x512"), 0, prior=mm_prior, epsilon=0.05),
-              plan["budget_ns"], "model+transfer", 0)
+    for label in ("mm128x1000x512", "mm32x4096x1024", "mm4096x32x1024"):  # the non-square shapes
+        bench.run(label, model_tuner(bench.system(label), 0, prior=mm_prior, epsilon=0.05), plan["budget_ns"],
+                  "model+transfer", 0)
     bench.run("conv64x56", model_tuner(bench.system("conv64x56"), 0), plan["budget_conv"], "model", 0)
 
     print("2) two threads: the best one-thread schedules with each way of splitting the work", flush=True)
     for label in SHAPES:
         system2 = bench.system(label, 2)
         for _, config in bench.best_configs(label, 1, plan["top"]):
-            for par in system2.space()["par"].choices:
-                c2 = dict(config, par=par)
+            for c2 in ways_to_split(system2.space(), config):
                 gflops = bench.measure(label, 2, c2)
                 bench.rows.append(dict(shape=label, threads=2, tuner="par-sweep", seed=0, trial=0,
                                        gflops=float("nan") if gflops is None else gflops, config=c2))
@@ -280,6 +283,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"target: tuned matmul at 512 >= 80% of numpy single-thread -> {r512['tuned_vs_numpy_1t']:.0%}")
     print(f"wrote {out}/kernel_schedule_{{summary,search,trials}}.csv and kernel_schedule.png")
     return 0
+
+
+def ways_to_split(space2, config: dict) -> list[dict]:
+    """A one-thread schedule with each way of splitting its work that the two-thread space offers for it
+    (`par`, or a conv2d matmul's `gemm_par`; none to choose: the schedule as it is)."""
+    for knob in ("par", "gemm_par"):
+        if knob in space2 and space2.is_active(knob, {**config, knob: space2[knob].choices[0]}):
+            return [dict(config, **{knob: choice}) for choice in space2[knob].choices]
+    return [dict(config)]
 
 
 def _plot(summary: pd.DataFrame, search: dict[str, list[list[float]]], best: float, path: Path) -> None:

@@ -65,6 +65,18 @@ def test_space_encodes_register_limits_and_every_sample_generates(op, shape, thr
     assert widths == {len(system.feature_names())}
 
 
+def test_omp_wait_policies_reach_the_worker_environment():
+    from autosys_adapters.kernels.runner import child_env
+
+    inherited = {"OMP_WAIT_POLICY": "PASSIVE", "PATH": "/bin"}
+    spin = child_env(KernelSchedule(threads=2)._spec([]), base=inherited)  # the default: libgomp's spin, then sleep
+    assert "OMP_WAIT_POLICY" not in spin and spin["GOMP_SPINCOUNT"] == "300000" and spin["OMP_NUM_THREADS"] == "2"
+    assert child_env(KernelSchedule(omp_wait="active")._spec([]), base=inherited)["OMP_WAIT_POLICY"] == "ACTIVE"
+    assert child_env(KernelSchedule(omp_wait="passive")._spec([]), base={})["OMP_WAIT_POLICY"] == "PASSIVE"
+    with pytest.raises(ValueError, match="omp_wait must be one of spin, passive, active"):
+        KernelSchedule(omp_wait="yield")
+
+
 def test_conv2d_space_offers_both_algorithms_and_a_strided_shape_only_gemm():
     plain = KernelSchedule(op="conv2d", shape="1,4,10,10,4,3,3")
     assert plain.space()["algo"].choices == ("direct", "gemm") and plain.default()["algo"] == "gemm"

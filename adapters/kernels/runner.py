@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 _REPO = str(Path(__file__).resolve().parents[2])
 
@@ -27,20 +27,30 @@ class KernelTimeout(TimeoutError):
     """The kernel (or its compilation) ran past the trial's deadline."""
 
 
-def run_spec(spec: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
-    """Run `autosys_adapters.kernels.worker` on `spec`; return its parsed report or raise."""
+def child_env(spec: dict[str, Any], base: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """The worker's environment: `base`, the thread counts, and the spec's `env` (a None value removes the variable)."""
     threads = str(int(spec.get("threads", 1)))
     # BLAS gets the thread count only when numpy is what is being timed: idle OpenBLAS workers
     # spin for a while after each call and would steal the cores of the OpenMP kernel under test
     blas = threads if any(k.get("kind") == "numpy" for k in spec.get("kernels", [])) else "1"
-    env = dict(os.environ)
+    env = dict(base)
     env.update(
         OMP_NUM_THREADS=threads,
         OPENBLAS_NUM_THREADS=blas,
         MKL_NUM_THREADS=blas,
         PYTHONPATH=os.pathsep.join(p for p in (_REPO, env.get("PYTHONPATH", "")) if p),
     )
-    env.update({str(k): str(v) for k, v in (spec.get("env") or {}).items()})
+    for key, value in (spec.get("env") or {}).items():  # None: the variable is removed (left to the library)
+        if value is None:
+            env.pop(str(key), None)
+        else:
+            env[str(key)] = str(value)
+    return env
+
+
+def run_spec(spec: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
+    """Run `autosys_adapters.kernels.worker` on `spec`; return its parsed report or raise."""
+    env = child_env(spec)
     proc = subprocess.Popen(
         [sys.executable, "-m", "autosys_adapters.kernels.worker"],
         stdin=subprocess.PIPE,

@@ -35,6 +35,14 @@ from autosys.core.space import Bool, Categorical, Condition, Config, Constraint,
 from autosys.core.system import Measurement, Objective, System, SystemUnavailable
 from autosys.core.monitor import Monitor, host_monitors
 
+#: OpenMP wait policies -> the worker's environment (None: unset, libgomp decides)
+OMP_WAITS = {
+    "spin": {"OMP_WAIT_POLICY": None, "GOMP_SPINCOUNT": "300000"},  # libgomp's default, stated
+    "passive": {"OMP_WAIT_POLICY": "PASSIVE"},
+    "active": {"OMP_WAIT_POLICY": "ACTIVE"},
+}
+
+
 def _fits_registers(rows: str, vecs: str):
     def check(config: Config) -> bool:
         if rows not in config:  # the knobs of an inactive branch (conv2d's other algorithm)
@@ -68,7 +76,9 @@ class KernelSchedule(System):
         backend: cpu (generated C, gcc) or triton (a GPU; matmul only).
         cache_dir: where compiled kernels are kept (none = the default cache folder).
         seed: seeds the kernel's input data.
-        omp_wait: OpenMP waiting policy between parallel regions, passive or active.
+        omp_wait: how idle OpenMP threads wait between parallel regions (`OMP_WAIT_POLICY`): spin (libgomp's
+            own default, as OpenBLAS's threads do: spin a while, then sleep), passive (sleep at once) or active
+            (spin always; on a busy host a spinning barrier waits for a descheduled thread).
     """
 
     name = "kernel"
@@ -84,7 +94,7 @@ class KernelSchedule(System):
         backend: str = "cpu",
         cache_dir: str | None = None,
         seed: int = 0,
-        omp_wait: str = "passive",
+        omp_wait: str = "spin",
     ):
         self.op = op
         self.shape = parse_shape(op, shape)
@@ -94,8 +104,8 @@ class KernelSchedule(System):
             raise ValueError(f"repeats must be at least 1, got {repeats}")
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, got {timeout}")
-        if omp_wait not in ("passive", "active"):
-            raise ValueError(f"omp_wait must be 'passive' or 'active', not {omp_wait!r}")
+        if omp_wait not in OMP_WAITS:
+            raise ValueError(f"omp_wait must be one of {', '.join(OMP_WAITS)}, not {omp_wait!r}")
         self.omp_wait = omp_wait
         if backend not in ("cpu", "triton"):
             raise ValueError(f"unknown backend {backend!r}; choose 'cpu' or 'triton'")
@@ -176,8 +186,10 @@ class KernelSchedule(System):
         gemm = Condition("algo", ("gemm",))
         params.append(Categorical("gemm_layout", codegen.GEMM_LAYOUTS, default="nk_direct", condition=gemm))
         # nk packs both operands always (it reads them only through its panels); nk_direct packs only the
-        # weights, reads the input in place and walks the output row by row: no row blocking or loop order
-        only = {"pack_a": ("kn",), "pack_b": ("kn",), "mc": ("kn", "nk"), "order": ("kn", "nk"), "inner": ("kn", "nk")}
+        # weights, reads the input in place and walks the output row by row, its threads splitting the rows:
+        # no row blocking, loop order or way of splitting to choose
+        only = {"pack_a": ("kn",), "pack_b": ("kn",), "mc": ("kn", "nk"), "order": ("kn", "nk"), "inner": ("kn", "nk"),
+                "par": ("kn", "nk")}
         params += [_renamed(p, codegen.GEMM_PREFIX + p.name,
                             Condition("gemm_layout", only[p.name]) if p.name in only else gemm)
                    for p in self._matmul_space() if p.name != "isa"]
@@ -238,9 +250,11 @@ class KernelSchedule(System):
             # a schedule that takes gcc this long (autovec + deep unroll: up to a minute here) fails early
             "compile_timeout": max(5.0, self.timeout / 3),
             "kernels": kernels,
-            # idle OpenMP threads sleep instead of spinning: on a shared, oversubscribed host a spinning
-            # barrier waits for a descheduled thread (measured here: 60+ vs about 1 GFLOP/s at 2 threads)
-            "env": {"OMP_WAIT_POLICY": self.omp_wait.upper()},
+            # how idle OpenMP threads wait (OMP_WAITS): always spinning, on a shared, oversubscribed host a
+            # barrier waits for a descheduled thread (measured here: 60+ vs about 1 GFLOP/s at 2 threads);
+            # always sleeping, each call pays the threads' wake-up (0.65-0.93x OpenBLAS at 2 threads, which
+            # spins a while, then sleeps, as libgomp's own default does: 1.03-1.3x)
+            "env": OMP_WAITS[self.omp_wait],
         }
 
     def measure_sources(self, sources: dict[str, str], numpy: bool = False, repeats: int | None = None,
