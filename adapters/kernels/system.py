@@ -252,8 +252,8 @@ class KernelSchedule(System):
             "kernels": kernels,
             # how idle OpenMP threads wait (OMP_WAITS): always spinning, on a shared, oversubscribed host a
             # barrier waits for a descheduled thread (measured here: 60+ vs about 1 GFLOP/s at 2 threads);
-            # always sleeping, each call pays the threads' wake-up (0.65-0.93x OpenBLAS at 2 threads, which
-            # spins a while, then sleeps, as libgomp's own default does: 1.03-1.3x)
+            # always sleeping, each call pays the threads' wake-up (0.65-0.93x OpenBLAS at 2 threads, whose
+            # threads spin a while, then sleep, as libgomp's own default does: 1.04-1.17x with it)
             "env": OMP_WAITS[self.omp_wait],
         }
 
