@@ -572,10 +572,20 @@ void kernel(const float *restrict A, const float *restrict B, float *restrict O)
     )
 
 
+#: what each gemm layout fixes rather than tunes: nk reads both operands only through packed panels; nk_direct packs
+#: only the weights and walks the output row by row (no row blocking or loop order to choose)
+GEMM_LAYOUT_FIXED = {
+    "kn": {},
+    "nk": {"pack_a": True, "pack_b": True},
+    "nk_direct": {"pack_a": False, "pack_b": True, "mc": 16, "order": "jpi", "inner": "ji"},
+}
+
+
 def gemm_schedule(schedule: Mapping[str, Any]) -> dict[str, Any]:
-    """The matmul schedule inside a gemm conv2d schedule: its `gemm_*` knobs, unprefixed, and the shared isa."""
+    """The matmul schedule inside a gemm conv2d schedule: its `gemm_*` knobs, unprefixed, the shared isa, and
+    what its layout fixes (`GEMM_LAYOUT_FIXED`)."""
     inner = {k[len(GEMM_PREFIX):]: v for k, v in schedule.items() if k.startswith(GEMM_PREFIX)}
-    return {"isa": schedule["isa"], **inner}
+    return {"isa": schedule["isa"], **inner, **GEMM_LAYOUT_FIXED.get(inner.get("layout", "kn"), {})}
 
 
 def conv2d_gemm_source(shape: tuple[int, ...], schedule: Mapping[str, Any], threads: int = 1) -> str:
@@ -649,7 +659,7 @@ def conv2d_gemm_source(shape: tuple[int, ...], schedule: Mapping[str, Any], thre
 def _conv2d_gemm_nk_source(shape: tuple[int, ...], schedule: Mapping[str, Any], threads: int) -> str:
     """The `nk` layout of `conv2d_gemm_source`: implicit im2col in the A panels, transposed weights in the B panels."""
     d = conv_dims(shape)
-    gemm = dict(gemm_schedule(schedule), pack_a=True, pack_b=True)  # both operands exist only as packed panels
+    gemm = gemm_schedule(schedule)  # both operands exist only as packed panels
     _check(gemm, MATMUL_KEYS, "conv2d gemm")
     pq, crs = d.p * d.q, d.c * d.r * d.s
     # A[i = output pixel, k = (c, r, s)] = in[c][p*stride + r][q*stride + s]: offsets of the panel's pixels
@@ -718,7 +728,7 @@ def _conv2d_gemm_nk_source(shape: tuple[int, ...], schedule: Mapping[str, Any], 
 def _conv2d_nk_direct_source(shape: tuple[int, ...], schedule: Mapping[str, Any], threads: int) -> str:
     """The `nk_direct` layout of `conv2d_gemm_source`: out^T[PQ, K] tile by tile, A read in place through tap offsets."""
     d = conv_dims(shape)
-    gemm = dict(gemm_schedule(schedule), pack_a=False, pack_b=True, mc=16, order="jpi", inner="ji")
+    gemm = gemm_schedule(schedule)
     _check(gemm, MATMUL_KEYS, "conv2d gemm")
     mr, nr = int(gemm["mr"]), int(gemm["nv"]) * VECTOR_LANES[gemm["isa"]]
     pq, crs = d.p * d.q, d.c * d.r * d.s

@@ -108,12 +108,7 @@ def conv2d_features(shape: Sequence[int], s: Mapping[str, Any], threads: int = 1
     layout = s.get("gemm_layout", "kn") if gemm else None
     nk = layout in ("nk", "nk_direct")
     gemm_shape = (d.p * d.q, d.k, d.c * d.r * d.s) if nk else (d.k, d.p * d.q, d.c * d.r * d.s)
-    if layout == "nk":
-        inner = dict(gemm_schedule(s), pack_a=True, pack_b=True)
-    elif layout == "nk_direct":  # what the generator fixes (codegen._conv2d_nk_direct_source)
-        inner = dict(gemm_schedule(s), pack_a=False, pack_b=True, mc=16, order="jpi", inner="ji")
-    else:
-        inner = gemm_schedule(s) if gemm else _GEMM_NAMES
+    inner = gemm_schedule(s) if gemm else _GEMM_NAMES
     gemm_f = matmul_features(gemm_shape, inner, threads)
     f = {"algo=gemm": float(gemm), "log_stride": _log2(d.stride)}
     f.update(_onehot("gemm_layout", layout, GEMM_LAYOUTS))

@@ -59,11 +59,6 @@ def _row_tile(width: int, isa: str, vectors: int) -> int:
     return min(fits, key=lambda mr: (-(-width // mr) * mr - width, -mr))
 
 
-def _renamed(param, name: str, condition: Condition):
-    """A copy of a matmul knob under the conv2d gemm branch's name, active only in that branch."""
-    return dataclasses.replace(param, name=name, condition=condition)
-
-
 class KernelSchedule(System):
     """Schedules of a generated C matmul / conv2d kernel, measured in GFLOP/s (higher is better).
 
@@ -185,13 +180,11 @@ class KernelSchedule(System):
                 params.append(Categorical("par", ("k", "p"), default="k", condition=direct))
         gemm = Condition("algo", ("gemm",))
         params.append(Categorical("gemm_layout", codegen.GEMM_LAYOUTS, default="nk_direct", condition=gemm))
-        # nk packs both operands always (it reads them only through its panels); nk_direct packs only the
-        # weights, reads the input in place and walks the output row by row, its threads splitting the rows:
-        # no row blocking, loop order or way of splitting to choose
-        only = {"pack_a": ("kn",), "pack_b": ("kn",), "mc": ("kn", "nk"), "order": ("kn", "nk"), "inner": ("kn", "nk"),
-                "par": ("kn", "nk")}
-        params += [_renamed(p, codegen.GEMM_PREFIX + p.name,
-                            Condition("gemm_layout", only[p.name]) if p.name in only else gemm)
+        # a knob a layout fixes (codegen.GEMM_LAYOUT_FIXED) is not searched in that layout
+        only = {knob: tuple(lay for lay in codegen.GEMM_LAYOUTS if knob not in codegen.GEMM_LAYOUT_FIXED[lay])
+                for fixed in codegen.GEMM_LAYOUT_FIXED.values() for knob in fixed}
+        only["par"] = ("kn", "nk")  # nk_direct's threads always split the output rows
+        params += [p.renamed(codegen.GEMM_PREFIX + p.name, Condition("gemm_layout", only[p.name]) if p.name in only else gemm)
                    for p in self._matmul_space() if p.name != "isa"]
         # nk_direct's register tile covers output pixels of one row: by default the tile that wastes least of it
         i = next(i for i, p in enumerate(params) if p.name == "gemm_mr")

@@ -506,15 +506,9 @@ class EngineSpec:
             cond = knob.condition
             # a knob already conditional on a sibling keeps that (prefixed); the sibling carries the engine
             new_cond = own if cond is None else Condition(f"{self.name}_{cond.parent}", cond.values)
-            out.append(_renamed(knob, f"{self.name}_{knob.name}", new_cond))
+            out.append(knob.renamed(f"{self.name}_{knob.name}", new_cond))
         return out
 
-
-def _renamed(param: Param, name: str, condition: Condition) -> Param:
-    data = dict(param.__dict__)
-    data["name"] = name
-    data["condition"] = condition
-    return type(param)(**data)
 
 
 ENGINES: dict[str, EngineSpec] = {

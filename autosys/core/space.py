@@ -107,6 +107,10 @@ class Param:
     def to_skopt(self):
         raise NotImplementedError
 
+    def renamed(self, name: str, condition: "Condition | None") -> "Param":
+        """This parameter under another name and condition (an engine's or an algorithm's knobs, prefixed)."""
+        return replace(self, name=name, condition=condition)
+
     def to_json(self) -> dict:
         data = {"kind": self.kind, "name": self.name}
         for key, value in self.__dict__.items():
