@@ -649,14 +649,24 @@ class Space:
             config[name] = param.default_value()
         return config
 
-    def sample(self, rng: np.random.Generator, max_tries: int = 10_000) -> Config:
-        """A random valid config (rejection sampling for constraints)."""
+    def sample(
+        self,
+        rng: np.random.Generator,
+        max_tries: int = 10_000,
+        draw: Callable[[Param, np.random.Generator], Any] | None = None,
+    ) -> Config:
+        """A random valid config (rejection sampling for constraints).
+
+        draw: how one active parameter's value is drawn (default `param.sample`);
+        `autosys.core.stratified.ChoiceDecks` deals choices from decks instead.
+        """
+        draw = draw or (lambda param, generator: param.sample(generator))
         for _ in range(max_tries):
             config: Config = {}
             for name, param in self.params.items():
                 if param.condition is not None and not param.condition.holds(config):
                     continue
-                config[name] = param.sample(rng)
+                config[name] = draw(param, rng)
             if self.satisfies_constraints(config):
                 return config
         raise InvalidConfig(f"no config satisfying the constraints found in {max_tries} samples")

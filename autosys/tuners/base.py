@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Mapping, Sequence
 import numpy as np
 
 from autosys.core.space import Config, InvalidConfig, Space
+from autosys.core.stratified import ChoiceDecks
 from autosys.core.trial import Result, Trial, TrialState
 
 
@@ -45,6 +46,8 @@ class Tuner(ABC):
         self.history: list[tuple[Trial, Result]] = []
         #: warm starts the saved state keeps itself: (their index in `history`, config, result)
         self._kept: list[tuple[int, Config, Result]] = []
+        #: the choice knobs' decks that `sample_unseen` deals from (stratified random sampling)
+        self.decks = ChoiceDecks()
 
     # --- public API
     def ask(self) -> Trial:
@@ -120,12 +123,13 @@ class Tuner(ABC):
 
     def sample_unseen(self, seen: set[str], tries: int) -> Config:
         """A random config whose `space.config_key` is not in `seen`, drawn up to `tries` times more
-        (a small or exhausted space may still give a seen one)."""
-        config = self.space.sample(self.rng)
+        (a small or exhausted space may still give a seen one). Choice knobs are dealt from
+        `decks`, so each of their values comes up equally often within its branch."""
+        config = self.decks.sample(self.space, self.rng)
         for _ in range(tries):
             if self.space.config_key(config) not in seen:
                 break
-            config = self.space.sample(self.rng)
+            config = self.decks.sample(self.space, self.rng)
         return config
 
     @abstractmethod
@@ -142,7 +146,7 @@ class Tuner(ABC):
     def state_dict(self) -> dict:
         """What a saved tuner needs beyond its history (which the caller keeps, e.g. as a study's trials).
 
-        The random state, the next trial number, the queue, the pending trials
+        The random state, the choice decks, the next trial number, the queue, the pending trials
         (so they can still be told), the warm starts that exist nowhere else
         (`warm_start(keep=True)`) and the subclass's `_extra_state()`.
         """
@@ -156,6 +160,7 @@ class Tuner(ABC):
             "queue": [[c, s] for c, s in self._queue],
             "pending": [_trial_json(t) for t in self.pending.values()],
             "kept": [[i, c, _result_json(r)] for i, c, r in self._kept],
+            "decks": self.decks.state_dict(),
             "extra": self._extra_state(),
         }
 
@@ -180,6 +185,7 @@ class Tuner(ABC):
         self.rng.bit_generator.state = state["rng"]
         self._next_number = state["next_number"]
         self._queue = [(dict(c), s) for c, s in state["queue"]]
+        self.decks = ChoiceDecks(state.get("decks"))  # none in a state saved before decks: fresh ones
         self.history = []
         self.pending = {}
         self._kept = []

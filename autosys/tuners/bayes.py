@@ -225,6 +225,13 @@ class BayesOpt(Tuner):
             u = design[self._design_used]
             self._design_used += 1
             config = self.space.decode(u)
+            if self.space.is_conditional:
+                # the hypercube stratifies each column over the whole design, not within a branch:
+                # a branch's own choice knobs are dealt from decks (two LMDB rows could both have sync on)
+                try:
+                    config = self.decks.sample(self.space, self.rng, keep=config)
+                except InvalidConfig:
+                    continue
             if self.space.satisfies_constraints(config) and self.space.config_key(config) not in seen:
                 return self.space.validate(config)
         return self._fresh_sample()
