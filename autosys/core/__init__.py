@@ -1,5 +1,5 @@
 """The contracts everything else is built on: the search space, trials, the system contract,
-its public spec, the registry that finds systems by name, turning one evaluation into an outcome,
+its public spec, stratified random draws of choice knobs (`stratified`), the registry that finds systems by name, turning one evaluation into an outcome,
 and metric units and number formatting (`units`), and the monitor contract with the host and
 process monitors every system has (`monitor`).
 
