@@ -3,6 +3,7 @@
     .venv/bin/python experiments/db_servers.py [--quick] [--servers postgres,mysql]
         [--workloads sysbench-read-only,sysbench-read-write,sysbench-write-only,analytic]
         [--budget 30] [--long-budget 0] [--rounds 5] [--seconds 600] [--warmup 60] [--rate-fraction 0.7]
+        [--pg-private] [--tag TAG]
 
 For each server and workload (issue 18):
   1. a study of `--budget` trials with the default tuner, durability on (the
@@ -34,14 +35,26 @@ row whose windows saw fewer is marked. Every server setting is restored
 afterwards (the adapters snapshot and restore; a SIGKILL is repaired by the
 next run), and cached datasets are kept for the next run (keep_dataset).
 
-Writes experiments/results/db_servers.csv and db_servers.png.
+PostgreSQL's restart-only knobs (`shared_buffers`, `wal_buffers`) need a
+restart, and the shared server is never restarted: `--pg-private` runs the
+PostgreSQL arms on a private cluster instead (adapters/dbserver/private.py:
+initdb defaults, durable, its own port, created once for the whole run,
+stopped and deleted at the end), restart allowed; the study, the expert arm
+and every measuring object use its url. Its rows say `cluster` = "private
+initdb defaults" (else "shared").
+
+Writes experiments/results/db_servers[_TAG][_quick].csv, db_servers_headroom[_TAG][_quick].csv
+and db_servers[_TAG][_quick].png; `--pg-private` without `--tag` tags them `pg_private`, so a
+private run never overwrites the shared server's results.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -68,6 +81,12 @@ WORKLOAD_TYPES = {"sysbench-read-only": "oltp", "sysbench-read-write": "oltp", "
 
 #: workloads run by autosys's own Python clients (closed loop only): no fixed offered load, p99 from the closed-loop windows
 CLOSED_LOOP_ONLY = {"analytic"}
+#: the `cluster` column: where a server's rows were measured
+SHARED, PRIVATE = "shared", "private initdb defaults"
+
+
+def cluster_of(server: str, args) -> str:
+    return PRIVATE if server == "postgres" and getattr(args, "pg_cluster", None) is not None else SHARED
 
 
 def server_options(server: str, workload: str, args, **extra: Any) -> dict:
@@ -80,6 +99,12 @@ def server_options(server: str, workload: str, args, **extra: Any) -> dict:
         options["knobs"] = args.knobs
     if args.restart_command.get(server):
         options.update(allow_restart=True, restart_command=args.restart_command[server])
+    cluster = getattr(args, "pg_cluster", None)
+    if server == "postgres" and cluster is not None:
+        # the private cluster: its url for every object (study, expert arm, measuring), restarts allowed, and the
+        # restore state beside it (deleted with it)
+        options.update(url=cluster.url, allow_restart=True, restart_command=cluster.restart_command,
+                       state_file=str(cluster.directory / "restore-state.json"))
     return options
 
 
@@ -138,7 +163,8 @@ def run_pair(server: str, workload: str, args) -> list[dict]:
         expert = expert_arm(tuning, workload)
         if expert is not None:
             arms["expert"] = expert
-        study_dir = Path(args.work) / f"{server}-{workload}"
+        private = "-private" if cluster_of(server, args) == PRIVATE else ""
+        study_dir = Path(args.work) / f"{server}{private}-{workload}"
         arms["autosys"], seconds = tuned_arm(tuning, study_dir, args.budget, args.seed)
         print(f"  {server} {workload}: {args.budget}-trial study took {seconds:.0f} s", flush=True)
         if args.long_budget:
@@ -186,7 +212,7 @@ def run_pair(server: str, workload: str, args) -> list[dict]:
         s_ = samples[name]
         t, p = gain(s_["throughput"], base["throughput"], True), gain(s_["p99_ms"], base["p99_ms"], False)
         checkpoints = np.asarray(s_["checkpoints"], dtype=float)
-        rows.append({"server": server, "workload": workload, "arm": name, "rate": rate,
+        rows.append({"server": server, "cluster": cluster_of(server, args), "workload": workload, "arm": name, "rate": rate,
                      "throughput": float(np.median(s_["throughput"])), "p99_ms": float(np.median(s_["p99_ms"])),
                      "checkpoints_per_window": float(np.nanmedian(checkpoints)) if np.isfinite(checkpoints).any() else math.nan,
                      **{f"tput_{k}": v for k, v in t.items()}, **{f"p99_{k}": v for k, v in p.items()},
@@ -200,7 +226,7 @@ def headroom(frame: pd.DataFrame) -> pd.DataFrame:
     for (server, workload), rows in frame.groupby(["server", "workload"]):
         durable = rows[~rows["arm"].isin(["default", "non-durable"])]
         tuned = rows[rows["arm"] == "autosys"].iloc[0]
-        entry = {"server": server, "workload": workload}
+        entry = {"server": server, "cluster": rows["cluster"].iloc[0] if "cluster" in rows else SHARED, "workload": workload}
         for metric in ("tput", "p99"):
             best = durable.loc[durable[f"{metric}_ratio"].idxmax()]
             significant = best[f"{metric}_low"] > 1.0 and best[f"{metric}_ratio"] >= 1.0
@@ -227,7 +253,8 @@ def plot(frame: pd.DataFrame, path: Path) -> None:
             high = np.nan_to_num(rows[f"{metric}_high"].to_numpy() - ratios)
             ax.bar(rows["arm"], ratios, yerr=[low, high], capsize=3, color="tab:blue")
             ax.axhline(1.0, color="black", lw=0.8)
-            ax.set_title(f"{server} {workload}\n{title} vs default", fontsize=9)
+            where = " (private)" if "cluster" in rows and rows["cluster"].iloc[0] == PRIVATE else ""
+            ax.set_title(f"{server}{where} {workload}\n{title} vs default", fontsize=9)
             ax.tick_params(axis="x", rotation=45, labelsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -252,30 +279,54 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--analytic-statement-timeout", type=float, default=300.0,
                         help="seconds before an analytic query is cancelled (default-config queries can take tens of s)")
     parser.add_argument("--work", default="/tmp/autosys-db-servers")
+    parser.add_argument("--pg-private", action="store_true",
+                        help="run PostgreSQL on a private throwaway cluster (initdb defaults, restarts allowed: "
+                             "shared_buffers is tuned), created once for the run; the shared server is never touched")
+    parser.add_argument("--tag", default=None,
+                        help="added to the result file names (default: pg_private with --pg-private, else none)")
     parser.add_argument("--quick", action="store_true", help="tiny windows and budgets: checks the pipeline, not the claim")
     args = parser.parse_args(argv)
     if args.quick:
         args.budget, args.rounds, args.seconds, args.warmup = min(args.budget, 4), min(args.rounds, 2), 3.0, 1.0
+    if args.pg_private and args.pg_restart_command:
+        parser.error("--pg-private restarts its own cluster: drop --pg-restart-command")
+    if args.tag is None:
+        args.tag = "pg_private" if args.pg_private else ""
+    if args.tag and not all(c.isalnum() or c in "-_" for c in args.tag):
+        parser.error("--tag: letters, digits, - and _ only (it goes into file names)")
     args.restart_command = {"postgres": args.pg_restart_command, "mysql": args.mysql_restart_command}
+    servers = args.servers.split(",")
     rows = []
-    for server in args.servers.split(","):
-        for workload in args.workloads.split(","):
+    with contextlib.ExitStack() as stack:
+        args.pg_cluster = None
+        if args.pg_private and "postgres" in servers:
+            from autosys_adapters.dbserver.private import private_postgres
+
+            # SIGTERM unwinds like Ctrl-C: the adapters restore and the private cluster is stopped and deleted
+            signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
             try:
-                rows += run_pair(server, workload, args)
+                args.pg_cluster = stack.enter_context(private_postgres(prefix="autosys-db-servers-"))
             except SystemUnavailable as exc:
-                print(f"  {server} {workload}: skipped ({exc})")
+                raise SystemExit(f"--pg-private: {exc}") from None
+            print(f"postgres: private cluster at {args.pg_cluster.url} ({args.pg_cluster.directory})", flush=True)
+        for server in servers:
+            for workload in args.workloads.split(","):
+                try:
+                    rows += run_pair(server, workload, args)
+                except SystemUnavailable as exc:
+                    print(f"  {server} {workload}: skipped ({exc})")
     if not rows:
         print("nothing ran")
         return
     frame = pd.DataFrame(rows)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    suffix = "_quick" if args.quick else ""
+    suffix = (f"_{args.tag}" if args.tag else "") + ("_quick" if args.quick else "")
     frame.to_csv(RESULTS / f"db_servers{suffix}.csv", index=False)
     room = headroom(frame)
     room.to_csv(RESULTS / f"db_servers_headroom{suffix}.csv", index=False)
     plot(frame, RESULTS / f"db_servers{suffix}.png")
     pd.set_option("display.width", 200)
-    print(frame[["server", "workload", "arm", "throughput", "tput_ratio", "tput_low", "tput_high", "p99_ms",
+    print(frame[["server", "cluster", "workload", "arm", "throughput", "tput_ratio", "tput_low", "tput_high", "p99_ms",
                  "p99_ratio", "p99_low", "p99_high", "checkpoints_per_window"]].round(3).to_string(index=False))
     print(room.round(3).to_string(index=False))
 

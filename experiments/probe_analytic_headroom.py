@@ -31,7 +31,8 @@ ratio against a timed-out default is a lower bound, marked `>`).
 Restart-only and global knobs are probed on private throwaway servers, never
 on the shared ones:
 
-    # shared_buffers 128 MB / 1 GB / 4 GB, every query (initdb'd cluster, port 5499, removed after)
+    # shared_buffers 128 MB / 1 GB / 4 GB, every query (initdb'd cluster in that folder, port 5499, removed after
+    # unless --keep; adapters/dbserver/private.py)
     ... probe_analytic_headroom.py --servers "" --private-pg /tmp/pgprobe --csv experiments/results/probe_analytic_headroom_shared_buffers.csv
     # autosys's own path: the analytic mix through PostgresKnobs, shared_buffers default vs 1 GB (restarts)
     ... probe_analytic_headroom.py --servers "" --private-pg /tmp/pgmix --adapter-mix --csv experiments/results/probe_analytic_headroom_mix.csv
@@ -49,12 +50,9 @@ ratios, not times.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -361,14 +359,26 @@ def table(df: pd.DataFrame) -> None:
 
 
 # ----------------------------------------------------------------------------- shared_buffers on a private cluster
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
 PRIVATE_PORT = 5499
 
 
-def _as_postgres(command: str) -> None:
-    """Runs one shell command as the `postgres` OS user (initdb and pg_ctl refuse root)."""
-    subprocess.run(["su", "postgres", "-s", "/bin/sh", "-c", command], check=True, timeout=120,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def _private_cluster(args):
+    """The private cluster of `--private-pg` (adapters/dbserver/private.py): initdb'd there (or reused if kept),
+    autovacuum off, on 127.0.0.1:5499; stopped at the end and deleted unless --keep."""
+    from autosys_adapters.dbserver.private import private_postgres
+
+    return private_postgres(PRIVATE_PORT, directory=args.private_pg, keep=args.keep, settings={"autovacuum": "off"},
+                            prefix="autosys-probe-")
+
+
+def _set_shared_buffers(cluster, size: str) -> None:
+    """ALTER SYSTEM SET shared_buffers and restart the private cluster (never the shared server)."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(cluster.url, autocommit=True) as conn:
+        conn.execute(sql.SQL("ALTER SYSTEM SET shared_buffers = {}").format(sql.Literal(size)))
+    cluster.restart()
 
 
 def probe_shared_buffers(args, rows: list[dict]) -> None:
@@ -378,35 +388,18 @@ def probe_shared_buffers(args, rows: list[dict]) -> None:
     each round restarts it once per config (order alternating), runs every query once to warm the buffers,
     then times each query once. The cluster is stopped at the end (its directory is kept only with --keep).
     """
-    data = Path(args.private_pg)
-    sock = data.parent / (data.name + "-sock")
-    if not (data / "PG_VERSION").exists():
-        for d in (data, sock):
-            d.mkdir(parents=True, exist_ok=True)
-            shutil.chown(d, "postgres", "postgres")
-        _as_postgres(f"{PG_BIN}/initdb -D {data} -A trust -U postgres")
     configs = {"default": "128MB", "shared_buffers_1GB": "1GB", "shared_buffers_4GB": "4GB"}
     queries = [q for q in QUERIES if not args.queries or q in args.queries.split(",")]
-
-    def start(size: str) -> None:
-        _as_postgres(f"{PG_BIN}/pg_ctl -D {data} -w -t 60 -l {data}/server.log -o '-p {PRIVATE_PORT} -k {sock}"
-                     f" -c listen_addresses=127.0.0.1 -c autovacuum=off -c shared_buffers={size}' start")
-
-    def stop() -> None:
-        _as_postgres(f"{PG_BIN}/pg_ctl -D {data} -w -t 60 -m fast stop")
-
-    try:
-        start("128MB")
-        server = Pg(args.timeout, port=PRIVATE_PORT)
+    with _private_cluster(args) as cluster:
+        server = Pg(args.timeout, port=cluster.port)
         server.load(args.rows)
         server.close(drop=False)
-        stop()
         for r in range(args.rounds):
             order = list(configs) if r % 2 == 0 else list(configs)[::-1]
             load = os.getloadavg()[0]
             for c in order:
-                start(configs[c])
-                server = Pg(args.timeout, port=PRIVATE_PORT)
+                _set_shared_buffers(cluster, configs[c])
+                server = Pg(args.timeout, port=cluster.port)
                 server.load(args.rows)  # connects; the data is already there
                 for q in queries:  # warm-up pass: what a long-running server would have in its buffers
                     timed(server, {}, QUERIES[q])
@@ -415,15 +408,8 @@ def probe_shared_buffers(args, rows: list[dict]) -> None:
                     rows.append({"server": "postgres-private", "round": r, "query": q, "config": c, "seconds": seconds,
                                  "timed_out": hit, "load1": load})
                 server.close(drop=False)
-                stop()
             print(f"  private postgres round {r} done, load {load:.2f}", flush=True)
             save(rows)
-    finally:
-        with contextlib.suppress(Exception):
-            stop()
-        if not args.keep:
-            shutil.rmtree(data, ignore_errors=True)
-            shutil.rmtree(sock, ignore_errors=True)
 
 
 def probe_mix_via_adapter(args, rows: list[dict]) -> None:
@@ -432,35 +418,17 @@ def probe_mix_via_adapter(args, rows: list[dict]) -> None:
     private cluster of `--private-pg`; throughput of closed-loop windows in interleaved rounds."""
     from autosys_adapters.dbserver.postgres import PostgresKnobs
 
-    data = Path(args.private_pg)
-    sock = data.parent / (data.name + "-sock")
-    for d in (data, sock):
-        d.mkdir(parents=True, exist_ok=True)
-        shutil.chown(d, "postgres", "postgres")
-    if not (data / "PG_VERSION").exists():
-        _as_postgres(f"{PG_BIN}/initdb -D {data} -A trust -U postgres")
-        with open(data / "postgresql.conf", "a") as conf:  # in the file, not on the command line, so ALTER SYSTEM wins
-            conf.write(f"port = {PRIVATE_PORT}\nunix_socket_directories = '{sock}'\nlisten_addresses = '127.0.0.1'\n"
-                       "autovacuum = off\n")
-    ctl = f"{PG_BIN}/pg_ctl -D {data} -w -t 60 -l {data}/server.log"
-    system = None
-    try:
-        _as_postgres(f"{ctl} start")
-        system = PostgresKnobs(url=f"postgresql://postgres@127.0.0.1:{PRIVATE_PORT}/postgres", workload="analytic",
+    with _private_cluster(args) as cluster:
+        system = PostgresKnobs(url=cluster.url, workload="analytic",
                                records=args.rows, operations=200_000, concurrency=1, seconds=args.mix_seconds,
                                warmup=args.mix_seconds / 4, knobs="shared_buffers", allow_restart=True,
-                               restart_command=f"su postgres -s /bin/sh -c '{ctl} -m fast restart'",
-                               statement_timeout=args.timeout, state_file=str(data.parent / (data.name + "-state.json")))
-        configs = {"default": system.default(), "shared_buffers_1GB": {**system.default(), "shared_buffers": 131_072}}
-        _mix_rounds(system, configs, "postgres-private-mix", args.rounds, rows)
-    finally:
-        if system is not None:
+                               restart_command=cluster.restart_command,
+                               statement_timeout=args.timeout, state_file=str(cluster.directory / "state.json"))
+        try:
+            configs = {"default": system.default(), "shared_buffers_1GB": {**system.default(), "shared_buffers": 131_072}}
+            _mix_rounds(system, configs, "postgres-private-mix", args.rounds, rows)
+        finally:
             system.teardown()
-        with contextlib.suppress(Exception):
-            _as_postgres(f"{ctl} -m fast stop")
-        if not args.keep:
-            shutil.rmtree(data, ignore_errors=True)
-            shutil.rmtree(sock, ignore_errors=True)
 
 
 def _mix_rounds(system, configs: dict[str, dict], server: str, rounds: int, rows: list[dict]) -> None:

@@ -6,7 +6,7 @@ autosys/tuners/cost_aware.py) reach the same quality as cost-blind BO (the
 same BO with plain EI) with at least 30% fewer server restarts?
 
 Setup: a throwaway PostgreSQL cluster (initdb into a temporary folder, its own
-port, stopped and deleted at the end), so restarts disturb no one's server;
+port, stopped and deleted at the end: adapters/dbserver/private.py), so restarts disturb no one's server;
 `--url` with `--restart-command` runs against an existing server instead (the
 adapter restores it exactly as found, restarting if it must). The workload is
 the real pgbench (TPC-B-like, small scale), not durable (`synchronous_commit`
@@ -35,14 +35,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
-import glob
 import json
 import math
-import os
-import shlex
-import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -53,9 +47,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from autosys.core.system import SystemUnavailable  # noqa: E402
 from autosys.run.intervals import interval_of, log_gains  # noqa: E402
 from autosys.run.study import Study  # noqa: E402
 from autosys.tuners.cost_aware import count_changes  # noqa: E402
+from autosys_adapters.dbserver.private import private_postgres  # noqa: E402
 
 RESULTS = REPO / "experiments" / "results"
 KNOBS = "shared_buffers,wal_buffers,synchronous_commit,commit_delay,wal_writer_delay,bgwriter_delay"
@@ -63,44 +59,6 @@ ARMS = {
     "cost-blind": ("bo", {"acquisition": "ei"}),
     "cost-aware": ("autosys.tuners.cost_aware:CostAwareBO", {}),
 }
-
-
-# ----------------------------------------------------------------------------- a throwaway cluster
-def _pg_bin(name: str) -> str:
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    path = found[-1] if found else shutil.which(name)
-    if not path:
-        sys.exit(f"error: PostgreSQL's {name} is not installed (Debian: apt install postgresql); or pass --url and --restart-command")
-    return path
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def throwaway_cluster():
-    """initdb + start a private cluster on a free port; yields (url, restart command); stops and deletes it."""
-    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []  # postgres refuses to run as root
-    root = Path(tempfile.mkdtemp(prefix="autosys-restart-cost-"))
-    data, log = root / "data", root / "server.log"
-    if as_postgres:
-        shutil.chown(root, "postgres")
-    port = _free_port()
-    pg_ctl = _pg_bin("pg_ctl")
-    try:
-        subprocess.run([*as_postgres, _pg_bin("initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync"],
-                       check=True, capture_output=True, timeout=120)
-        subprocess.run([*as_postgres, pg_ctl, "-D", str(data), "-l", str(log), "-w", "start",
-                        "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1"],
-                       check=True, capture_output=True, timeout=120)
-        restart = shlex.join([*as_postgres, pg_ctl, "-D", str(data), "-l", str(log), "-w", "-m", "fast", "restart"])
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres", restart, root
-    finally:
-        subprocess.run([*as_postgres, pg_ctl, "-D", str(data), "-w", "-m", "immediate", "stop"], capture_output=True, timeout=120)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 # ----------------------------------------------------------------------------- one study
@@ -204,7 +162,11 @@ def main(argv=None) -> int:
         if args.url:
             url, restart, root = args.url, args.restart_command, Path(stack.enter_context(tempfile.TemporaryDirectory()))
         else:
-            url, restart, root = stack.enter_context(throwaway_cluster())
+            try:
+                cluster = stack.enter_context(private_postgres(prefix="autosys-restart-cost-"))
+            except SystemUnavailable as exc:
+                sys.exit(f"error: {exc}; or pass --url and --restart-command")
+            url, restart, root = cluster.url, cluster.restart_command, cluster.directory
         workload = root / "pgbench.json"
         workload.write_text(json.dumps({"kind": "pgbench", "scale": args.scale, "concurrency": 4, "jobs": 2}))
         options = {"url": url, "workload": str(workload), "allow_restart": True, "restart_command": restart,
