@@ -17,13 +17,16 @@ For each distinct conv layer of ResNet-50 at 224x224, batch 1 (issue 22):
     interleaved in one process, every result checked against a float64
     reference, at each thread count;
   * the ratio tuned / best oneDNN layout in GFLOP/s (>= 0.9 is the target),
-    and every number beside the measured fp32 peak (adapters/kernels/peak.py).
+    and every number beside the measured fp32 peak (adapters/kernels/peak.py);
+    with its 95% interval from the paired rounds (sample i of each kernel ran
+    in round i, side by side) and a verdict against 0.9: above (the interval
+    lies at or above it), below, or open (the interval straddles it).
 
 The generated kernels compute unpadded convolutions. A padded layer is the
 same problem on an input padded once ahead (both sides get the padded
 input). One-thread times are this thread's CPU time; two-thread times are wall time.
 
-Writes experiments/results/kernel_vs_onednn.csv and .png.
+Writes experiments/results/kernel_vs_onednn.csv, _samples.csv (every timed sample, by round) and .png.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from autosys_adapters.kernels import onednn  # noqa: E402
 from autosys_adapters.kernels.peak import peak  # noqa: E402
 from autosys_adapters.kernels.runner import KernelFailed  # noqa: E402
 from autosys_adapters.kernels.system import KernelSchedule  # noqa: E402
+from autosys.run.intervals import interval_of, log_gains  # noqa: E402
 from autosys.run.selection import rank_configs  # noqa: E402
 from autosys.run.study import Study  # noqa: E402
 
@@ -54,6 +58,8 @@ RESULTS = ROOT / "experiments" / "results"
 TRANSFERRED = 4
 #: a study's best configs re-measured side by side to pick its answer
 FINALISTS = 3
+#: the issue's target: tuned at least this share of the best oneDNN layout's speed
+TARGET = 0.9
 
 #: ResNet-50 v1.5 (torchvision) conv layers at 224x224, batch 1: name -> (C, H_in, K, kernel, stride, pad);
 #: repeated blocks share shapes, so each distinct shape appears once
@@ -132,6 +138,24 @@ def compare(shape: tuple[int, ...], config: dict, threads: int, repeats: int) ->
     return system.measure_sources(sources, numpy=True, flags=flags)
 
 
+def paired_speed(tuned: dict, other: dict) -> dict:
+    """Tuned's speed over `other`'s from their samples of the same rounds: geometric mean ratio, 95% interval,
+    and the verdict against `TARGET` (a slow kernel may have fewer rounds: the rounds both ran)."""
+    n = min(len(tuned.get("samples", ())), len(other.get("samples", ())))
+    logs = log_gains(list(zip(tuned["samples"][:n], other["samples"][:n])), maximize=False) if n else None
+    if logs is None or len(logs) < 2:
+        return {"ratio": math.nan, "low": math.nan, "high": math.nan, "verdict": "open", "pairs": n}
+    ci = interval_of(logs)
+    verdict = "above" if ci.low >= TARGET else "below" if ci.high < TARGET else "open"
+    return {"ratio": ci.ratio, "low": ci.low, "high": ci.high, "verdict": verdict, "pairs": n}
+
+
+def sample_rows(layer: str, threads: int, report: dict[str, dict]) -> list[dict]:
+    """One row per timed sample: what a later analysis needs to pair rounds again."""
+    return [{"layer": layer, "threads": threads, "kernel": name, "round": i, "seconds": float(t)}
+            for name, r in report.items() for i, t in enumerate(r.get("samples", ()))]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--budget", type=int, default=30)
@@ -154,7 +178,7 @@ def main(argv: list[str] | None = None) -> None:
     ceiling = peak()
     print(f"peak (measured, one core, {ceiling.isa}): {ceiling.gflops_per_core:.1f} GFLOP/s "
           f"({ceiling.flops_per_cycle:.1f} flops/cycle at the nominal {ceiling.nominal_mhz:.0f} MHz)", flush=True)
-    rows = []
+    rows, samples = [], []
     winners: dict[int, list[dict]] = {t: [] for t in threads_list}  # per thread count, newest first
     with tempfile.TemporaryDirectory(prefix="autosys-onednn-") as tmp:
         for name in layers:
@@ -173,7 +197,12 @@ def main(argv: list[str] | None = None) -> None:
                     rows.append({**row, "note": f"failed: {exc}"[:200]})
                     continue
                 gflops = {n: r_.get("gflops", math.nan) for n, r_ in report.items()}
-                best_dnnl = max(gflops[f"onednn-{lay}"] for lay in onednn.LAYOUTS)
+                best_layout = max(onednn.LAYOUTS, key=lambda lay: gflops[f"onednn-{lay}"])
+                best_dnnl = gflops[f"onednn-{best_layout}"]
+                paired = paired_speed(report["tuned"], report[f"onednn-{best_layout}"])
+                samples += sample_rows(name, threads, report)
+                row.update(onednn_best_layout=best_layout, paired_ratio=paired["ratio"], paired_low=paired["low"],
+                           paired_high=paired["high"], paired_rounds=paired["pairs"], verdict=paired["verdict"])
                 row.update({f"{n}_gflops": v for n, v in gflops.items()})
                 row.update(algo=best.get("algo", "direct"), layout=best.get("gemm_layout", ""), tuned_vs_onednn=gflops["tuned"] / best_dnnl,
                            default_vs_onednn=gflops["default"] / best_dnnl, tuned_vs_onednn_nchw=gflops["tuned"] / gflops["onednn-nchw"],
@@ -184,11 +213,13 @@ def main(argv: list[str] | None = None) -> None:
                 rows.append(row)
                 print(f"  {name} t{threads}: tuned {gflops['tuned']:.1f}, oneDNN best {best_dnnl:.1f} "
                       f"(nchw {gflops['onednn-nchw']:.1f}), im2col+BLAS {gflops.get('numpy', math.nan):.1f} GFLOP/s; "
-                      f"ratio {row['tuned_vs_onednn']:.2f}; peak {ceiling.gflops(threads):.0f}", flush=True)
+                      f"ratio {row['tuned_vs_onednn']:.2f} (paired {paired['ratio']:.2f} [{paired['low']:.2f}, "
+                      f"{paired['high']:.2f}]: {paired['verdict']} {TARGET}); peak {ceiling.gflops(threads):.0f}", flush=True)
     frame = pd.DataFrame(rows)
     RESULTS.mkdir(parents=True, exist_ok=True)
     suffix = ("_quick" if args.quick else "") + (f"_{args.tag}" if args.tag else "")
     frame.to_csv(RESULTS / f"kernel_vs_onednn{suffix}.csv", index=False)
+    pd.DataFrame(samples).to_csv(RESULTS / f"kernel_vs_onednn{suffix}_samples.csv", index=False)
     summarize(frame)
     plot(frame, RESULTS / f"kernel_vs_onednn{suffix}.png")
 
@@ -196,7 +227,8 @@ def main(argv: list[str] | None = None) -> None:
 def summarize(frame: pd.DataFrame) -> None:
     pd.set_option("display.width", 220)
     cols = [c for c in ("layer", "threads", "algo", "layout", "default_gflops", "tuned_gflops", "onednn-nchw_gflops", "onednn-nhwc_gflops", "onednn-any_gflops",
-                        "numpy_gflops", "peak_gflops", "default_vs_onednn", "tuned_vs_onednn", "note") if c in frame]
+                        "numpy_gflops", "peak_gflops", "default_vs_onednn", "tuned_vs_onednn", "paired_low", "paired_high",
+                        "verdict", "note") if c in frame]
     print(frame[cols].round(2).to_string(index=False))
     for threads, rows in frame.groupby("threads"):
         ratios = rows["tuned_vs_onednn"] if "tuned_vs_onednn" in rows else pd.Series(dtype=float)
@@ -205,6 +237,10 @@ def summarize(frame: pd.DataFrame) -> None:
         geo = float(np.exp(np.log(finite).mean())) if len(finite) else math.nan
         print(f"threads {threads}: tuned >= 0.9x oneDNN on {met}/{len(rows)} distinct shapes (target: two thirds); "
               f"geometric mean ratio over the {len(finite)} measured: {geo:.2f}")
+        if "verdict" in rows:
+            counts = rows["verdict"].value_counts()
+            print(f"  by the paired 95% interval against {TARGET}: above on {int(counts.get('above', 0))}, open on "
+                  f"{int(counts.get('open', 0))}, below on {int(counts.get('below', 0))}")
         if "default_vs_onednn" in rows:
             base = rows["default_vs_onednn"].dropna()
             print(f"  the default schedule alone: >= 0.9x on {int((base >= 0.9).sum())}/{len(rows)}, geometric mean "
