@@ -1,25 +1,15 @@
 """experiments/kernel_vs_onednn.py judges each layer by the paired interval of its rounds, not by medians alone."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.experiment_modules import experiment_module
+
 
 
 @pytest.fixture(scope="module")
 def kvo():
-    spec = importlib.util.spec_from_file_location("kernel_vs_onednn_experiment", ROOT / "experiments" / "kernel_vs_onednn.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    try:
-        spec.loader.exec_module(module)
-        yield module
-    finally:
-        sys.modules.pop(spec.name, None)
+    yield from experiment_module("kernel_vs_onednn")
 
 
 def test_a_steady_gain_is_above_the_target(kvo):

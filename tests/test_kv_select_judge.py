@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.experiment_modules import experiment_module
+
 ORACLE = {"engine": "oracle"}
 
 
 @pytest.fixture(scope="module")
 def kv():
-    spec = importlib.util.spec_from_file_location("kv_select_experiment", ROOT / "experiments" / "kv_select.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    try:
-        spec.loader.exec_module(module)
-        yield module
-    finally:
-        sys.modules.pop(spec.name, None)
+    yield from experiment_module("kv_select")
 
 
 class Fake:

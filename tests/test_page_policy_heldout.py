@@ -9,31 +9,21 @@ reproducible.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
+
+from tests.experiment_modules import experiment_module
 
 pytest.importorskip("numba", reason="the page-cache simulator compiles its kernels with numba")
 
 from autosys_adapters.pagecache import traces as T  # noqa: E402
 from autosys_adapters.pagecache.simulator import PreparedTrace, simulate  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def pp():
-    spec = importlib.util.spec_from_file_location("page_policy_experiment", ROOT / "experiments" / "page_policy.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
-    try:
-        spec.loader.exec_module(module)
-        yield module
-    finally:
-        sys.modules.pop(spec.name, None)
+    yield from experiment_module("page_policy")
 
 
 def test_tuning_split_keeps_both_parts(pp):
