@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from autosys_adapters.dbserver.postgres import PostgresKnobs  # noqa: E402
+from autosys_adapters.workloads.pgbench import debian_pg_binaries  # noqa: E402
 from autosys.core.system import SystemUnavailable  # noqa: E402
 
 RESULTS = ROOT / "experiments" / "results"
@@ -67,7 +68,7 @@ def cpu_split(before: list[int], after: list[int]) -> dict[str, float]:
 
 def fsync_latency_us() -> float | None:
     """pg_test_fsync's fdatasync latency for one 8 kB write, where the tool is installed."""
-    binary = shutil.which("pg_test_fsync") or next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_test_fsync"))), None)
+    binary = shutil.which("pg_test_fsync") or next(iter(debian_pg_binaries("pg_test_fsync")), None)
     if binary is None:
         return None
     try:

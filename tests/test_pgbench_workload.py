@@ -63,3 +63,19 @@ def test_a_real_pgbench_trial(tmp_path):
     with psycopg.connect(URL, autocommit=True) as conn:
         left = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
     assert left is None
+
+
+def test_newest_debian_install_wins_by_version_not_by_text(tmp_path, monkeypatch):
+    """/usr/lib/postgresql/15 is newer than 9.6 (as strings "15" < "9.6": the old sort picked 9.6)."""
+    from autosys_adapters.workloads import pgbench as module
+
+    for version in ("9.6", "15", "13"):
+        folder = tmp_path / version / "bin"
+        folder.mkdir(parents=True)
+        (folder / "pgbench").write_text("#!/bin/sh\n")
+        (folder / "pgbench").chmod(0o755)
+    (tmp_path / "16" / "bin").mkdir(parents=True)  # a newer version without the client: skipped
+    monkeypatch.setattr(module, "DEBIAN_BIN_GLOB", str(tmp_path / "*" / "bin"))
+    monkeypatch.setattr(module.shutil, "which", lambda name: None)
+    assert module.debian_pg_binaries("pgbench") == [str(tmp_path / v / "bin" / "pgbench") for v in ("15", "13", "9.6")]
+    assert module.pgbench_binary() == str(tmp_path / "15" / "bin" / "pgbench")

@@ -16,6 +16,7 @@ psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is not installed (pip
 
 from autosys.core.system import SystemUnavailable  # noqa: E402
 from autosys_adapters.dbserver import private  # noqa: E402
+from autosys_adapters.workloads import pgbench  # noqa: E402
 from autosys_adapters.dbserver.private import port_in_use, private_postgres  # noqa: E402
 
 
@@ -63,7 +64,7 @@ def test_an_exception_inside_the_block_still_removes_the_cluster(available, erro
 def test_missing_binaries_say_what_to_install(tmp_path, monkeypatch):
     with pytest.raises(SystemUnavailable, match="apt install postgresql"):
         private.find_pg_binary("initdb", bin_dir=tmp_path)
-    monkeypatch.setattr(private, "DEBIAN_BIN_GLOB", str(tmp_path / "none" / "*" / "bin"))
+    monkeypatch.setattr(pgbench, "DEBIAN_BIN_GLOB", str(tmp_path / "none" / "*" / "bin"))
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(SystemUnavailable, match="initdb was not found"):
         with private_postgres():

@@ -23,10 +23,8 @@ newest version; Debian's layout, where they are not on PATH) or on PATH.
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
 import pwd
-import re
 import shlex
 import shutil
 import signal
@@ -39,9 +37,8 @@ from pathlib import Path
 from typing import Iterator, Mapping
 
 from autosys.core.system import SystemUnavailable
+from autosys_adapters.workloads.pgbench import DEBIAN_BIN_GLOB, debian_pg_binaries
 
-#: where Debian/Ubuntu install the server binaries (not on PATH there)
-DEBIAN_BIN_GLOB = "/usr/lib/postgresql/*/bin"
 #: the file (in the data folder, included from postgresql.conf) that holds the address and the caller's settings;
 #: postgresql.auto.conf is read after it, so ALTER SYSTEM still wins (the adapter's restart-only knobs)
 CONF_NAME = "autosys_private.conf"
@@ -50,11 +47,6 @@ INSTALL_HINT = ("install PostgreSQL's server binaries (Debian/Ubuntu: apt instal
 
 
 # ----------------------------------------------------------------------------- finding what to run
-def _version_key(path: Path) -> tuple:
-    """Sort key of /usr/lib/postgresql/<version>/bin: numerically, so 15 comes after 9.6."""
-    return tuple(int(p) if p.isdigit() else 0 for p in re.split(r"[.]", path.parent.name))
-
-
 def find_pg_binary(name: str, bin_dir: str | os.PathLike | None = None) -> str:
     """The path of PostgreSQL's `name` (initdb, pg_ctl): in `bin_dir` if given, else the newest
     /usr/lib/postgresql/<version>/bin, else on PATH. Raises `SystemUnavailable` saying what to install."""
@@ -63,9 +55,9 @@ def find_pg_binary(name: str, bin_dir: str | os.PathLike | None = None) -> str:
         if path.is_file() and os.access(path, os.X_OK):
             return str(path)
         raise SystemUnavailable(f"PostgreSQL's {name} is not in {bin_dir}: {INSTALL_HINT}")
-    for directory in sorted((Path(p) for p in glob.glob(DEBIAN_BIN_GLOB)), key=_version_key, reverse=True):
-        if (directory / name).is_file() and os.access(directory / name, os.X_OK):
-            return str(directory / name)
+    newest = debian_pg_binaries(name)
+    if newest:
+        return newest[0]
     found = shutil.which(name)
     if found:
         return found

@@ -34,13 +34,28 @@ MODES = {"tpcb-like": [], "simple-update": ["-N"], "select-only": ["-S"]}
 _OPTION_VALUE = re.compile(r"^[A-Za-z0-9_.+\-]+$")  # a number or an enum word: nothing libpq would re-split
 
 
+#: where Debian/Ubuntu install PostgreSQL's programs (not on PATH there), one folder per major version
+DEBIAN_BIN_GLOB = "/usr/lib/postgresql/*/bin"
+
+
+def _version_key(directory: Path) -> tuple[int, ...]:
+    """Sort key of /usr/lib/postgresql/<version>/bin: numeric, so 15 comes after 9.6 (as strings it came before)."""
+    return tuple(int(part) if part.isdigit() else 0 for part in directory.parent.name.split("."))
+
+
+def debian_pg_binaries(name: str) -> list[str]:
+    """The executables called `name` in /usr/lib/postgresql/<version>/bin, newest version first."""
+    folders = sorted((Path(p) for p in glob.glob(DEBIAN_BIN_GLOB)), key=_version_key, reverse=True)
+    return [str(f / name) for f in folders if (f / name).is_file() and os.access(f / name, os.X_OK)]
+
+
 def pgbench_binary() -> str | None:
-    """The pgbench executable, or None when PostgreSQL's client tools are not installed."""
+    """The pgbench executable (on PATH, else the newest Debian install), or None when the client tools are missing."""
     found = shutil.which("pgbench")
     if found:
         return found
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pgbench"))
-    return candidates[-1] if candidates else None
+    candidates = debian_pg_binaries("pgbench")
+    return candidates[0] if candidates else None
 
 
 @dataclass(frozen=True)
