@@ -398,9 +398,29 @@ class BayesOpt(Tuner):
             score = scores[names[which]]
         else:
             score = scores[names[0]]
-        order = np.argsort(-score, kind="stable")
+        # best score first; among equal scores the candidate farthest from every tried config (`_novelty`)
+        order = np.lexsort((-self._novelty(allc), -score))
         order = order[np.isfinite(score[order])]  # -inf: dropped as much likelier to fail than the safest (`_scores`)
         return self._first_new(order, allc)
+
+    def _novelty(self, encoded: np.ndarray) -> np.ndarray:
+        """Each candidate's distance (in model features) to the nearest tried or pending config: `_pick`'s tie-break.
+
+        A forest predicts the same for every config in one leaf of each tree,
+        so knobs it never split on (never varied, or varied without effect)
+        tie; the first tied candidate won, in effect a random one, and a KV
+        study's forest spent its proposals on LMDB variants that never turned
+        on `writemap`, the knob that mattered under a memory cap. Among
+        configs the model cannot tell apart, the one least like anything
+        measured teaches the most. A GP's scores rarely tie, so it is unchanged.
+        """
+        told = [t.config for t, _ in self.history] + [t.config for t in self.pending.values()]
+        if not told:
+            return np.zeros(len(encoded))
+        F = self.encoder.features(encoded)
+        T = self.encoder.features(self.encoder.snap(np.array([self.space.encode(c) for c in told])))
+        d2 = (F * F).sum(1)[:, None] + (T * T).sum(1)[None, :] - 2.0 * F @ T.T
+        return np.sqrt(np.maximum(d2.min(1), 0.0))
 
     def _first_new(self, order: np.ndarray, encoded: np.ndarray, look: int = 200) -> Config | None:
         """The best-ranked candidate (rows of `encoded`, in `order`) not yet tried and valid, among `look` distinct rows.
@@ -470,3 +490,37 @@ class ForestBayesOpt(BayesOpt):
     def __init__(self, space: Space, *, surrogate: str = "rf", acquisition: str = "ei", random_fraction: float = 0.2,
                  **kwargs: Any):
         super().__init__(space, surrogate=surrogate, acquisition=acquisition, random_fraction=random_fraction, **kwargs)
+
+    def _feasibility(self):
+        """P(success) at candidates from a forest classifier of failed vs completed trials; None when nothing failed.
+
+        The kernel estimate of `BayesOpt` is smooth in every knob: a config one
+        untried flag away from the measured ones is "far" from all of them, so
+        its P(success) fell to the overall success rate, and expected
+        improvement times it favoured near-copies of what had run. A KV study
+        under a memory cap (engines over the cap fail) re-ran LMDB variants and
+        never turned on `writemap`. A forest, like the surrogate, splits on the
+        knobs that decide failure (the engine) and is flat in the rest, where
+        `_novelty` then breaks the tie.
+        """
+        told = [(t.config, r.ok) for t, r in self.history]
+        ok = np.array([o for _, o in told], bool)
+        if ok.all() or not ok.any():
+            return None
+        from sklearn.ensemble import RandomForestClassifier
+
+        F = self.encoder.features(self.encoder.snap(np.array([self.space.encode(c) for c, _ in told])))
+        seed = np.random.default_rng([0 if self.seed is None else int(self.seed), len(told), 104729])
+        forest = RandomForestClassifier(n_estimators=50, max_features=0.8, random_state=int(seed.integers(2**31 - 1)),
+                                        n_jobs=1).fit(F, ok)
+        column = list(forest.classes_).index(True)
+
+        def p_ok(U_cand: np.ndarray) -> np.ndarray:
+            X32 = np.ascontiguousarray(self.encoder.features(U_cand), dtype=np.float32)
+            shares = []
+            for tree in forest.estimators_:  # tree_.predict: sklearn's per-call checks dominate for 50 small trees
+                counts = tree.tree_.predict(X32).reshape(len(X32), -1)  # one output: (rows, classes)
+                shares.append(counts[:, column] / np.maximum(counts.sum(1), 1e-12))
+            return np.mean(shares, axis=0)
+
+        return p_ok
