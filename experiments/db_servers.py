@@ -9,6 +9,8 @@ For each server and workload (issue 18):
   1. a study of `--budget` trials with the default tuner, durability on (the
      study's own measurement windows are its fidelity rungs: short is cheap);
      optionally a long `--long-budget` study as a reference for the headroom;
+     The study measures the expert rules' config first, right after the
+     default (`--no-start-expert`: from the default alone);
   2. the arms: the server's default, the expert heuristic for the workload
      type (PGTune's formulas; MariaDB's InnoDB sizing guidance;
      adapters/dbserver/expert.py), the autosys answer, the long study's answer,
@@ -121,11 +123,12 @@ def expert_arm(system, workload: str) -> dict | None:
     return dict(expert.config)
 
 
-def tuned_arm(system, directory: Path, budget: int, seed: int) -> tuple[dict, float]:
+def tuned_arm(system, directory: Path, budget: int, seed: int, start_from: list[dict] = ()) -> tuple[dict, float]:
+    """The answer of a `budget`-trial study with the default tuner (`start_from`: configs it measures first)."""
     if directory.exists():
         shutil.rmtree(directory)
     start = time.perf_counter()
-    study = Study.create(directory, system, tuner="meta", budget=budget, seed=seed).run()
+    study = Study.create(directory, system, tuner="meta", budget=budget, seed=seed, start_from=start_from).run()
     best = dict(study.best.config)
     study.close()
     return best, time.perf_counter() - start
@@ -165,7 +168,10 @@ def run_pair(server: str, workload: str, args) -> list[dict]:
             arms["expert"] = expert
         private = "-private" if cluster_of(server, args) == PRIVATE else ""
         study_dir = Path(args.work) / f"{server}{private}-{workload}"
-        arms["autosys"], seconds = tuned_arm(tuning, study_dir, args.budget, args.seed)
+        # the expert's config is the study's first proposal (--start-expert): a tuner a user runs starts from
+        # the rules they would apply anyway; without it a study found PGTune-like configs too late to race them
+        start_from = [expert] if expert is not None and args.start_expert else []
+        arms["autosys"], seconds = tuned_arm(tuning, study_dir, args.budget, args.seed, start_from)
         print(f"  {server} {workload}: {args.budget}-trial study took {seconds:.0f} s", flush=True)
         if args.long_budget:
             arms["long study"], _ = tuned_arm(tuning, study_dir.with_name(study_dir.name + "-long"), args.long_budget, args.seed + 1)
@@ -212,11 +218,18 @@ def run_pair(server: str, workload: str, args) -> list[dict]:
         s_ = samples[name]
         t, p = gain(s_["throughput"], base["throughput"], True), gain(s_["p99_ms"], base["p99_ms"], False)
         checkpoints = np.asarray(s_["checkpoints"], dtype=float)
+        # paired against the expert arm too: "autosys never significantly below the expert rules"
+        vs = {}
+        if "expert" in samples:
+            expert = samples["expert"]
+            vs = {**{f"tput_vs_expert_{k}": v for k, v in gain(s_["throughput"], expert["throughput"], True).items()},
+                  **{f"p99_vs_expert_{k}": v for k, v in gain(s_["p99_ms"], expert["p99_ms"], False).items()}}
         rows.append({"server": server, "cluster": cluster_of(server, args), "workload": workload, "arm": name, "rate": rate,
+                     "study_start": "expert" if start_from else "default",
                      "throughput": float(np.median(s_["throughput"])), "p99_ms": float(np.median(s_["p99_ms"])),
                      "checkpoints_per_window": float(np.nanmedian(checkpoints)) if np.isfinite(checkpoints).any() else math.nan,
                      **{f"tput_{k}": v for k, v in t.items()}, **{f"p99_{k}": v for k, v in p.items()},
-                     "config": " ".join(f"{k}={v}" for k, v in configs[name].items() if configs["default"].get(k) != v)})
+                     **vs, "config": " ".join(f"{k}={v}" for k, v in configs[name].items() if configs["default"].get(k) != v)})
     return rows
 
 
@@ -233,6 +246,11 @@ def headroom(frame: pd.DataFrame) -> pd.DataFrame:
             share = math.log(tuned[f"{metric}_ratio"]) / math.log(best[f"{metric}_ratio"]) if best[f"{metric}_ratio"] > 1 else math.nan
             entry.update({f"{metric}_best_arm": best["arm"], f"{metric}_best_ratio": best[f"{metric}_ratio"],
                           f"{metric}_headroom_significant": bool(significant), f"{metric}_taken": share})
+            if f"{metric}_vs_expert_ratio" in tuned:  # autosys / expert, paired by round, with its interval
+                entry.update({f"{metric}_autosys_vs_expert": tuned[f"{metric}_vs_expert_ratio"],
+                              f"{metric}_autosys_vs_expert_low": tuned[f"{metric}_vs_expert_low"],
+                              f"{metric}_autosys_vs_expert_high": tuned[f"{metric}_vs_expert_high"],
+                              f"{metric}_autosys_below_expert": bool(tuned[f"{metric}_vs_expert_high"] < 1.0)})
         out.append(entry)
     return pd.DataFrame(out)
 
@@ -284,6 +302,8 @@ def main(argv: list[str] | None = None) -> None:
                              "shared_buffers is tuned), created once for the run; the shared server is never touched")
     parser.add_argument("--tag", default=None,
                         help="added to the result file names (default: pg_private with --pg-private, else none)")
+    parser.add_argument("--start-expert", action=argparse.BooleanOptionalAction, default=True,
+                        help="the autosys study measures the expert rules' config first, after the default (default: on)")
     parser.add_argument("--quick", action="store_true", help="tiny windows and budgets: checks the pipeline, not the claim")
     args = parser.parse_args(argv)
     if args.quick:

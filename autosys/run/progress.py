@@ -25,7 +25,7 @@ from autosys.core.units import better_text, format_quantity
 logger = logging.getLogger("autosys.study")
 
 #: sources of trials no tuner proposed, named in the line
-_NAMED_SOURCES = ("default", "intensify", "confirm")
+_NAMED_SOURCES = ("default", "intensify", "confirm", "start")
 #: an error longer than this is cut in the one-line form
 MAX_ERROR = 200
 

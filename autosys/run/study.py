@@ -69,6 +69,7 @@ from autosys.tuners.base import Tuner, warm_start_entry
 FINISHED = (TrialState.COMPLETE, TrialState.FAILED, TrialState.TIMED_OUT, TrialState.PRUNED)
 #: the storage event kind of a staged trial's value at one rung (autosys/run/multifidelity.py)
 INTERMEDIATE = "intermediate"
+START = "start"  # the source of a `start_from` config
 
 
 class StudyError(RuntimeError):
@@ -149,8 +150,15 @@ class Study:
         intensify: bool = True,
         multifidelity: MultiFidelity | Mapping[str, Any] | bool | None = None,
         allow_risky: Sequence[str] | str = (),
+        start_from: Sequence[Mapping[str, Any]] = (),
     ) -> "Study":
         """Start a new study in `directory` (new, or empty; see `claim_directory`).
+
+        start_from: configs to measure first, right after the default (an
+        expert's rules, last year's production config): each a mapping of
+        knobs, the others at their defaults. They are the tuner's first asks
+        (kept in its saved state, so a resumed study still runs them), told
+        to it and raced against the incumbent like any proposal.
 
         unique: when `directory` exists already, make DIR-2, DIR-3, ... instead
         of refusing (the CLI's default name, so runs started in one second get a study each).
@@ -205,6 +213,12 @@ class Study:
                 pinned = ", ".join(f"{k}={v}" for k, v in fixed_clean.items())
                 raise InvalidConfig(f"pinning {pinned} leaves no valid config: {exc}") from None
         tuner_obj = _build_tuner(tuner, tuner_space, system_obj, seed, tuner_options)
+        for i, config in enumerate(start_from):
+            try:
+                start = tuner_space.complete({k: v for k, v in dict(config).items() if k not in fixed_clean})
+                tuner_obj.enqueue(start, source=START)
+            except InvalidConfig as exc:
+                raise InvalidConfig(f"start_from[{i}] is not a config of {system_obj.name}'s tuned space: {exc}") from None
         schedule = None
         try:
             settings = MultiFidelity.from_json(multifidelity)
