@@ -101,3 +101,25 @@ def test_forest_design_deals_a_branch_s_choices():
         syncs = [c["b_sync"] for c in rows if c["engine"] == "b"]
         balanced += abs(syncs.count(True) - syncs.count(False)) <= 1
     assert balanced == 10
+
+
+def design_covers_every_branch_early(seeds=range(10)) -> int:
+    """Seeds whose first three design rows (a 12-row design) take all three engines."""
+    covered = 0
+    for seed in seeds:
+        tuner = ForestBayesOpt(branchy_space(), seed=seed, n_initial=12, random_fraction=0.0)
+        engines = set()
+        for i in range(3):
+            trial = tuner.ask()
+            engines.add(trial.config["engine"])
+            tuner.tell(trial, Result.complete(float(i)))
+        covered += engines == {"a", "b", "c"}
+    return covered
+
+
+def test_forest_design_visits_every_branch_first(monkeypatch):
+    """The knob that picks the branch is dealt too: the first rows of the design visit every engine."""
+    assert design_covers_every_branch_early() == 10
+    # the companion: the hypercube alone spreads each engine over the whole design, in no order
+    monkeypatch.setattr(ForestBayesOpt, "_branch_roots", lambda self: set())
+    assert design_covers_every_branch_early() < 10
