@@ -463,3 +463,21 @@ def test_a_second_race_gets_the_third_re_run_pair_the_mean_needs():
     assert next_rerun(trials, objective, 30) == fast
     state = race_state(trials + [run(20, fast, 950000)], objective, budget=30)
     assert state.configs[state.incumbent] == fast and state.challenger is None
+
+
+def test_one_difference_is_not_enough_to_call_a_config_risky(monkeypatch):
+    """A default's two runs 6% apart (one degree of freedom) gave a bound 1.4x its mean: 20% under its cap read risky."""
+    objective = Objective("ops", "maximize", limits=(Limit("mb", max=4.0),))
+    base, slow = {"kind": "base"}, {"kind": "slow"}
+    two_runs = [run_of(0, base, 515.0, "default", mb=3.27), run_of(1, base, 488.0, mb=3.09)]
+    assert limit_risk(two_runs, {"base": two_runs}, objective) is None
+    with monkeypatch.context() as patch:  # the companion: judged from one difference, as before
+        patch.setattr("autosys.run.intensify.RISK_DF", 1)
+        assert limit_risk(two_runs, {"base": two_runs}, objective) is not None
+    trials = [two_runs[0], run_of(1, slow, 76.0, "random", mb=2.57), run_of(2, base, 488.0, mb=3.09)]
+    assert race_state(trials, objective, budget=30).configs[race_state(trials, objective, budget=30).incumbent] == base
+    # with a second config run twice (two degrees of freedom) the bound judges, and this default has room
+    more = {"base": two_runs, "slow": [run_of(3, slow, 76.0, mb=2.57), run_of(4, slow, 75.0, mb=2.62)]}
+    assert limit_risk(two_runs, more, objective) is None
+    near = [run_of(5, {"kind": "near"}, 600.0, mb=3.9)]
+    assert limit_risk(near, more, objective) is not None  # 3.9 MB under a 4 MB cap is still at risk
