@@ -475,7 +475,8 @@ def test_one_difference_is_not_enough_to_call_a_config_risky(monkeypatch):
         patch.setattr("autosys.run.intensify.RISK_DF", 1)
         assert limit_risk(two_runs, {"base": two_runs}, objective) is not None
     trials = [two_runs[0], run_of(1, slow, 76.0, "random", mb=2.57), run_of(2, base, 488.0, mb=3.09)]
-    assert race_state(trials, objective, budget=30).configs[race_state(trials, objective, budget=30).incumbent] == base
+    state = race_state(trials, objective, budget=30)
+    assert state.configs[state.incumbent] == base
     # with a second config run twice (two degrees of freedom) the bound judges, and this default has room
     more = {"base": two_runs, "slow": [run_of(3, slow, 76.0, mb=2.57), run_of(4, slow, 75.0, mb=2.62)]}
     assert limit_risk(two_runs, more, objective) is None
